@@ -1,0 +1,37 @@
+# Thin wrappers: every target calls `paddy` from the project's own .venv.
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXP ?=
+RUNS ?=
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test train ensemble list
+
+help: ## show these targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## make .venv and install paddy with its test tools (skipped when up to date)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: install ## run the whole pipeline offline on scikit-learn's digits → submissions/demo.csv
+	$(BIN)/paddy demo
+
+test: install ## run the test suite (CPU, no network)
+	$(BIN)/pytest
+
+train: install ## fine-tune one experiment: make train EXP=convnext_small_rect [ARGS='--set epochs=1 --data DIR']
+	@test -n "$(EXP)" || { echo "make train needs EXP=NAME: see make list"; exit 2; }
+	$(BIN)/paddy train $(EXP) $(ARGS)
+
+ensemble: install ## average runs into submissions/: make ensemble [RUNS='convnext*'] [ARGS='--vote --name NAME']
+	$(BIN)/paddy ensemble $(RUNS) $(ARGS)
+
+list: install ## show every experiment as a table
+	$(BIN)/paddy list

@@ -1,0 +1,3 @@
+"""vit_small, zero-padded to a square."""
+from vit_small_squish import *
+resize = 'pad'

@@ -1,0 +1,84 @@
+"""The competition folder: finding it, the shared validation split, and fastai DataLoaders."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import PaddyError
+from .spec import Experiment, hw
+
+COMPETITION = 'paddy-disease-classification'
+KAGGLE_INPUT = Path('/kaggle/input') / COMPETITION
+LOCAL = Path('data') / COMPETITION
+LAYOUT = ('train_images', 'test_images', 'train.csv', 'sample_submission.csv')
+HOW_TO_GET = (f"download it with `kaggle competitions download -c {COMPETITION}` and unzip it into {LOCAL}/, "
+              f"or pass --data DIR or set PADDY_DATA")
+
+
+def find_data(data: str | Path | None = None) -> Path:
+    "The competition folder: `data`, else $PADDY_DATA, else Kaggle's input folder, else `data/paddy-disease-classification`."
+    if data is not None: path, src = Path(data), '--data'
+    elif os.environ.get('PADDY_DATA'): path, src = Path(os.environ['PADDY_DATA']), 'PADDY_DATA'
+    elif KAGGLE_INPUT.is_dir(): path, src = KAGGLE_INPUT, 'Kaggle input'
+    else: path, src = LOCAL, 'default'
+    if not path.is_dir(): raise PaddyError(f"no competition data at {path} ({src}): {HOW_TO_GET}")
+    missing = [p for p in LAYOUT if not (path / p).exists()]
+    if missing: raise PaddyError(f"{path} lacks {', '.join(missing)}: it needs the competition's layout ({', '.join(LAYOUT)}); {HOW_TO_GET}")
+    return path
+
+
+def read_train(path: Path) -> pd.DataFrame:
+    "train.csv with a `path` column; every listed image must exist."
+    df = pd.read_csv(path / 'train.csv', dtype=str, keep_default_na=False)
+    if not {'image_id', 'label'} <= set(df.columns): raise PaddyError(f"{path/'train.csv'} needs the columns image_id,label")
+    df['path'] = [str(path / 'train_images' / l / i) for i, l in zip(df.image_id, df.label)]
+    missing = [p for p in df.path if not os.path.exists(p)]
+    if missing: raise PaddyError(f"{len(missing)} images in train.csv are not under train_images/<label>/, e.g. {missing[0]}: re-extract the data")
+    return df
+
+
+def tst_items(path: Path) -> tuple[list[str], list[str]]:
+    "Test ids and files, in the order of sample_submission.csv."
+    ids = pd.read_csv(path / 'sample_submission.csv', dtype=str).image_id.tolist()
+    files = [str(path / 'test_images' / i) for i in ids]
+    missing = [f for f in files if not os.path.exists(f)]
+    if missing: raise PaddyError(f"{len(missing)} images in sample_submission.csv are missing from test_images/, e.g. {missing[0]}: re-extract the data")
+    return ids, files
+
+
+def split_seed(seed: int | None) -> int:
+    "The split's seed; `None` draws one, which the run records so its split can be rebuilt."
+    return int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
+
+
+def valid_ids(ids, seed: int, pct: float = 0.2) -> list[str]:
+    "The validation ids for `seed`: the same for every experiment, whatever order `ids` come in."
+    ids = sorted(ids)
+    idx = np.random.default_rng(seed).permutation(len(ids))[:int(round(len(ids) * pct))]
+    return sorted(ids[i] for i in idx)
+
+
+def num_workers() -> int:
+    return int(os.environ.get('PADDY_WORKERS', min(8, os.cpu_count() or 1)))
+
+
+def item_tfms(exp: Experiment):
+    from fastai.vision.all import PadMode, Resize
+    method = {'crop': 'crop', 'squish': 'squish', 'pad': 'pad'}[exp.resize]
+    return [Resize(hw(exp.item_size), method=method, pad_mode=PadMode.Zeros)]
+
+
+def batch_tfms(exp: Experiment):
+    from fastai.vision.all import aug_transforms
+    return aug_transforms(size=hw(exp.aug_size), min_scale=exp.min_scale, do_flip=exp.flip)
+
+
+def dataloaders(path: Path, exp: Experiment, valid: list[str], bs: int, device=None):
+    "fastai DataLoaders over train.csv, validating on `valid` ids; labels come from the folder name."
+    from fastai.vision.all import CategoryBlock, DataBlock, ImageBlock, IndexSplitter, parent_label
+    df = read_train(path)
+    idx = np.flatnonzero(df.image_id.isin(set(valid)).values).tolist()
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label, splitter=IndexSplitter(idx),
+                       item_tfms=item_tfms(exp), batch_tfms=batch_tfms(exp))
+    return dblock.dataloaders(df.path.tolist(), bs=bs, num_workers=num_workers(), device=device)

@@ -1,0 +1,85 @@
+"""Average (or vote) saved TTA probabilities and write `submissions/<name>.csv` in sample_submission's order."""
+import time
+from fnmatch import fnmatch
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import find_data
+from .errors import PaddyError
+from .predict import error, load_preds
+from .provenance import stamp, write_json
+from .weights import sha256
+
+
+def select(patterns=(), preds: Path = Path('preds')) -> list[Path]:
+    "Prediction files whose run name matches a pattern (a run, a glob, or a path); all of them by default."
+    found = sorted(preds.glob('*.npz'))
+    if not patterns:
+        if not found: raise PaddyError(f"no predictions in {preds}/: train a model first with `paddy train EXP`")
+        return found
+    out = []
+    for pat in patterns:
+        hits = [Path(pat)] if pat.endswith('.npz') and Path(pat).is_file() else [p for p in found if fnmatch(p.stem, pat)]
+        if not hits: raise PaddyError(f"no predictions match '{pat}' in {preds}/: see `ls {preds}`")
+        out += [h for h in hits if h not in out]
+    return out
+
+
+def combine(probs: list[np.ndarray], weights: np.ndarray, vote: bool = False) -> np.ndarray:
+    "Weighted mean of `probs`; with `vote`, weighted votes for each member's top class (ties go to the mean)."
+    mean = np.tensordot(weights, np.stack(probs), axes=1)
+    if not vote: return mean
+    votes = sum(w * np.eye(p.shape[1])[p.argmax(1)] for w, p in zip(weights, probs))
+    return votes + 1e-6 * mean
+
+
+def _check_members(members: dict[str, dict]):
+    runs = list(members)
+    vocabs = {r: m['vocab'].tolist() for r, m in members.items()}
+    if any(v != vocabs[runs[0]] for v in vocabs.values()):
+        raise PaddyError("runs have different vocabularies and cannot be averaged: " + '; '.join(f"{r}: {','.join(v)}" for r, v in vocabs.items()))
+    if any(not np.array_equal(m['test_ids'], members[runs[0]]['test_ids']) for m in members.values()):
+        raise PaddyError(f"runs predicted different test sets: ensemble runs of one competition folder ({', '.join(runs)})")
+
+
+def shared_split(members: dict[str, dict]) -> bool:
+    first = next(iter(members.values()))
+    return all('valid_ids' in m and np.array_equal(m['valid_ids'], first.get('valid_ids')) for m in members.values())
+
+
+def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = None, data=None,
+             preds: Path = Path('preds'), submissions: Path = Path('submissions'), replace: bool = False) -> dict:
+    "Ensemble the runs matching `patterns` into `submissions/<name>.csv`, with its provenance beside it."
+    files = select(patterns, preds)
+    members = {f.stem: load_preds(f) for f in files}  # keyed by file: one run may have several predictions
+    _check_members(members)
+    w = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=float)
+    if len(w) != len(members) or (w < 0).any() or w.sum() <= 0:
+        raise PaddyError(f"--weights needs {len(members)} non-negative numbers, one per run ({', '.join(members)})")
+    w = w / w.sum()
+    path = find_data(data)
+    sample = pd.read_csv(path / 'sample_submission.csv', dtype=str)
+    first = next(iter(members.values()))
+    if first['test_ids'].tolist() != sample.image_id.tolist():
+        raise PaddyError(f"the runs' test ids differ from {path/'sample_submission.csv'}: ensemble them with --data set to the folder they were predicted on")
+    name = name or time.strftime('ensemble-%Y%m%d-%H%M%S')
+    csv = submissions / f'{name}.csv'
+    if csv.exists() and not replace: raise PaddyError(f"{csv} exists and is never overwritten: pass --name OTHER")
+    vocab = first['vocab']
+    probs = combine([m['test_probs'] for m in members.values()], w, vote)
+    sub = pd.DataFrame({'image_id': sample.image_id, 'label': vocab[probs.argmax(1)]})
+    report = {'members': {r: error(m) for r, m in members.items()}, 'ensemble': None}
+    if shared_split(members) and all(v is not None for v in report['members'].values()):
+        report['ensemble'] = error(first, combine([m['valid_probs'] for m in members.values()], w, vote))
+        for r, e in report['members'].items(): print(f'{e:.4f}  {r}')
+        print(f"{report['ensemble']:.4f}  ensemble of {len(members)} ({'vote' if vote else 'mean'}), validation error")
+    else: print('the runs do not share one validation split, so no ensemble validation error is given')
+    submissions.mkdir(parents=True, exist_ok=True)
+    sub.to_csv(csv, index=False)
+    meta = dict(name=name, csv=str(csv), sha256=sha256(csv), method='vote' if vote else 'mean', runs=[str(m['run']) for m in members.values()],
+                weights=w.tolist(), preds=[str(f) for f in files], valid_error=report, data=str(path.resolve()), **stamp())
+    write_json(csv.with_suffix('.json'), meta, replace=replace)
+    print(f'wrote {csv} ({len(sub)} rows)')
+    return meta

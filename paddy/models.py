@@ -1,0 +1,43 @@
+"""Architectures: resolve a name to timm or torchvision, check it can take the spec, build the Learner."""
+import difflib
+from functools import lru_cache
+
+from .errors import PaddyError
+from .spec import Experiment, hw
+
+
+def _torchvision(arch: str):
+    import torchvision.models as tvm
+    fn = getattr(tvm, arch, None)
+    return fn if callable(fn) and arch[:1].islower() and not isinstance(fn, type(tvm)) else None
+
+
+@lru_cache
+def _all_names() -> list[str]:
+    import timm
+    return sorted(set(timm.list_models()) | set(timm.list_pretrained()))
+
+
+def check_arch(exp: Experiment):
+    "Raise when `exp.arch` is unknown, has no such pretrained tag, or cannot take `exp.aug_size`."
+    import timm
+    if not timm.is_model(exp.arch):
+        if _torchvision(exp.arch): return
+        close = difflib.get_close_matches(exp.arch, _all_names(), n=4, cutoff=0.6)
+        raise PaddyError(f"{exp.name}: unknown arch '{exp.arch}'" + (f"; close matches: {', '.join(close)}" if close else "; see timm.list_models('pattern*')"))
+    try: cfg = timm.models.get_pretrained_cfg(exp.arch)
+    except RuntimeError: cfg = None  # timm raises for a tag its arch does not have
+    if '.' in exp.arch and cfg is None:
+        tags = timm.list_pretrained(exp.arch.split('.')[0] + '.*')
+        raise PaddyError(f"{exp.name}: timm has no pretrained tag '{exp.arch}'; it has {', '.join(tags) or 'none'}")
+    if cfg is not None and cfg.fixed_input_size and hw(exp.aug_size) != tuple(cfg.input_size[1:]):
+        h, w = cfg.input_size[1:]
+        raise PaddyError(f"{exp.name}: {exp.arch} only takes {h}×{w} input but aug_size is {'×'.join(map(str, hw(exp.aug_size)))}: set aug_size = {h if h == w else (h, w)}")
+
+
+def learner(dls, exp: Experiment, weights, cbs=()):
+    "A fastai `vision_learner` for `exp` on `dls`, with `weights` from `paddy.weights.resolve`."
+    import timm
+    from fastai.vision.all import error_rate, vision_learner
+    arch = exp.arch if timm.is_model(exp.arch) else _torchvision(exp.arch)
+    return vision_learner(dls, arch, pretrained=weights.pretrained, metrics=error_rate, cbs=list(cbs), **weights.kwargs)

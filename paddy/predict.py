@@ -1,0 +1,68 @@
+"""TTA probabilities on the shared validation split and the test set, saved so ensembling never reloads a model."""
+from pathlib import Path
+
+import numpy as np
+
+from .data import find_data, num_workers, read_train, tst_items
+from .errors import PaddyError
+from .provenance import read_json
+
+
+def tta(learn, files, n: int = 4) -> np.ndarray:
+    "fastai's `Learner.tta` over image `files`: the mean of `n` augmented passes, blended with the plain one."
+    dl = learn.dls.test_dl(list(files), num_workers=num_workers())
+    probs, _ = learn.tta(dl=dl, n=n)
+    return probs.float().numpy()
+
+
+def tta_preds(learn, path: Path, valid: list[str]) -> dict:
+    "TTA probabilities for the `valid` ids of `path`'s train.csv (when it holds them) and for its test set."
+    vocab = [str(v) for v in learn.dls.vocab]
+    df = read_train(path).set_index('image_id')
+    out = {'vocab': np.array(vocab)}
+    if valid and set(valid) <= set(df.index) and set(df.loc[valid].label) <= set(vocab):
+        rows = df.loc[valid]
+        print(f'TTA on {len(rows)} validation images')
+        out.update(valid_ids=np.array(valid), valid_probs=tta(learn, rows.path),
+                   valid_targets=np.array([vocab.index(l) for l in rows.label]))
+    ids, files = tst_items(path)
+    print(f'TTA on {len(ids)} test images')
+    out.update(test_ids=np.array(ids), test_probs=tta(learn, files))
+    return out
+
+
+def error(preds: dict, probs: np.ndarray | None = None) -> float | None:
+    "Validation error of `probs` (default: the run's own), or None without a validation split."
+    if 'valid_targets' not in preds: return None
+    probs = preds['valid_probs'] if probs is None else probs
+    return float((probs.argmax(1) != preds['valid_targets']).mean())
+
+
+def save_preds(path: Path, run: str, preds: dict):
+    "Write `preds` for `run` to `path` once; an existing file is never replaced."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, 'xb') as f: np.savez(f, run=np.array(run), **preds)
+    except FileExistsError: raise PaddyError(f"{path} exists and is never overwritten: pass --out OTHER.npz") from None
+
+
+def load_preds(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
+
+
+def predict(run: str, data=None, out: Path | None = None, models: Path = Path('models'), preds: Path = Path('preds')) -> Path:
+    "Recompute `run`'s TTA probabilities from its exported model, e.g. on CPU or on another test folder."
+    import torch
+    from fastai.learner import load_learner
+    pkl, meta_file = models / f'{run}.pkl', models / f'{run}.json'
+    if not pkl.exists(): raise PaddyError(f"no exported model {pkl}: train one with `paddy train EXP`, or check `ls {models}`")
+    meta = read_json(meta_file) if meta_file.exists() else {}
+    path = find_data(data if data is not None else meta.get('data'))
+    out = out or preds / f'{run}.npz'
+    if out.exists(): raise PaddyError(f"{out} exists and is never overwritten: pass --out OTHER.npz")
+    learn = load_learner(pkl, cpu=not torch.cuda.is_available())
+    p = tta_preds(learn, path, meta.get('valid_ids', []))
+    save_preds(out, run, p)
+    err = error(p)
+    print(f"{run}: wrote {out}" + (f"; TTA error {err:.4f}" if err is not None else ''))
+    return out

@@ -1,0 +1,142 @@
+"""Experiment specs: `experiments/<name>.py` files of plain assignments, one experiment each."""
+import ast, difflib, os, runpy, sys, types, typing
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from .errors import PaddyError
+
+Size = typing.Union[int, tuple[int, int]]  # a square side, or (rows, cols) as fastai's Resize reads it
+RESIZE_METHODS = ('squish', 'crop', 'pad')
+
+
+@dataclass(frozen=True)
+class Experiment:
+    "One fine-tuning recipe; `name` is its file stem, used in every file name that comes from it."
+    name: str
+    arch: str                          # a timm name (tag optional), or a torchvision/fastai arch
+    resize: str = 'squish'             # item transform to `item_size`: squish | crop | pad
+    item_size: Size = 480
+    aug_size: Size = 224               # what the model sees, after `aug_transforms`
+    min_scale: float = 0.75
+    flip: bool = True
+    epochs: int = 12
+    lr: float = 0.01
+    accum: int = 1                     # micro-batches per step; the effective batch stays `bs`
+    bs: int = 64
+    seed: typing.Optional[int] = 42    # validation split; None draws a fresh one (ensemble diversity)
+    valid_pct: float = 0.2
+    pretrained: typing.Union[bool, str] = True  # hub weights, False, a weights file, or a packaged-weights name
+
+
+FIELDS = {f.name: f for f in fields(Experiment) if f.name != 'name'}
+
+
+def experiments_dir() -> Path:
+    "`experiments/` under the working directory, else the one beside this package."
+    here = Path('experiments')
+    return here if here.is_dir() else Path(__file__).resolve().parent.parent / 'experiments'
+
+
+def available(folder: Path | None = None) -> list[str]:
+    "Names of the experiments in `folder`."
+    return sorted(p.stem for p in (folder or experiments_dir()).glob('*.py') if not p.stem.startswith('_'))
+
+
+def spec_path(name: str, folder: Path | None = None) -> Path:
+    "The file for `name`: an experiment name, or a path to a `.py` file."
+    if name.endswith('.py') or os.sep in name:
+        p = Path(name)
+        if not p.is_file(): raise PaddyError(f"no experiment file {p}: check the path")
+        return p
+    folder = folder or experiments_dir()
+    p = folder / f'{name}.py'
+    if p.is_file(): return p
+    close = difflib.get_close_matches(name, available(folder), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "run `paddy list` to see them"
+    raise PaddyError(f"no experiment '{name}' in {folder}/: {hint}")
+
+
+def _fits(tp, v) -> bool:
+    "Whether `v` is a value of the annotated type `tp` (bools are not ints here)."
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType): return any(_fits(a, v) for a in args)
+    if tp is type(None): return v is None
+    if origin is tuple: return isinstance(v, tuple) and len(v) == len(args) and all(_fits(a, o) for a, o in zip(args, v))
+    if tp is float: return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if tp is int: return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, tp)
+
+
+def _check(key: str, v, where: str):
+    "Return `v` as field `key`'s type, or raise naming the field and where it came from."
+    if key not in FIELDS:
+        close = difflib.get_close_matches(key, FIELDS, n=1)
+        raise PaddyError(f"{where}: unknown field '{key}'" + (f" (did you mean '{close[0]}'?)" if close else f"; fields are {', '.join(FIELDS)}"))
+    tp = FIELDS[key].type
+    if isinstance(v, list): v = tuple(v)
+    if not _fits(tp, v): raise PaddyError(f"{where}: {key}={v!r} must be of type {_tname(tp)}")
+    return float(v) if tp is float else v
+
+
+def _tname(tp) -> str:
+    return str(tp).replace('typing.', '').replace("<class '", '').replace("'>", '')
+
+
+def parse_override(text: str):
+    "`key=value` from the command line, with `value` read as a Python literal where it is one."
+    key, sep, raw = text.partition('=')
+    if not sep: raise PaddyError(f"--set {text}: write it as --set field=value")
+    key = key.strip()
+    try: v = ast.literal_eval(raw)
+    except (ValueError, SyntaxError): v = raw
+    # a bare word for a str field (`arch=resnet18`) is meant as text, as are numbers given to one
+    if key in FIELDS and not _fits(FIELDS[key].type, v) and _fits(FIELDS[key].type, raw): v = raw
+    return key, _check(key, v, f'--set {text}')
+
+
+def load(name: str, overrides: typing.Sequence[str] = (), folder: Path | None = None) -> Experiment:
+    "Read experiment `name` (or a path), then apply `key=value` `overrides`."
+    p = spec_path(name, folder)
+    before = set(sys.modules)
+    sys.path.insert(0, str(p.parent.resolve()))  # so a variant can `from base import *`
+    try: ns = runpy.run_path(str(p))
+    except PaddyError: raise
+    except Exception as e: raise PaddyError(f"{p}: {type(e).__name__}: {e}") from None
+    finally:
+        sys.path.pop(0)
+        for m in set(sys.modules) - before: del sys.modules[m]  # bases are re-read every time
+    vals = {k: _check(k, v, str(p)) for k, v in ns.items() if not k.startswith('_') and not isinstance(v, types.ModuleType)}
+    if 'arch' not in vals: raise PaddyError(f"{p}: set `arch`, e.g. arch = 'convnext_small'")
+    exp = Experiment(name=p.stem, **vals)
+    return replace(exp, **dict(parse_override(o) for o in overrides))
+
+
+def hw(size: Size) -> tuple[int, int]:
+    "`size` as (rows, cols)."
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def validate(exp: Experiment) -> list[str]:
+    "Raise on a spec that cannot train; return warnings for one that trains badly."
+    from .models import check_arch
+    if exp.resize not in RESIZE_METHODS: raise PaddyError(f"{exp.name}: resize='{exp.resize}' must be one of {', '.join(RESIZE_METHODS)}")
+    if exp.accum < 1 or exp.bs % exp.accum: raise PaddyError(f"{exp.name}: accum={exp.accum} must be ≥1 and divide bs={exp.bs}")
+    if not 0 < exp.valid_pct < 1: raise PaddyError(f"{exp.name}: valid_pct={exp.valid_pct} must be between 0 and 1")
+    for key in ('item_size', 'aug_size', 'epochs', 'bs'):
+        if min(hw(getattr(exp, key)) if 'size' in key else [getattr(exp, key)]) < 1: raise PaddyError(f"{exp.name}: {key} must be positive")
+    check_arch(exp)
+    msgs = [f"{exp.name}: {key}={getattr(exp, key)} has a side that is not a multiple of 32, which wastes compute or distorts the last feature map"
+            for key in ('item_size', 'aug_size') if any(s % 32 for s in hw(getattr(exp, key)))]
+    for m in msgs: print(f'warning: {m}', file=sys.stderr)
+    return msgs
+
+
+def table(folder: Path | None = None) -> str:
+    "Every experiment in `folder` as a text table, one row each."
+    import pandas as pd
+    rows = []
+    for n in available(folder):
+        try: rows.append({k: v for k, v in vars(load(n, folder=folder)).items()})
+        except PaddyError as e: rows.append(dict(name=n, arch=f'error: {e}'))
+    if not rows: raise PaddyError(f"no experiments in {folder or experiments_dir()}/: add one, e.g. copy experiments/convnext_small_squish.py")
+    return pd.DataFrame(rows).fillna('').to_string(index=False)

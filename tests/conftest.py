@@ -1,0 +1,79 @@
+"""CPU only, no workers, no network, and every output under a temporary folder."""
+import os
+
+os.environ['CUDA_VISIBLE_DEVICES'] = ''   # the tests must pass, and mean the same, without a GPU
+os.environ['PADDY_WORKERS'] = '0'
+os.environ['HF_ENDPOINT'] = 'http://127.0.0.1:9'  # a closed port: offline for sure, and it fails at once
+os.environ.pop('PADDY_DATA', None)
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+RICE = ROOT.parent / 'shared' / 'data' / 'rice'
+
+
+@pytest.fixture(autouse=True)
+def workdir(tmp_path, monkeypatch, tmp_path_factory):
+    "Run each test in its own folder, with the project's experiments in reach and a shared weights cache."
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'experiments').symlink_to(ROOT / 'experiments')
+    monkeypatch.setenv('PADDY_CACHE', str(tmp_path_factory.getbasetemp() / 'paddy-cache'))
+    monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path / 'hf-empty'))
+    monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
+    return tmp_path
+
+
+def make_comp(root: Path, labels=('cat', 'dog', 'fish'), n=12, n_test=6, size=(48, 36), seed=0) -> Path:
+    "A tiny competition-layout folder the project has never seen: other labels, empty variety/age, shuffled test order."
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, label in enumerate(labels):
+        (root / 'train_images' / label).mkdir(parents=True)
+        for j in range(n):
+            img_id = f'{label}{j:03d}.jpg'
+            # a class-coloured background with noise: learnable, but not trivially by one pixel
+            arr = np.clip(rng.normal(60 + 70 * k, 40, (*size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(root / 'train_images' / label / img_id)
+            rows.append((img_id, label, '', ''))
+    pd.DataFrame(rows, columns=['image_id', 'label', 'variety', 'age']).to_csv(root / 'train.csv', index=False)
+    (root / 'test_images').mkdir()
+    ids = [f't{j:03d}.jpg' for j in range(n_test)]
+    for j, i in enumerate(ids):
+        arr = np.clip(rng.normal(60 + 70 * (j % len(labels)), 40, (*size, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(arr).save(root / 'test_images' / i)
+    pd.DataFrame({'image_id': list(rng.permutation(ids)), 'label': 'normal'}).to_csv(root / 'sample_submission.csv', index=False)
+    return root
+
+
+@pytest.fixture
+def comp(tmp_path):
+    return make_comp(tmp_path / 'comp')
+
+
+@pytest.fixture
+def rice():
+    if not RICE.is_dir(): pytest.skip(f'the real rice photos are not at {RICE}')
+    return RICE
+
+
+TINY = """arch = 'test_convnext'
+pretrained = False
+item_size = 32
+aug_size = 32
+epochs = 1
+bs = 8
+"""
+
+
+@pytest.fixture
+def tiny_spec(tmp_path):
+    "A tiny experiment file outside experiments/, as a user would pass by path."
+    p = tmp_path / 'specs' / 'tiny.py'
+    p.parent.mkdir()
+    p.write_text(TINY)
+    return p

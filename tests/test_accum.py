@@ -1,0 +1,48 @@
+"""`accum` must change memory, not maths: the step's gradients equal one full batch's."""
+import torch
+from fastai.callback.training import GradientAccumulation
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+from fastai.learner import Learner
+from fastai.callback.core import Callback, CancelFitException
+from fastai.losses import CrossEntropyLossFlat
+from fastai.optimizer import SGD
+from torch import nn
+
+from paddy.spec import Experiment
+from paddy.train import accum_setup
+
+
+class Grab(Callback):
+    "Keep the gradients the optimizer is about to use, then stop."
+    order = GradientAccumulation.order + 1  # after accumulation has let the step through
+    def before_step(self):
+        self.grads = [p.grad.detach().clone() for p in self.learn.model.parameters()]
+        raise CancelFitException()
+
+
+def step_grads(bs, cbs):
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 3, 8, 8), torch.randint(0, 10, (64,))
+    # no batch norm, so a micro-batch sees exactly what the full batch sees
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    dl = DataLoader(list(zip(x, y)), bs=bs, shuffle=False, drop_last=False)
+    grab = Grab()
+    learn = Learner(DataLoaders(dl, dl), model, loss_func=CrossEntropyLossFlat(), opt_func=SGD, lr=0.1, cbs=list(cbs) + [grab])
+    learn.fit(1)
+    return grab.grads
+
+
+def test_accum_two_gives_the_full_batch_gradients():
+    bs, cbs = accum_setup(Experiment(name='x', arch='resnet18', accum=2))
+    assert bs == 32 and len(cbs) == 1
+    full = step_grads(*accum_setup(Experiment(name='x', arch='resnet18', accum=1)))
+    acc = step_grads(bs, cbs)
+    for a, b in zip(full, acc): torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_counting_batches_instead_of_samples_would_differ():
+    "The trap this guards against: `GradientAccumulation(2)` steps after every micro-batch."
+    full = step_grads(64, [])
+    wrong = step_grads(32, [GradientAccumulation(2)])
+    assert not all(torch.allclose(a, b, rtol=1e-3) for a, b in zip(full, wrong))

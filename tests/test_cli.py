@@ -1,0 +1,53 @@
+"""The CLI through typer's CliRunner: exit codes, one-line errors, and a whole run."""
+import pandas as pd
+from typer.testing import CliRunner
+
+from paddy.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(map(str, args)))
+
+
+def test_list_shows_every_experiment():
+    r = run('list')
+    assert r.exit_code == 0
+    for name in ('convnext_small_rect', 'vit_small_pad', 'swinv2_large_squish', 'demo_lite0'):
+        assert name in r.output
+    assert '(640, 480)' in r.output and '(288, 224)' in r.output
+
+
+def one_line_error(r, *needles):
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('paddy: error: ') and 'Traceback' not in r.output
+    for n in needles: assert n in lines[0]
+
+
+def test_train_without_data_names_the_fix():
+    one_line_error(run('train', 'convnext_small_rect'), 'kaggle competitions download', '--data')
+
+
+def test_train_offline_hub_weights_names_the_fix(comp):
+    one_line_error(run('train', 'convnext_small_rect', '--data', comp), 'Hugging Face cache', '--set pretrained=False')
+
+
+def test_bad_spec_input_is_one_line():
+    one_line_error(run('train', 'nope'), "no experiment 'nope'")
+    one_line_error(run('train', 'convnext_small_rect', '--set', 'epochs=x'), 'epochs')
+    one_line_error(run('train', 'vit_small_squish', '--set', 'aug_size=288'), 'set aug_size = 224')
+    one_line_error(run('ensemble', '--weights', 'a,b'), '--weights')
+    one_line_error(run('predict', 'nope-123456'), 'no exported model')
+
+
+def test_train_then_ensemble_through_the_cli(comp, tiny_spec):
+    r = run('train', tiny_spec, '--data', comp, '--set', 'epochs=1')
+    assert r.exit_code == 0, r.output
+    assert 'tiny-' in r.output and 'TTA error' in r.output
+    r = run('ensemble', '--name', 'cli', '--data', comp)
+    assert r.exit_code == 0, r.output
+    sub = pd.read_csv('submissions/cli.csv')
+    assert sub.image_id.tolist() == pd.read_csv(comp / 'sample_submission.csv').image_id.tolist()
+    one_line_error(run('ensemble', '--name', 'cli', '--data', comp), 'never overwritten')

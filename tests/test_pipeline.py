@@ -1,0 +1,130 @@
+"""Train → export → predict → ensemble on a tiny folder the project has never seen (other labels, empty variety/age)."""
+import json, re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from paddy.ensemble import ensemble
+from paddy.errors import PaddyError
+from paddy.predict import load_preds, predict, save_preds
+from paddy.spec import load
+from paddy.train import train
+
+
+@pytest.fixture(scope='module')
+def trained_dir(tmp_path_factory):
+    "Two tiny runs of different archs, trained once for the module."
+    from conftest import TINY, make_comp
+    d = tmp_path_factory.mktemp('trained')
+    comp = make_comp(d / 'comp')
+    (d / 'tiny.py').write_text(TINY)
+    a = train(load(str(d / 'tiny.py')), data=comp, models=d / 'models', preds=d / 'preds')
+    b = train(load(str(d / 'tiny.py'), ['arch=test_efficientnet', 'epochs=2']), data=comp, models=d / 'models', preds=d / 'preds')
+    return d, comp, a, b
+
+
+@pytest.fixture
+def trained(trained_dir, monkeypatch, tmp_path):
+    "The module's runs, copied into this test's own folder so that no test sees another's files."
+    import shutil
+    d, comp, a, b = trained_dir
+    for sub in ('models', 'preds'): shutil.copytree(d / sub, tmp_path / sub)
+    return comp, a, b
+
+
+def test_train_exports_model_metadata_and_predictions(trained):
+    comp, a, b = trained
+    assert a['run'] != b['run'] and a['run'].startswith('tiny-')
+    for m in (a, b):
+        assert Path(f"models/{m['run']}.pkl").exists() and Path(f"preds/{m['run']}.npz").exists()
+        meta = json.loads(Path(f"models/{m['run']}.json").read_text())
+        assert meta['vocab'] == ['cat', 'dog', 'fish']
+        assert meta['experiment']['arch'] in ('test_convnext', 'test_efficientnet') and meta['experiment']['epochs'] in (1, 2)
+        assert meta['split_seed'] == 42 and len(meta['valid_ids']) == meta['n_valid'] == 7
+        assert 0 <= meta['error_rate'] <= 1 and 0 <= meta['tta_error_rate'] <= 1
+        assert meta['fit_time'] > 0 and meta['peak_gpu_mem_gb'] == 0 and meta['mixed_precision'] is False
+        assert meta['versions']['fastai'] and meta['versions']['timm'] and 'git_commit' in meta
+    assert a['valid_ids'] == b['valid_ids']  # one split for every experiment with the same seed
+
+
+def test_predictions_carry_ids_vocab_and_order(trained):
+    comp, a, _ = trained
+    p = load_preds(Path(f"preds/{a['run']}.npz"))
+    sample = pd.read_csv(comp / 'sample_submission.csv')
+    assert p['test_ids'].tolist() == sample.image_id.tolist()
+    assert p['vocab'].tolist() == ['cat', 'dog', 'fish']
+    assert p['test_probs'].shape == (len(sample), 3)
+    np.testing.assert_allclose(p['test_probs'].sum(1), 1, rtol=1e-4)
+    assert p['valid_ids'].tolist() == a['valid_ids']
+    truth = [re.match('[a-z]+', i)[0] for i in p['valid_ids']]
+    assert [p['vocab'][t] for t in p['valid_targets']] == truth
+    assert float((p['valid_probs'].argmax(1) != p['valid_targets']).mean()) == pytest.approx(a['tta_error_rate'])
+
+
+def test_predict_from_the_exported_model_matches_training(trained):
+    comp, a, _ = trained
+    out = predict(a['run'], out=Path('preds/again.npz'))
+    p, q = load_preds(out), load_preds(Path(f"preds/{a['run']}.npz"))
+    assert p['test_ids'].tolist() == q['test_ids'].tolist() and p['valid_ids'].tolist() == q['valid_ids'].tolist()
+    assert p['test_probs'].shape == q['test_probs'].shape
+    # TTA draws fresh augmentations, so only the plain-pass quarter must agree closely; the argmax mostly does
+    assert (p['test_probs'].argmax(1) == q['test_probs'].argmax(1)).mean() >= 0.5
+
+
+def test_predict_never_overwrites(trained):
+    _, a, _ = trained
+    before = Path(f"preds/{a['run']}.npz").read_bytes()
+    with pytest.raises(PaddyError, match='never overwritten: pass --out'): predict(a['run'])
+    assert Path(f"preds/{a['run']}.npz").read_bytes() == before
+
+
+def test_ensemble_writes_sample_submission_ids_in_order(trained):
+    comp, a, b = trained
+    meta = ensemble(name='both', data=comp)
+    sub, sample = pd.read_csv('submissions/both.csv'), pd.read_csv(comp / 'sample_submission.csv')
+    assert list(sub.columns) == ['image_id', 'label']
+    assert sub.image_id.tolist() == sample.image_id.tolist()  # sample_submission is shuffled: order must follow it
+    assert set(sub.label) <= {'cat', 'dog', 'fish'}
+    pa, pb = (load_preds(Path(f"preds/{m['run']}.npz")) for m in (a, b))
+    mean = (pa['test_probs'] + pb['test_probs']) / 2
+    assert sub.label.tolist() == pa['vocab'][mean.argmax(1)].tolist()
+    prov = json.loads(Path('submissions/both.json').read_text())
+    assert sorted(prov['runs']) == sorted([a['run'], b['run']]) and prov['weights'] == [0.5, 0.5] and prov['method'] == 'mean'
+    assert prov['valid_error']['ensemble'] is not None and meta['sha256'] == prov['sha256']
+
+
+def test_ensemble_weights_and_vote(trained):
+    comp, a, b = trained
+    ensemble([a['run'], b['run']], weights=[1, 0], name='only_a', data=comp)
+    pa = load_preds(Path(f"preds/{a['run']}.npz"))
+    assert pd.read_csv('submissions/only_a.csv').label.tolist() == pa['vocab'][pa['test_probs'].argmax(1)].tolist()
+    assert ensemble(['tiny-*'], vote=True, name='vote', data=comp)['method'] == 'vote'
+
+
+def test_ensemble_never_overwrites(trained):
+    comp, *_ = trained
+    ensemble(name='x', data=comp)
+    before = Path('submissions/x.csv').read_bytes()
+    with pytest.raises(PaddyError, match='never overwritten: pass --name'): ensemble(name='x', data=comp)
+    assert Path('submissions/x.csv').read_bytes() == before
+
+
+def test_ensemble_refuses_different_vocabularies(trained):
+    comp, a, _ = trained
+    p = load_preds(Path(f"preds/{a['run']}.npz"))
+    save_preds(Path('preds/other.npz'), 'other', {**{k: v for k, v in p.items() if k != 'run'}, 'vocab': np.array(['a', 'b', 'c'])})
+    with pytest.raises(PaddyError, match='different vocabularies'): ensemble(data=comp)
+
+
+def test_ensemble_of_nothing_is_an_error(comp):
+    with pytest.raises(PaddyError, match='no predictions in preds'): ensemble(data=comp)
+    with pytest.raises(PaddyError, match="no predictions match 'nope'"): ensemble(['nope'], data=comp)
+
+
+def test_fresh_split_is_recorded(comp, tiny_spec):
+    m = train(load(str(tiny_spec), ['seed=None']), data=comp)
+    assert m['experiment']['seed'] is None and isinstance(m['split_seed'], int)
+    from paddy.data import valid_ids, read_train
+    assert valid_ids(read_train(comp).image_id, m['split_seed']) == m['valid_ids']  # the split can be rebuilt

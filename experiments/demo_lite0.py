@@ -7,4 +7,5 @@ aug_size = 64
 min_scale = 0.9            # crop little: a digit fills its image
 flip = False               # a mirrored 2 is not a 2
 epochs = 3
-lr = 0.01
+bs = 32                    # more steps from 1,150 images
+lr = 0.1                   # fine_tune gives the body lr/100: digits are far from ImageNet and need it to move

@@ -52,7 +52,7 @@ def demo(root: Path = Path('data/demo'), overrides=(), models: Path = Path('mode
     rows = []
     for m, f in zip(metas, files):
         p = load_preds(Path(f))
-        rows.append(dict(model=m['run'], weights=m['weights'].split(' ')[0], valid_acc=1 - m['tta_error_rate'],
+        rows.append(dict(model=m['run'], weights=m['weights'].split(' sha256')[0], valid_acc=1 - m['tta_error_rate'],
                          test_acc=test_accuracy(p['test_probs'], p['vocab'], path)))
     sub_df = pd.read_csv(sub['csv'], dtype=str)
     truth = pd.read_csv(path / 'test_labels.csv', dtype=str)

@@ -19,7 +19,7 @@ def tta_preds(learn, path: Path, valid: list[str]) -> dict:
     "TTA probabilities for the `valid` ids of `path`'s train.csv (when it holds them) and for its test set."
     vocab = [str(v) for v in learn.dls.vocab]
     df = read_train(path).set_index('image_id')
-    out = {'vocab': np.array(vocab)}
+    out = {'vocab': np.array(vocab), 'data': np.array(str(path.resolve()))}  # so ensembling finds sample_submission.csv
     if valid and set(valid) <= set(df.index) and set(df.loc[valid].label) <= set(vocab):
         rows = df.loc[valid]
         print(f'TTA on {len(rows)} validation images')
@@ -57,7 +57,8 @@ def predict(run: str, data=None, out: Path | None = None, models: Path = Path('m
     pkl, meta_file = models / f'{run}.pkl', models / f'{run}.json'
     if not pkl.exists(): raise PaddyError(f"no exported model {pkl}: train one with `paddy train EXP`, or check `ls {models}`")
     meta = read_json(meta_file) if meta_file.exists() else {}
-    path = find_data(data if data is not None else meta.get('data'))
+    if data is None and Path(meta.get('data', '')).is_dir(): data = meta['data']  # the folder it was trained on
+    path = find_data(data)
     out = out or preds / f'{run}.npz'
     if out.exists(): raise PaddyError(f"{out} exists and is never overwritten: pass --out OTHER.npz")
     learn = load_learner(pkl, cpu=not torch.cuda.is_available())

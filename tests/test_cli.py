@@ -46,7 +46,7 @@ def test_train_then_ensemble_through_the_cli(comp, tiny_spec):
     r = run('train', tiny_spec, '--data', comp, '--set', 'epochs=1')
     assert r.exit_code == 0, r.output
     assert 'tiny-' in r.output and 'TTA error' in r.output
-    r = run('ensemble', '--name', 'cli', '--data', comp)
+    r = run('ensemble', '--name', 'cli')  # the folder the runs predicted on is recorded with them
     assert r.exit_code == 0, r.output
     sub = pd.read_csv('submissions/cli.csv')
     assert sub.image_id.tolist() == pd.read_csv(comp / 'sample_submission.csv').image_id.tolist()

@@ -74,10 +74,9 @@ def batch_tfms(exp: Experiment):
     return aug_transforms(size=hw(exp.aug_size), min_scale=exp.min_scale, do_flip=exp.flip)
 
 
-def dataloaders(path: Path, exp: Experiment, valid: list[str], bs: int, device=None):
-    "fastai DataLoaders over train.csv, validating on `valid` ids; labels come from the folder name."
+def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, device=None):
+    "fastai DataLoaders over `read_train`'s `df`, validating on `valid` ids; labels come from the folder name."
     from fastai.vision.all import CategoryBlock, DataBlock, ImageBlock, IndexSplitter, parent_label
-    df = read_train(path)
     idx = np.flatnonzero(df.image_id.isin(set(valid)).values).tolist()
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label, splitter=IndexSplitter(idx),
                        item_tfms=item_tfms(exp), batch_tfms=batch_tfms(exp))

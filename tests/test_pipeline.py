@@ -128,3 +128,14 @@ def test_fresh_split_is_recorded(comp, tiny_spec):
     assert m['experiment']['seed'] is None and isinstance(m['split_seed'], int)
     from paddy.data import valid_ids, read_train
     assert valid_ids(read_train(comp).image_id, m['split_seed']) == m['valid_ids']  # the split can be rebuilt
+
+
+def test_ensemble_scores_only_a_shared_split(trained, tiny_spec, capsys):
+    comp, a, b = trained
+    ensemble(name='shared', data=comp)
+    out = capsys.readouterr().out
+    assert f"{a['run']}" in out and 'ensemble of 2 (mean), validation error' in out
+    train(load(str(tiny_spec), ['seed=None']), data=comp)
+    meta = ensemble(name='mixed', data=comp)
+    assert meta['valid_error']['ensemble'] is None and len(meta['runs']) == 3
+    assert 'do not share one validation split' in capsys.readouterr().out

@@ -24,7 +24,7 @@ def workdir(tmp_path, monkeypatch, tmp_path_factory):
     (tmp_path / 'experiments').symlink_to(ROOT / 'experiments')
     monkeypatch.setenv('PADDY_CACHE', str(tmp_path_factory.getbasetemp() / 'paddy-cache'))
     monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path / 'hf-empty'))
-    monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
+    for var in ('HF_HUB_OFFLINE', 'HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy'): monkeypatch.delenv(var, raising=False)
     return tmp_path
 
 

@@ -73,5 +73,11 @@ def test_hub_weights_offline_fail_fast_with_the_fix():
     assert 'Hugging Face cache' in msg and '--set pretrained=PATH' in msg and '\n' not in msg
 
 
+def test_a_proxy_is_trusted_instead_of_probed(monkeypatch):
+    monkeypatch.setenv('HTTPS_PROXY', 'http://127.0.0.1:9')
+    w = resolve('convnext_small.fb_in22k', True)
+    assert w.pretrained and w.source == 'hub:timm/convnext_small.fb_in22k'
+
+
 def test_random_init_needs_nothing():
     assert not resolve('convnext_small', False).pretrained

@@ -19,6 +19,7 @@ def test_digits_are_laid_out_like_the_competition(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two real trainings: about 2 minutes alone on 2 cores, more on a busy machine
 def test_demo_scores_and_writes_the_submission(capsys):
     table = demo()
     out = capsys.readouterr().out

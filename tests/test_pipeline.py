@@ -109,6 +109,9 @@ def test_ensemble_never_overwrites(trained):
     before = Path('submissions/x.csv').read_bytes()
     with pytest.raises(PaddyError, match='never overwritten: pass --name'): ensemble(name='x', data=comp)
     assert Path('submissions/x.csv').read_bytes() == before
+    Path('submissions/y.json').write_text('{}')  # provenance left from elsewhere is protected too
+    with pytest.raises(PaddyError, match='never overwritten'): ensemble(name='y', data=comp)
+    assert not Path('submissions/y.csv').exists() and Path('submissions/y.json').read_text() == '{}'
 
 
 def test_ensemble_refuses_different_vocabularies(trained):

@@ -9,7 +9,7 @@ import pandas as pd
 from .data import find_data
 from .errors import PaddyError
 from .predict import error, load_preds
-from .provenance import stamp, write_json
+from .provenance import never_overwrite, stamp, write_json
 from .weights import sha256
 
 
@@ -68,8 +68,7 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
         raise PaddyError(f"the runs' test ids differ from {path/'sample_submission.csv'}: ensemble them with --data set to the folder they were predicted on")
     name = name or time.strftime('ensemble-%Y%m%d-%H%M%S')
     csv = submissions / f'{name}.csv'
-    if not replace and (csv.exists() or csv.with_suffix('.json').exists()):
-        raise PaddyError(f"{csv} or its .json exists and is never overwritten: pass --name OTHER")
+    if not replace: never_overwrite(csv, csv.with_suffix('.json'), hint='pass --name OTHER')
     vocab = first['vocab']
     probs = combine([m['test_probs'] for m in members.values()], w, vote)
     sub = pd.DataFrame({'image_id': sample.image_id, 'label': vocab[probs.argmax(1)]})

@@ -5,7 +5,7 @@ import numpy as np
 
 from .data import find_data, num_workers, read_train, tst_items
 from .errors import PaddyError
-from .provenance import read_json
+from .provenance import never_overwrite, open_new, read_json
 
 
 def tta(learn, files, n: int = 4) -> np.ndarray:
@@ -40,10 +40,7 @@ def error(preds: dict, probs: np.ndarray | None = None) -> float | None:
 
 def save_preds(path: Path, run: str, preds: dict):
     "Write `preds` for `run` to `path` once; an existing file is never replaced."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(path, 'xb') as f: np.savez(f, run=np.array(run), **preds)
-    except FileExistsError: raise PaddyError(f"{path} exists and is never overwritten: pass --out OTHER.npz") from None
+    with open_new(path, 'xb', hint='pass --out OTHER.npz') as f: np.savez(f, run=np.array(run), **preds)
 
 
 def load_preds(path: Path) -> dict:
@@ -60,7 +57,7 @@ def predict(run: str, data=None, out: Path | None = None, models: Path = Path('m
     if data is None and Path(meta.get('data', '')).is_dir(): data = meta['data']  # the folder it was trained on
     path = find_data(data)
     out = out or preds / f'{run}.npz'
-    if out.exists(): raise PaddyError(f"{out} exists and is never overwritten: pass --out OTHER.npz")
+    never_overwrite(out, hint='pass --out OTHER.npz')  # before the TTA, not after it
     learn = load_learner(pkl, cpu=not torch.cuda.is_available())
     p = tta_preds(learn, path, meta.get('valid_ids', []))
     save_preds(out, run, p)

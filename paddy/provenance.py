@@ -37,12 +37,23 @@ def new_run(name: str, *dirs: Path) -> str:
         if not any(d.exists() and any(d.glob(f'{run}.*')) for d in dirs): return run
 
 
+def never_overwrite(*paths: Path, hint: str = 'choose another name'):
+    "Raise when any of `paths` exists: artefacts are written once, so check before the work that makes them."
+    taken = [p for p in paths if Path(p).exists()]
+    if taken: raise PaddyError(f"{taken[0]} exists and is never overwritten: {hint}")
+
+
+def open_new(path: Path, mode: str = 'x', hint: str = 'choose another name'):
+    "Open `path` for writing only if nothing is there yet (atomically, unlike a check then an open)."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try: return open(path, mode)
+    except FileExistsError: never_overwrite(path, hint=hint)
+
+
 def write_json(path: Path, obj: dict, replace: bool = False):
     "Write `obj` to `path`, refusing to overwrite unless `replace`."
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(path, 'w' if replace else 'x') as f: json.dump(obj, f, indent=1, default=str)
-    except FileExistsError: raise PaddyError(f"{path} exists and is never overwritten: choose another name") from None
+    with (open(path, 'w') if replace else open_new(path)) as f: json.dump(obj, f, indent=1, default=str)
 
 
 def read_json(path: Path) -> dict:

@@ -134,7 +134,7 @@ def table(folder: Path | None = None) -> str:
     import pandas as pd
     rows = []
     for n in available(folder):
-        try: rows.append({k: v for k, v in vars(load(n, folder=folder)).items()})
+        try: rows.append(vars(load(n, folder=folder)))
         except PaddyError as e: rows.append(dict(name=n, arch=f'error: {e}'))
     if not rows: raise PaddyError(f"no experiments in {folder or experiments_dir()}/: add one, e.g. copy experiments/convnext_small_squish.py")
     return pd.DataFrame(rows).fillna('').to_string(index=False)

@@ -5,12 +5,14 @@ STAMP := $(VENV)/.installed
 EXP ?=
 RUNS ?=
 ARGS ?=
+SUB ?=
+MSG ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test train ensemble list
+.PHONY: help install demo test download train ensemble submit submissions list
 
 help: ## show these targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## make .venv and install paddy with its test tools (skipped when up to date)
 
@@ -26,12 +28,22 @@ demo: install ## run the whole pipeline offline on scikit-learn's digits → sub
 test: install ## run the test suite (CPU, no network)
 	$(BIN)/pytest
 
+download: install ## download and unzip the competition into data/ once (needs a Kaggle token: see README)
+	$(BIN)/paddy download $(ARGS)
+
 train: install ## fine-tune one experiment: make train EXP=convnext_small_rect [ARGS='--set epochs=1 --data DIR']
 	@test -n "$(EXP)" || { echo "make train needs EXP=NAME: see make list"; exit 2; }
 	$(BIN)/paddy train $(EXP) $(ARGS)
 
 ensemble: install ## average runs into submissions/: make ensemble [RUNS='convnext*'] [ARGS='--vote --name NAME']
 	$(BIN)/paddy ensemble $(RUNS) $(ARGS)
+
+submit: install ## check, submit and log a CSV: make submit SUB=submissions/best.csv MSG='convnext+vit'
+	@test -n "$(SUB)" -a -n "$(MSG)" || { echo "make submit needs SUB=FILE and MSG='what is in it'"; exit 2; }
+	$(BIN)/paddy submit "$(SUB)" -m "$(MSG)" $(ARGS)
+
+submissions: install ## your submissions: their runs and validation error beside the leaderboard scores
+	$(BIN)/paddy submissions $(ARGS)
 
 list: install ## show every experiment as a table
 	$(BIN)/paddy list

@@ -5,6 +5,7 @@ from typing import List, Optional
 
 import typer
 
+from .data import COMPETITION
 from .errors import PaddyError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -14,13 +15,18 @@ warnings.filterwarnings('ignore', category=FutureWarning, module='torch.jit')  #
 DATA = typer.Option(None, '--data', help='competition folder (else $PADDY_DATA, /kaggle/input/…, data/paddy-disease-classification)')
 
 
+def pd_wide():
+    import pandas as pd
+    return pd.option_context('display.width', 250, 'display.max_colwidth', 60, 'display.max_rows', 500)
+
+
 def friendly(fn):
-    "Turn a `PaddyError` into one line on stderr and exit code 2."
+    "Turn a `PaddyError` into one line per problem on stderr and exit code 2."
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try: return fn(*args, **kwargs)
         except PaddyError as e:
-            typer.echo(f'paddy: error: {e}', err=True)
+            for line in str(e).splitlines(): typer.echo(f'paddy: error: {line}', err=True)
             raise typer.Exit(2)
     return wrapper
 
@@ -56,6 +62,44 @@ def ensemble(runs: List[str] = typer.Argument(None, help='runs or globs (default
     try: w = [float(x) for x in weights.split(',')] if weights else None
     except ValueError: raise PaddyError(f"--weights {weights}: give numbers separated by commas, e.g. --weights 2,1") from None
     ensemble(runs or (), weights=w, vote=vote, name=name, data=data)
+
+
+COMP = typer.Option(COMPETITION, '--competition', '-c', help="the competition's slug, as in its URL")
+
+
+@app.command()
+@friendly
+def download(competition: str = COMP, dest: Path = typer.Option(Path('data'), help='the files go to DEST/COMPETITION/')):
+    "Download and unzip the competition's files once (inside a Kaggle notebook, use /kaggle/input/COMPETITION)."
+    from .download import download
+    download(competition, dest)
+
+
+@app.command('check-submission')
+@friendly
+def check_submission(csv: Path, data: Optional[Path] = DATA):
+    "Check CSV against sample_submission.csv: header, every id once and in its order, a known label on every row."
+    from .check import check_submission
+    from .data import find_data
+    typer.echo(f'{csv}: {check_submission(csv, find_data(data))} rows, ready to submit')
+
+
+@app.command()
+@friendly
+def submit(csv: Path, message: str = typer.Option(..., '--message', '-m', help='shown on the leaderboard page; say what is in it'),
+           competition: str = COMP, data: Optional[Path] = DATA,
+           again: bool = typer.Option(False, '--again', help='submit a file that was submitted before')):
+    "Check CSV, submit it through the kaggle client, and append it with its runs to submissions/log.csv."
+    from .submit import submit
+    submit(csv, message, competition, data=data, again=again)
+
+
+@app.command()
+@friendly
+def submissions(competition: str = COMP):
+    "Your submissions: the log's runs and validation error beside the public and private scores (the log alone when offline)."
+    from .submit import submissions
+    with pd_wide(): typer.echo(submissions(competition).to_string(index=False, na_rep='', float_format=lambda x: f'{x:.5f}'))
 
 
 @app.command('list')

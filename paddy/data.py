@@ -9,18 +9,21 @@ from .errors import PaddyError
 from .spec import Experiment, hw
 
 COMPETITION = 'paddy-disease-classification'
-KAGGLE_INPUT = Path('/kaggle/input') / COMPETITION
+KAGGLE_INPUT_ROOT = Path('/kaggle/input')  # where a Kaggle notebook mounts competition data
 LOCAL = Path('data') / COMPETITION
 LAYOUT = ('train_images', 'test_images', 'train.csv', 'sample_submission.csv')
-HOW_TO_GET = (f"download it with `kaggle competitions download -c {COMPETITION}` and unzip it into {LOCAL}/, "
-              f"or pass --data DIR or set PADDY_DATA")
+HOW_TO_GET = f"download it with `paddy download` (into {LOCAL}/), or pass --data DIR or set PADDY_DATA"
+
+
+def has_layout(path: Path) -> bool:
+    return all((path / p).exists() for p in LAYOUT)
 
 
 def find_data(data: str | Path | None = None) -> Path:
     "The competition folder: `data`, else $PADDY_DATA, else Kaggle's input folder, else `data/paddy-disease-classification`."
     if data is not None: path, src = Path(data), '--data'
     elif os.environ.get('PADDY_DATA'): path, src = Path(os.environ['PADDY_DATA']), 'PADDY_DATA'
-    elif KAGGLE_INPUT.is_dir(): path, src = KAGGLE_INPUT, 'Kaggle input'
+    elif (KAGGLE_INPUT_ROOT / COMPETITION).is_dir(): path, src = KAGGLE_INPUT_ROOT / COMPETITION, 'Kaggle input'
     else: path, src = LOCAL, 'default'
     if not path.is_dir(): raise PaddyError(f"no competition data at {path} ({src}): {HOW_TO_GET}")
     missing = [p for p in LAYOUT if not (path / p).exists()]

@@ -2,4 +2,4 @@
 
 
 class PaddyError(Exception):
-    "Bad input or a missing prerequisite; the CLI prints `str(self)` on one line and exits 2."
+    "Bad input or a missing prerequisite; the CLI prints each line of `str(self)` as one error and exits 2."

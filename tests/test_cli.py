@@ -27,7 +27,7 @@ def one_line_error(r, *needles):
 
 
 def test_train_without_data_names_the_fix():
-    one_line_error(run('train', 'convnext_small_rect'), 'kaggle competitions download', '--data')
+    one_line_error(run('train', 'convnext_small_rect'), 'paddy download', '--data')
 
 
 def test_train_offline_hub_weights_names_the_fix(comp):

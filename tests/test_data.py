@@ -19,7 +19,7 @@ def test_data_is_found_in_order(comp, tmp_path, monkeypatch):
 def test_missing_folder_says_how_to_get_it(monkeypatch):
     with pytest.raises(PaddyError) as e: find_data()
     msg = str(e.value)
-    assert 'kaggle competitions download -c paddy-disease-classification' in msg and '--data' in msg and 'PADDY_DATA' in msg
+    assert 'paddy download' in msg and '--data' in msg and 'PADDY_DATA' in msg
     monkeypatch.setenv('PADDY_DATA', '/nowhere')
     with pytest.raises(PaddyError, match=r'no competition data at /nowhere \(PADDY_DATA\)'): find_data()
 

@@ -1,0 +1,55 @@
+"""Get the competition folder: Kaggle's own mount inside a notebook, else download and unzip it once."""
+import os, shutil, time, zipfile
+from importlib.metadata import version
+from pathlib import Path
+
+from .data import COMPETITION, KAGGLE_INPUT_ROOT, LAYOUT, has_layout
+from .errors import PaddyError
+from .kaggle_client import download_zip, endpoint
+from .provenance import write_json
+from .weights import sha256
+
+
+def in_kaggle_notebook() -> bool: return bool(os.environ.get('KAGGLE_KERNEL_RUN_TYPE'))
+
+
+def unzip(archive: Path, dest: Path):
+    "Extract with a progress bar; zipfile drops `..` and absolute prefixes, so nothing lands outside `dest`."
+    from tqdm.auto import tqdm
+    try:
+        with zipfile.ZipFile(archive) as z:
+            for m in tqdm(z.infolist(), desc=f'unzipping {archive.name}', unit='file'): z.extract(m, dest)
+    except zipfile.BadZipFile: raise PaddyError(f"{archive} is not a whole zip: delete it and run `paddy download` again") from None
+
+
+def download(comp: str = COMPETITION, dest: Path = Path('data')) -> Path:
+    "The folder holding `comp`'s files: `/kaggle/input/<comp>` in a notebook, else `dest/<comp>`, downloaded if absent."
+    if in_kaggle_notebook():
+        path = KAGGLE_INPUT_ROOT / comp
+        if not has_layout(path):
+            raise PaddyError(f"inside a Kaggle notebook, but {path} lacks the competition files: add them with Add Input → Competitions → {comp}")
+        print(f'inside a Kaggle notebook: using {path}, nothing to download')
+        return path
+    dest = Path(dest)
+    out = dest / comp
+    if has_layout(out):
+        print(f'{out} already holds the competition files: nothing to download')
+        return out
+    if out.exists() and any(out.iterdir()):
+        raise PaddyError(f"{out} exists but lacks some of {', '.join(LAYOUT)}: move it aside (nothing is overwritten), then run this again")
+    part, staging = dest / f'.{comp}.zip-part', dest / f'.{comp}.unzipping'  # hidden until whole, so a stop leaves no half folder
+    part.mkdir(parents=True, exist_ok=True)
+    try: archive = Path(download_zip(comp, part))
+    finally:
+        if not any(part.iterdir()): part.rmdir()  # a partial zip stays: the client resumes it next time
+    shutil.rmtree(staging, ignore_errors=True)
+    unzip(archive, staging)
+    if not has_layout(staging):
+        raise PaddyError(f"the zip from Kaggle lacks some of {', '.join(LAYOUT)} (kept at {archive}): is '{comp}' the Paddy Doctor competition?")
+    write_json(staging / 'paddy-download.json', dict(competition=comp, endpoint=endpoint(), zip=archive.name, bytes=archive.stat().st_size,
+               sha256=sha256(archive), downloaded=time.strftime('%Y-%m-%dT%H:%M:%S%z'), kaggle=version('kaggle')))
+    if out.exists(): out.rmdir()  # empty, checked above
+    staging.rename(out)
+    shutil.rmtree(part)
+    print(f'{out}: {len(os.listdir(out / "test_images"))} test images, {sum(1 for _ in (out / "train_images").rglob("*.jpg"))} training images')
+    return out

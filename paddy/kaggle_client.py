@@ -1,0 +1,93 @@
+"""The one place paddy talks to Kaggle: the real kaggle 2.x client, authenticated, with its failures as one line."""
+import contextlib, io, os
+from difflib import get_close_matches
+
+from .data import COMPETITION
+from .errors import PaddyError
+
+NO_CREDENTIALS = ("no Kaggle credentials: on kaggle.com open Settings → API → Create New Token and save the token to "
+                  "~/.kaggle/access_token (or set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY)")
+
+
+def rules_url(comp: str) -> str: return f'https://www.kaggle.com/competitions/{comp}/rules'
+
+
+def _quietly():
+    "kaggle prints its sign-in help to stdout, even on import; paddy says it in one line instead."
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def api():
+    "An authenticated `KaggleApi` that honours `KAGGLE_API_ENVIRONMENT` (e.g. `TEST`: a server on localhost:7777)."
+    with _quietly():
+        from kaggle.api.kaggle_api_extended import KaggleApi
+    from kagglesdk import KaggleClient
+    from kagglesdk.kaggle_env import get_env
+
+    class Api(KaggleApi):
+        def build_kaggle_client(self):
+            # kaggle 2.2.5 hard-codes PROD here (unless argv has --local etc.), although kagglesdk reads
+            # KAGGLE_API_ENVIRONMENT; without this a test server could never be reached through the real client.
+            if os.environ.get('KAGGLE_API_ENVIRONMENT', 'PROD') in ('PROD', 'LOCALHOST'): return super().build_kaggle_client()
+            c = self.config_values
+            return KaggleClient(env=get_env(), username=c.get(self.CONFIG_NAME_USER), password=c.get(self.CONFIG_NAME_KEY),
+                                api_token=c.get(self.CONFIG_NAME_TOKEN), response_processor=self.get_response_processor())
+
+    a = Api()
+    with kaggle_errors(), _quietly():
+        try: a.authenticate()
+        except SystemExit: raise PaddyError(NO_CREDENTIALS) from None
+    return a
+
+
+def endpoint() -> str:
+    from kagglesdk.kaggle_env import get_endpoint, get_env
+    return get_endpoint(get_env())
+
+
+@contextlib.contextmanager
+def kaggle_errors(comp: str = COMPETITION):
+    "Turn the client's HTTP and network failures into one line that names the fix; never echo credentials."
+    import requests
+    try: yield
+    except requests.HTTPError as e:
+        code = getattr(e.response, 'status_code', None)
+        if code == 401: msg = f"Kaggle rejected your credentials (401): {NO_CREDENTIALS.split(': ', 1)[1]}"
+        elif code == 403: msg = f"Kaggle refused access to {comp} (403): accept the competition's rules at {rules_url(comp)}, then run this again"
+        elif code == 404:
+            close = get_close_matches(comp, [COMPETITION], n=1)
+            hint = f"did you mean {close[0]}?" if close and close[0] != comp else "use the slug from the competition's URL"
+            msg = f"Kaggle has no competition '{comp}' (404): {hint}"
+        else: msg = f"Kaggle answered {code}: {str(e).splitlines()[0] if str(e) else 'no reason given'}; try again later"
+        raise PaddyError(msg) from None
+    except requests.RequestException as e:
+        raise PaddyError(f"could not reach Kaggle at {endpoint()} ({type(e).__name__}): check the network and try again") from None
+
+
+def download_zip(comp: str, folder) -> str:
+    "Download `comp`'s files as one zip into `folder` with the client's progress bar (it resumes a partial file)."
+    a = api()
+    with kaggle_errors(comp):
+        a.competition_download_files(comp, path=str(folder), quiet=False)
+    zips = sorted(p for p in os.listdir(folder) if p.endswith('.zip'))
+    if not zips: raise PaddyError(f"Kaggle sent no zip for {comp} into {folder}: try again, or download it by hand from {rules_url(comp)[:-6]}/data")
+    return os.path.join(folder, zips[0])
+
+
+def submit(csv, message: str, comp: str) -> dict:
+    "Upload `csv` as a submission; returns the server's `ref` and `message`."
+    a = api()
+    with kaggle_errors(comp):
+        r = a.competition_submit(str(csv), message, comp, quiet=True)
+    if r.message == a.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE:
+        raise PaddyError(f"the upload of {csv} to Kaggle failed, so nothing was submitted: try again")
+    return {'ref': r.ref, 'message': r.message}
+
+
+def scores(comp: str) -> list[dict]:
+    "Your submissions to `comp` with their leaderboard scores, newest first."
+    a = api()
+    with kaggle_errors(comp):
+        subs = a.competition_submissions(comp, page_size=100) or []
+    return [dict(ref=s.ref, date=s.date, file=s.file_name, description=s.description, status=s.status.name.lower(),
+                 public_score=s.public_score or None, private_score=s.private_score or None) for s in subs]

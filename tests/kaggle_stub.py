@@ -1,0 +1,101 @@
+"""A stand-in Kaggle on loopback port 7777, where kagglesdk's TEST environment points: it answers the few endpoints
+that download, submit and the submissions list use, the way api.kaggle.com does, and records what it received."""
+import json, threading
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PORT = 7777
+BASE = f'http://localhost:{PORT}'
+SERVICE = '/api/v1/competitions.CompetitionApiService/'
+
+
+class StubKaggle(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def __init__(self, zip_bytes: bytes = b'', comp: str = 'paddy-disease-classification'):
+        super().__init__(('127.0.0.1', PORT), Handler)
+        self.zip_bytes, self.comp = zip_bytes, comp
+        self.calls: list[tuple[str, dict]] = []     # (endpoint, JSON body) of every API call
+        self.auth: list[str | None] = []            # the Authorization header of every API call
+        self.uploads: dict[str, bytes] = {}         # token → the bytes PUT to its upload URL
+        self.submissions: list[dict] = []           # what CreateSubmission received
+        self.fail: dict[str, tuple[int, str]] = {}  # endpoint → (status, message) to answer instead
+        self.scores: dict[int, tuple[str, str]] = {}  # ref → (public, private) once "scored"
+
+    def endpoints(self): return [c[0] for c in self.calls]
+
+    def __enter__(self):
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+        self.server_close()
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: StubKaggle
+
+    def log_message(self, *args): pass
+
+    def _send(self, status: int, body: bytes = b'', ctype: str = 'application/json', headers=()):
+        self.send_response(status)
+        self.send_header('Content-Type', ctype)
+        self.send_header('Content-Length', str(len(body)))
+        for k, v in headers: self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, obj, status=200): self._send(status, json.dumps(obj).encode())
+
+    def _body(self) -> bytes:
+        if self.headers.get('Transfer-Encoding', '').lower() == 'chunked':  # requests streams a file object this way
+            out = b''
+            while True:
+                size = int(self.rfile.readline().strip().split(b';')[0], 16)
+                chunk = self.rfile.read(size); self.rfile.readline()
+                if not size: return out
+                out += chunk
+        return self.rfile.read(int(self.headers.get('Content-Length') or 0))
+
+    def do_POST(self):
+        s = self.server
+        if not self.path.startswith(SERVICE): return self._json({'code': 404, 'message': 'Not found'}, 404)
+        name, body = self.path[len(SERVICE):], json.loads(self._body() or b'{}')
+        s.calls.append((name, body)); s.auth.append(self.headers.get('Authorization'))
+        if name in s.fail:
+            status, msg = s.fail[name]
+            return self._json({'code': status, 'message': msg}, status)
+        if body.get('competitionName') not in (None, s.comp):
+            return self._json({'code': 404, 'message': f"Competition '{body['competitionName']}' not found"}, 404)
+        if name == 'DownloadDataFiles':  # like Kaggle: a redirect to a signed storage URL
+            self.send_response(302); self.send_header('Location', f'{BASE}/storage/{s.comp}.zip?sig=x')
+            self.send_header('Content-Length', '0'); self.end_headers()
+        elif name == 'StartSubmissionUpload':
+            token = f'blob-{len(s.uploads) + 1}'
+            s.uploads[token] = b''
+            self._json({'token': token, 'createUrl': f'{BASE}/upload/{token}'})
+        elif name == 'CreateSubmission':
+            if body.get('blobFileTokens') not in s.uploads: return self._json({'code': 400, 'message': 'unknown blob'}, 400)
+            s.submissions.append(body)
+            self._json({'message': 'Successfully submitted to Paddy Doctor: Paddy Disease Classification', 'ref': 1000 + len(s.submissions)})
+        elif name == 'ListSubmissions':
+            subs = [dict(ref=1000 + k, date='2026-11-26T12:00:00Z', description=b.get('submissionDescription', ''),
+                         fileName='submission.csv', status='COMPLETE' if 1000 + k in s.scores else 'PENDING',
+                         **(dict(zip(('publicScore', 'privateScore'), s.scores[1000 + k])) if 1000 + k in s.scores else {}))
+                    for k, b in enumerate(s.submissions, 1)]
+            self._json({'submissions': subs[::-1]})
+        else: self._json({'code': 404, 'message': f'no endpoint {name} in the stub'}, 404)
+
+    def do_GET(self):
+        if self.path.startswith('/storage/'):
+            return self._send(200, self.server.zip_bytes, 'application/zip',
+                              [('Last-Modified', formatdate(usegmt=True)), ('Accept-Ranges', 'none')])
+        self._send(404)
+
+    def do_PUT(self):
+        token = self.path.rsplit('/', 1)[-1]
+        if token not in self.server.uploads: return self._send(404)
+        self.server.uploads[token] = self._body()
+        self._json({})

@@ -34,6 +34,7 @@ def api():
                                 api_token=c.get(self.CONFIG_NAME_TOKEN), response_processor=self.get_response_processor())
 
     a = Api()
+    a.args = [x for x in a.args if x not in ('--verbose', '-v')]  # VERBOSE=1 would make the client print auth headers
     with kaggle_errors(), _quietly():
         try: a.authenticate()
         except SystemExit: raise PaddyError(NO_CREDENTIALS) from None

@@ -88,6 +88,18 @@ def test_download_then_submit_end_to_end(stub, downloaded):
     assert KEY not in r.output and KEY not in Path('submissions/log.csv').read_text()
 
 
+def test_verbose_never_prints_credentials(stub, comp, monkeypatch):
+    "kaggle reads VERBOSE=1 at import into KaggleApi.args and then prints every request's headers."
+    from kaggle.api.kaggle_api_extended import KaggleApi
+    monkeypatch.setattr(KaggleApi, 'args', ['--verbose'])
+    monkeypatch.setenv('KAGGLE_API_ENVIRONMENT', 'PROD')  # the client's own path, which honours --verbose
+    monkeypatch.setenv('HTTPS_PROXY', 'http://127.0.0.1:9')  # a closed port: it fails without leaving the machine
+    r = run('submit', write(good_submission(comp)), '-m', 'x', '--data', comp)
+    assert r.exit_code == 2 and 'could not reach Kaggle' in r.output
+    encoded = base64.b64encode(f'tester:{KEY}'.encode()).decode()
+    assert KEY not in r.output and encoded not in r.output and 'Authorization' not in r.output
+
+
 def test_download_is_skipped_when_the_files_are_there(stub, downloaded):
     r = run('download')
     assert r.exit_code == 0 and 'nothing to download' in r.output

@@ -9,7 +9,7 @@ SUB ?=
 MSG ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test download train ensemble submit submissions list
+.PHONY: help install demo test download train sweep results report ensemble submit submissions list
 
 help: ## show these targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,16 @@ download: install ## download and unzip the competition into data/ once (needs a
 train: install ## fine-tune one experiment: make train EXP=convnext_small_rect [ARGS='--set epochs=1 --data DIR']
 	@test -n "$(EXP)" || { echo "make train needs EXP=NAME: see make list"; exit 2; }
 	$(BIN)/paddy train $(EXP) $(ARGS)
+
+sweep: install ## train many from a queue, one per GPU, resumable: make sweep EXP='convnext_small_rect vit_small_squish' [ARGS='--repeat 3']
+	@test -n "$(EXP)" || { echo "make sweep needs EXP='NAME NAME…': see make list"; exit 2; }
+	$(BIN)/paddy sweep $(EXP) $(ARGS)
+
+results: install ## every finished run as one table [ARGS='--csv runs.csv']
+	$(BIN)/paddy results $(ARGS)
+
+report: install ## rank the runs: score, top 15, better-and-faster subset, reports/*.png [ARGS='--dataset paddy-disease-classification']
+	$(BIN)/paddy report $(ARGS)
 
 ensemble: install ## average runs into submissions/: make ensemble [RUNS='convnext*'] [ARGS='--vote --name NAME']
 	$(BIN)/paddy ensemble $(RUNS) $(ARGS)

@@ -20,6 +20,22 @@ def pd_wide():
     return pd.option_context('display.width', 250, 'display.max_colwidth', 60, 'display.max_rows', 500)
 
 
+def stoppable():
+    """SIGTERM (a scheduler, `timeout`, a stopping sweep) and SIGINT stop the work as Ctrl-C does, even when started with
+    SIGINT ignored (`cmd &` in a script), so an unfinished run still removes its files."""
+    import signal
+    def stop(signum, frame): raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, stop)
+
+
+def plain_logs():
+    """Into a file or pipe (a sweep's log, CI), keep fastai's epoch table but not its bars: fastprogress 1.x reads
+    `stdout.isatty` without calling it, so it would write every bar update into the log."""
+    if not sys.stdout.isatty():
+        import fastprogress.fastprogress as fp
+        fp.NO_BAR = True
+
+
 def friendly(fn):
     "Turn a `PaddyError` into one line per problem on stderr and exit code 2."
     @functools.wraps(fn)
@@ -35,11 +51,14 @@ def friendly(fn):
 @friendly
 def train(exp: str = typer.Argument(..., help='experiment name in experiments/, or a path to a .py spec'),
           data: Optional[Path] = DATA,
-          set_: List[str] = typer.Option([], '--set', help='override a field, keeping its type: --set epochs=1')):
+          set_: List[str] = typer.Option([], '--set', help='override a field, keeping its type: --set epochs=1'),
+          wandb: bool = typer.Option(False, '--wandb', help='also log the run to Weights & Biases (needs wandb; WANDB_MODE=offline works)'),
+          sweep: Optional[str] = typer.Option(None, hidden=True, help='SWEEP/JOB: set by paddy sweep, recorded in the metadata')):
     "Fine-tune EXP, export models/<run>.pkl + .json, and save TTA probabilities to preds/<run>.npz."
     from .spec import load
     from .train import train
-    train(load(exp, set_), data=data)
+    stoppable(); plain_logs()
+    train(load(exp, set_), data=data, sweep=sweep, wandb=wandb)
 
 
 @app.command()
@@ -47,6 +66,7 @@ def train(exp: str = typer.Argument(..., help='experiment name in experiments/, 
 def predict(run: str, data: Optional[Path] = DATA, out: Optional[Path] = typer.Option(None, help='where to write (default preds/RUN.npz)')):
     "Recompute RUN's TTA probabilities from its exported model (e.g. on CPU, or on another test folder)."
     from .predict import predict
+    plain_logs()
     predict(run, data=data, out=out)
 
 
@@ -102,6 +122,58 @@ def submissions(competition: str = COMP):
     with pd_wide(): typer.echo(submissions(competition).to_string(index=False, na_rep='', float_format=lambda x: f'{x:.5f}'))
 
 
+@app.command()
+@friendly
+def sweep(exps: List[str] = typer.Argument(..., help='experiment names or spec paths'),
+          repeat: int = typer.Option(1, help='runs of each experiment'),
+          gpus: Optional[str] = typer.Option(None, help='GPU ids, one run per GPU at a time: --gpus 0,1,2 (default: all; none: CPU, one by one)'),
+          set_: List[str] = typer.Option([], '--set', help='override a field of every experiment'),
+          data: Optional[Path] = DATA,
+          name: Optional[str] = typer.Option(None, help='sweeps/NAME/ (default: from the arguments, so the same command resumes)'),
+          wandb: bool = typer.Option(False, '--wandb', help='log every run to Weights & Biases')):
+    "Train every EXP REPEAT times from a queue, a log file per run; stopped and started again, it skips finished runs."
+    from .sweep import sweep
+    stoppable()
+    try: sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb)
+    except KeyboardInterrupt:
+        typer.echo('paddy sweep: stopped; run the same command again to finish the runs left', err=True)
+        raise typer.Exit(130)
+
+
+@app.command()
+@friendly
+def results(models: Path = typer.Option(Path('models'), help='where the runs\' .json files are'),
+            csv: Optional[Path] = typer.Option(None, help='also write the table to this CSV')):
+    "Every finished run as one table: experiment, arch, family, transforms, error rates, fit time, GPU memory."
+    from .results import results
+    df = results(models)
+    if csv is not None:
+        from .provenance import open_new
+        with open_new(csv, 'x', hint='choose another --csv') as f: df.to_csv(f, index=False)
+        typer.echo(f'wrote {csv} ({len(df)} runs)', err=True)
+    with pd_wide(): typer.echo(df.drop(columns=['created', 'sweep']).to_string(index=False, na_rep='', float_format=lambda x: f'{x:.4f}'))
+
+
+@app.command()
+@friendly
+def report(dataset: Optional[str] = typer.Option(None, help="only runs on this data folder's name, e.g. paddy-disease-classification"),
+           top: int = typer.Option(15, help='how many to list by score'),
+           score_constant: float = typer.Option(80, help='score = error_rate × (fit_time + SCORE_CONSTANT)'),
+           agg: str = typer.Option('min', help='over repeated runs: min (as the seed notebook) or mean'),
+           name: Optional[str] = typer.Option(None, help='reports/NAME.{png,csv,json} (default report-DATASET-DATE-TIME)'),
+           models: Path = typer.Option(Path('models'), help="where the runs' .json files are"),
+           wandb: Optional[str] = typer.Option(None, '--wandb', help='also import the runs of a W&B sweep: entity/project/sweep_id'),
+           gist: bool = typer.Option(False, '--gist', help='publish the CSV as a secret gist (needs GITHUB_TOKEN)')):
+    "Rank experiments: pivot by family and model, top N by score, the better-and-faster-than-median subset, and a plot."
+    from .gist import publish, token
+    from .report import report
+    from .results import collect
+    if gist: token()  # fail before any work
+    df, sources = collect(models, wandb)
+    r = report(df, dataset=dataset, top=top, constant=score_constant, agg=agg, name=name, sources=sources)
+    if gist: typer.echo(f"published {r['files']['csv']} as {publish([r['files']['csv']], 'paddy report ' + r['files']['csv'].stem)}")
+
+
 @app.command('list')
 @friendly
 def list_():
@@ -112,9 +184,12 @@ def list_():
 
 @app.command()
 @friendly
-def demo(set_: List[str] = typer.Option([], '--set', help='override a field of both demo experiments')):
+def demo(set_: List[str] = typer.Option([], '--set', help='override a field of both demo experiments'),
+         data_only: bool = typer.Option(False, '--data-only', help='only lay the digits out in data/demo/, for your own runs or sweeps')):
     "Run the whole pipeline offline on scikit-learn's digits and print validation and test accuracy."
-    from .demo import demo
+    from .demo import build_digits, demo
+    if data_only: return typer.echo(f"{build_digits(Path('data/demo'))}: the digits in the competition's layout")
+    plain_logs()
     demo(overrides=set_)
 
 

@@ -1,7 +1,8 @@
 """Fine-tune one experiment, export it under a unique run name with its metadata, then score it with TTA."""
-import dataclasses, time
+import contextlib, dataclasses, time
 from pathlib import Path
 
+from . import wandb_io
 from .data import dataloaders, find_data, read_train, split_seed, valid_ids
 from .errors import PaddyError
 from .models import learner
@@ -17,10 +18,22 @@ def accum_setup(exp: Experiment):
     return exp.bs // exp.accum, ([GradientAccumulation(exp.bs)] if exp.accum > 1 else [])
 
 
-def train(exp: Experiment, data=None, models: Path = Path('models'), preds: Path = Path('preds')) -> dict:
+@contextlib.contextmanager
+def whole_or_nothing(run: str, models: Path, preds: Path):
+    "A run stopped (Ctrl-C, a sweep's stop) or failed before its .json is unfinished: remove what it wrote."
+    try: yield
+    except BaseException:
+        if not (models / f'{run}.json').exists():
+            for f in (models / f'{run}.pkl', preds / f'{run}.npz'): f.unlink(missing_ok=True)
+        raise
+
+
+def train(exp: Experiment, data=None, models: Path = Path('models'), preds: Path = Path('preds'),
+          sweep: str | None = None, wandb: bool = False) -> dict:
     "Fine-tune `exp` on the competition folder `data`; write models/<run>.{pkl,json} and preds/<run>.npz."
     import torch
     validate(exp)
+    if wandb: wandb_io.check()
     path = find_data(data)
     weights = resolve(exp.arch, exp.pretrained)  # fails fast offline, before any data is read
     seed = split_seed(exp.seed)
@@ -33,26 +46,29 @@ def train(exp: Experiment, data=None, models: Path = Path('models'), preds: Path
     learn = learner(dls, exp, weights, cbs)
     if cuda: learn = learn.to_fp16()
     run = new_run(exp.name, models, preds)
-    print(f'{run}: {exp.arch} ({weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images from {path}, '
-          f'bs {bs}×{exp.accum}, {"cuda, mixed precision" if cuda else "cpu"}')
-    if cuda: torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    # random init has nothing to protect, so it trains whole from the first epoch
-    if weights.pretrained: learn.fine_tune(exp.epochs, exp.lr)
-    else: learn.fit_one_cycle(exp.epochs, exp.lr)
-    fit_time = time.perf_counter() - t0
-    err = float(learn.validate()[1])
-    models.mkdir(parents=True, exist_ok=True)
-    learn.export((models / f'{run}.pkl').resolve())
-    p = tta_preds(learn, path, valid, df)
-    save_preds(preds / f'{run}.npz', run, p)
-    meta = dict(run=run, experiment=dataclasses.asdict(exp), vocab=p['vocab'].tolist(), data=str(path.resolve()),
-                split_seed=seed, valid_ids=valid, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
-                error_rate=err, tta_error_rate=error(p), fit_time=fit_time,
-                img_per_s=(exp.epochs + weights.pretrained) * len(dls.train_ds) / fit_time,  # fine_tune adds a frozen epoch
-                peak_gpu_mem_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,
-                mixed_precision=cuda, device='cuda' if cuda else 'cpu', weights=weights.source,
-                files=dict(model=str(models / f'{run}.pkl'), preds=str(preds / f'{run}.npz')), **stamp())
-    write_json(models / f'{run}.json', meta)
-    print(f'{run}: error {err:.4f}, TTA error {meta["tta_error_rate"]:.4f}, fit {fit_time:.0f}s → {models / run}.pkl')
-    return meta
+    with whole_or_nothing(run, models, preds):
+        print(f'{run}: {exp.arch} ({weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images from {path}, '
+              f'bs {bs}×{exp.accum}, {"cuda, mixed precision" if cuda else "cpu"}')
+        if cuda: torch.cuda.reset_peak_memory_stats()
+        if wandb: learn.add_cb(wandb_io.start(run, exp, str(path.resolve()), sweep))
+        t0 = time.perf_counter()
+        # random init has nothing to protect, so it trains whole from the first epoch
+        if weights.pretrained: learn.fine_tune(exp.epochs, exp.lr)
+        else: learn.fit_one_cycle(exp.epochs, exp.lr)
+        fit_time = time.perf_counter() - t0
+        err = float(learn.validate()[1])
+        models.mkdir(parents=True, exist_ok=True)
+        learn.export((models / f'{run}.pkl').resolve())
+        p = tta_preds(learn, path, valid, df)
+        save_preds(preds / f'{run}.npz', run, p)
+        meta = dict(run=run, experiment=dataclasses.asdict(exp), vocab=p['vocab'].tolist(), data=str(path.resolve()),
+                    split_seed=seed, valid_ids=valid, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
+                    error_rate=err, tta_error_rate=error(p), fit_time=fit_time,
+                    img_per_s=(exp.epochs + weights.pretrained) * len(dls.train_ds) / fit_time,  # fine_tune adds a frozen epoch
+                    peak_gpu_mem_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,
+                    mixed_precision=cuda, device='cuda' if cuda else 'cpu', weights=weights.source,
+                    files=dict(model=str(models / f'{run}.pkl'), preds=str(preds / f'{run}.npz')), sweep=sweep, **stamp())
+        if wandb: wandb_io.finish(meta)
+        write_json(models / f'{run}.json', meta)  # last: its presence is what marks a run finished
+        print(f'{run}: error {err:.4f}, TTA error {meta["tta_error_rate"]:.4f}, fit {fit_time:.0f}s → {models / run}.pkl')
+        return meta

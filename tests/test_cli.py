@@ -1,4 +1,6 @@
 """The CLI through typer's CliRunner: exit codes, one-line errors, and a whole run."""
+from pathlib import Path
+
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -51,3 +53,10 @@ def test_train_then_ensemble_through_the_cli(comp, tiny_spec):
     sub = pd.read_csv('submissions/cli.csv')
     assert sub.image_id.tolist() == pd.read_csv(comp / 'sample_submission.csv').image_id.tolist()
     one_line_error(run('ensemble', '--name', 'cli', '--data', comp), 'never overwritten')
+
+
+def test_demo_data_only_lays_out_the_digits_without_training():
+    r = run('demo', '--data-only')
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv('data/demo/train.csv')) + len(pd.read_csv('data/demo/sample_submission.csv')) == 1797
+    assert not Path('models').exists() and not Path('submissions').exists()

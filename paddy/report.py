@@ -1,0 +1,92 @@
+"""Which models are best: a pivot over repeated runs, the error × time score, the better-and-faster subset, a plot."""
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import PaddyError
+from .provenance import never_overwrite, stamp, write_json
+
+KEYS = ['dataset', 'family', 'experiment', 'arch', 'resize', 'size']
+
+
+def pivot(df: pd.DataFrame, agg: str = 'min') -> pd.DataFrame:
+    "One row per dataset, family and experiment: `agg` (min, as the seed's notebook did, or mean) over repeated runs."
+    if agg not in ('min', 'mean'): raise PaddyError(f"--agg {agg}: use min or mean")
+    g = df.groupby(KEYS + ['recipe'], dropna=False)
+    p = g.agg(runs=('run', 'count'), error_rate=('error_rate', agg), tta_error_rate=('tta_error_rate', agg),
+              fit_time=('fit_time', agg), gpu_mem_gb=('gpu_mem_gb', 'max')).reset_index()
+    # runs of one experiment with different overrides are not repeats of each other: keep them apart, and say so
+    several = p.groupby(['dataset', 'experiment']).recipe.transform('nunique') > 1
+    p.loc[several, 'experiment'] = p.experiment[several] + '@' + p.recipe[several]
+    return p.drop(columns='recipe')
+
+
+def score(p: pd.DataFrame, constant: float = 80) -> pd.Series:
+    "error_rate × (fit_time + constant): the constant stands for the fixed cost of a run, so speed counts but not alone."
+    return p.error_rate * (p.fit_time + constant)
+
+
+def better_and_faster(p: pd.DataFrame) -> pd.DataFrame:
+    "Rows with both a lower error and a shorter fit than their dataset's median, most accurate first."
+    med = p.groupby('dataset')[['error_rate', 'fit_time']].transform('median')
+    return p[(p.error_rate < med.error_rate) & (p.fit_time < med.fit_time)].sort_values('error_rate')
+
+
+def plot(p: pd.DataFrame, path: Path, runs: pd.DataFrame | None = None):
+    """Fit time (log) against error rate, one colour per family and one panel per dataset: a large named point per
+    experiment, and each of its runs small and faint, so the spread of repeats shows."""
+    import matplotlib
+    matplotlib.use('Agg')  # files only: no display on a server or in CI
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+    datasets = sorted(p.dataset.unique())
+    fams = sorted(p.family.unique())
+    colours = dict(zip(fams, plt.get_cmap('tab10' if len(fams) <= 10 else 'tab20').colors))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 5), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        d = p[p.dataset == ds].sort_values('fit_time')
+        if runs is not None:
+            r = runs[runs.dataset == ds]
+            ax.scatter(r.fit_time, r.error_rate, s=12, alpha=0.35, color=[colours.get(f, 'grey') for f in r.family])
+        for fam, g in d.groupby('family'):
+            ax.scatter(g.fit_time, g.error_rate, s=60, color=colours[fam], label=fam, edgecolor='black', linewidth=0.5)
+        for i, (_, row) in enumerate(d.iterrows()):  # alternate above and below, so neighbours' names do not overlap
+            ax.annotate(row.experiment, (row.fit_time, row.error_rate), fontsize=7, textcoords='offset points',
+                        xytext=(5, 6 if i % 2 == 0 else -11))
+        ax.set_xscale('log'); ax.margins(0.08)
+        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter): axis(FuncFormatter(lambda x, _: f'{x:g}'))  # 300, not 3×10²
+        ax.set(xlabel='fit time (s, log scale)', ylabel='error rate', title=ds); ax.grid(alpha=0.3)
+        ax.legend(title='family', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant: float = 80, agg: str = 'min',
+           name: str | None = None, out: Path = Path('reports'), sources: dict | None = None) -> dict:
+    "Print the pivot, the top `top` by score and the better-and-faster subset; write reports/<name>.{png,csv,json}."
+    if dataset is not None:
+        if dataset not in set(df.dataset): raise PaddyError(f"no runs on dataset '{dataset}': there are {', '.join(sorted(set(df.dataset)))}")
+        df = df[df.dataset == dataset]
+    df = df.dropna(subset=['error_rate', 'fit_time'])
+    if df.empty: raise PaddyError("no run has both an error rate and a fit time to rank")
+    p = pivot(df, agg)
+    p['score'] = score(p, constant)
+    p = p.sort_values('score').reset_index(drop=True)
+    name = name or time.strftime(f'report-{dataset or "all"}-%Y%m%d-%H%M%S')
+    files = {k: out / f'{name}.{k}' for k in ('png', 'csv', 'json')}
+    never_overwrite(*files.values(), hint='pass --name OTHER')
+    fast = better_and_faster(p)
+    with pd.option_context('display.width', 250, 'display.max_rows', 500, 'display.float_format', '{:.4f}'.format):
+        print(f'{len(df)} runs of {len(p)} experiments; score = error_rate × (fit_time + {constant:g}), {agg} over repeats\n')
+        print(p.to_string(index=False), '\n')
+        print(f'top {top} by score:\n{p.head(top)[KEYS[1:3] + ["error_rate", "fit_time", "score"]].to_string(index=False)}\n')
+        print('better and faster than the median:\n' + (fast[KEYS[1:3] + ['error_rate', 'fit_time']].to_string(index=False) if len(fast) else '(none)'))
+    out.mkdir(parents=True, exist_ok=True)
+    plot(p, files['png'], df)
+    p.to_csv(files['csv'], index=False)
+    write_json(files['json'], dict(name=name, dataset=dataset, top=top, score_constant=constant, agg=agg, runs=df.run.tolist(),
+                                   sources=sources or {}, files={k: str(v) for k, v in files.items()}, **stamp()))
+    print(f'\nwrote {files["png"]}, {files["csv"]}')
+    return dict(pivot=p, top=p.head(top), better_and_faster=fast, files=files)

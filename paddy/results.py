@@ -1,0 +1,65 @@
+"""Every finished run's metadata (models/*.json) as one table, with each architecture's family."""
+import hashlib, json, re, sys
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import PaddyError
+
+COLUMNS = ['run', 'dataset', 'experiment', 'recipe', 'arch', 'family', 'resize', 'item_size', 'size', 'accum', 'epochs',
+           'error_rate', 'tta_error_rate', 'tta_helped', 'fit_time', 'gpu_mem_gb', 'device', 'sweep', 'created']
+
+
+def family(arch: str) -> str:
+    "convnext_small.fb_in22k → convnext, swinv2_base_window12_192 → swinv2, resnet26d → resnetd; anything else is its own."
+    name = arch.split('.')[0].lower()
+    name = re.sub(r'^(tf|test)_', '', name)  # TF ports and timm's tiny test models belong to the family they copy
+    # the rule of the seed's "which image models are best" analysis: the leading letters, keeping a v2
+    m = re.match(r'^([a-z]+?(?:v2)?)(?:\d|_|$)', name)
+    if not m: return name or arch
+    fam = m.group(1)
+    if fam == 'resnet' and re.search(r'resnet\d+d', name): fam = 'resnetd'
+    if re.fullmatch(r'regnet[xyzv]', fam): fam = 'regnet'
+    return fam
+
+
+def recipe(exp: dict) -> str:
+    "A short hash of every field but the name and the split seed: runs of one recipe are repeats; `--set` makes another."
+    return hashlib.sha1(json.dumps({k: v for k, v in exp.items() if k not in ('name', 'seed')}, sort_keys=True).encode()).hexdigest()[:6]
+
+
+def _size(s) -> str:
+    return 'x'.join(map(str, s)) if isinstance(s, (list, tuple)) else str(s)
+
+
+def row(meta: dict) -> dict:
+    "One run's metadata as a table row; `tta_helped` compares at 6 places, as fastai's error is float32 and TTA's float64."
+    exp = meta.get('experiment', {})
+    err, tta = meta.get('error_rate'), meta.get('tta_error_rate')
+    return dict(run=meta.get('run'), dataset=Path(str(meta.get('data', ''))).name, experiment=exp.get('name'), recipe=recipe(exp), arch=exp.get('arch'),
+                family=family(str(exp.get('arch', ''))), resize=exp.get('resize'), item_size=_size(exp.get('item_size')),
+                size=_size(exp.get('aug_size')), accum=exp.get('accum'), epochs=exp.get('epochs'), error_rate=err,
+                tta_error_rate=tta, tta_helped=None if err is None or tta is None else round(tta, 6) < round(err, 6), fit_time=meta.get('fit_time'),
+                gpu_mem_gb=meta.get('peak_gpu_mem_gb'), device=meta.get('device'), sweep=meta.get('sweep'), created=meta.get('created'))
+
+
+def results(models: Path = Path('models')) -> pd.DataFrame:
+    "One row per finished run (a run is finished when its .json exists), oldest first."
+    files = sorted(Path(models).glob('*.json'))
+    rows = []
+    for f in files:
+        try: rows.append(row(json.loads(f.read_text())))
+        except (json.JSONDecodeError, AttributeError, TypeError) as e:
+            print(f'warning: skipping {f}: not a run\'s metadata ({type(e).__name__})', file=sys.stderr)
+    if not rows: raise PaddyError(f"no finished runs in {models}/: train some with `paddy train EXP` or `paddy sweep EXP…`")
+    return pd.DataFrame(rows, columns=COLUMNS).sort_values('created', kind='stable').reset_index(drop=True)
+
+
+def collect(models: Path = Path('models'), wandb: str | None = None) -> tuple[pd.DataFrame, dict]:
+    "This project's runs, plus a W&B sweep's when `wandb` names one; and where they came from."
+    frames, sources = [], {}
+    if wandb:
+        from .wandb_io import sweep_results
+        frames.append(sweep_results(wandb)); sources['wandb'] = wandb
+    if Path(models).is_dir() or not frames: frames.append(results(models)); sources['models'] = str(models)
+    return pd.concat(frames, ignore_index=True), sources

@@ -1,0 +1,118 @@
+"""Many runs from a queue: one `paddy train` process per GPU (or one after another on CPU), resumable, a log file each."""
+import hashlib, json, os, queue, signal, subprocess, sys, threading, time
+from pathlib import Path
+
+from .errors import PaddyError
+from .provenance import read_json, stamp, write_json
+from .spec import load
+
+
+def finished(name: str, models: Path = Path('models')) -> dict[str, dict]:
+    "Job → metadata of the runs this sweep has finished: a run is finished once its .json is written, last."
+    out = {}
+    for f in sorted(models.glob('*.json')):
+        try: meta = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError): continue
+        tag = str(meta.get('sweep') or '')
+        if tag.startswith(f'{name}/'): out[tag.split('/', 1)[1]] = meta
+    return out
+
+
+def devices(gpus: str | None) -> list[str | None]:
+    "The GPUs to use, one process each; `[None]` is the CPU, one run at a time."
+    import torch
+    n = torch.cuda.device_count()
+    if gpus is None: return [str(i) for i in range(n)] or [None]
+    ids = [g.strip() for g in gpus.split(',') if g.strip()]
+    bad = [g for g in ids if not g.isdigit() or int(g) >= n]
+    if bad or not ids:
+        raise PaddyError(f"--gpus {gpus}: this machine has {n} GPU{'s' * (n != 1)}" + (f" (0…{n - 1})" if n else ": leave out --gpus to run on CPU"))
+    return ids
+
+
+def run_queue(jobs: list[str], devs: list, launch, stop: threading.Event) -> dict[str, int]:
+    "Run `launch(job, device)` for every job, at most one at a time per device; job → exit code (absent if not started)."
+    q, codes = queue.Queue(), {}
+    for j in jobs: q.put(j)
+
+    def worker(dev):
+        while not stop.is_set():
+            try: job = q.get_nowait()
+            except queue.Empty: return
+            codes[job] = launch(job, dev)
+
+    threads = [threading.Thread(target=worker, args=(d,), daemon=True) for d in devs]
+    for t in threads: t.start()
+    while any(t.is_alive() for t in threads): time.sleep(0.2)  # a sleeping main thread still gets Ctrl-C
+    return codes
+
+
+class Sweep:
+    "The jobs `<exp>-<k>` for k in 1…repeat of every experiment, under sweeps/<name>/ with one log per job."
+
+    def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'), models=Path('models')):
+        if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
+        specs = [load(e, sets) for e in exps]  # a typo in any experiment stops the sweep before any run starts
+        self.args = dict(experiments=list(exps), repeat=repeat, set=list(sets), data=None if data is None else str(Path(data).resolve()), wandb=wandb)
+        self.name = name or 'sweep-' + hashlib.sha1(json.dumps(self.args, sort_keys=True).encode()).hexdigest()[:8]
+        self.exp = {f'{s.name}-{k}': e for s, e in zip(specs, exps) for k in range(1, repeat + 1)}
+        if len(set(s.name for s in specs)) < len(specs): raise PaddyError("the same experiment is named twice: use --repeat for repeats")
+        self.folder, self.models = root / self.name, models
+
+    def start(self):
+        "Record the sweep's arguments, or check them against the record when it is started again."
+        manifest = self.folder / 'sweep.json'
+        if manifest.is_file():
+            if read_json(manifest)['args'] != self.args:
+                raise PaddyError(f"sweep {self.name} was started with other arguments (see {manifest}): use another --name")
+        else: write_json(manifest, dict(name=self.name, args=self.args, jobs=list(self.exp), **stamp()))
+
+    def command(self, job: str) -> list[str]:
+        a = self.args
+        return ([sys.executable, '-m', 'paddy.cli', 'train', self.exp[job], '--sweep', f'{self.name}/{job}']
+                + [x for s in a['set'] for x in ('--set', s)] + (['--data', a['data']] if a['data'] else []) + (['--wandb'] if a['wandb'] else []))
+
+
+def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'), models=Path('models')) -> dict:
+    "Run every job not yet finished; Ctrl-C stops the running ones (they leave nothing behind) and the same command resumes."
+    s = Sweep(exps, repeat, sets, data, name, wandb, root, models)
+    devs = devices(gpus)
+    s.start()
+    done = finished(s.name, models)
+    todo = [j for j in s.exp if j not in done]
+    where = 'CPU, one at a time' if devs == [None] else f"GPU {','.join(devs)}, one run per GPU"
+    print(f'sweep {s.name}: {len(s.exp)} runs, {len(done)} already finished, {len(todo)} to go, on {where}; logs in {s.folder}/')
+    stop, procs, lock, counter = threading.Event(), {}, threading.Lock(), [len(done)]
+
+    def launch(job, dev):
+        env = dict(os.environ, **({'CUDA_VISIBLE_DEVICES': dev} if dev is not None else {}))
+        log = s.folder / f'{job}.log'
+        with open(log, 'a') as f:  # appended: an earlier, stopped attempt keeps its log
+            f.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(s.command(job))} (device {dev or 'cpu'})\n"); f.flush()
+            t0 = time.time()
+            with lock:
+                if stop.is_set(): return None
+                procs[job] = p = subprocess.Popen(s.command(job), stdout=f, stderr=subprocess.STDOUT, env=env)
+            print(f'  start {job} on {"GPU " + dev if dev else "CPU"} → {log}', flush=True)
+            rc = p.wait()
+        with lock:
+            procs.pop(job, None)
+            if rc == 0: counter[0] += 1
+            meta = finished(s.name, models).get(job) if rc == 0 else None
+            what = (f"error {meta['error_rate']:.4f}, {meta['run']}" if meta else f'FAILED (exit {rc}), see {log}')
+            if not stop.is_set(): print(f'  [{counter[0]}/{len(s.exp)}] {job}: {what}, {time.time() - t0:.0f}s', flush=True)
+        return rc
+
+    try: codes = run_queue(todo, devs, launch, stop)
+    except KeyboardInterrupt:
+        stop.set()
+        with lock: running = list(procs.values())
+        for p in running: p.send_signal(signal.SIGTERM)  # train then removes its unfinished run's files
+        for p in running:
+            try: p.wait(timeout=60)
+            except subprocess.TimeoutExpired: p.kill()
+        raise
+    failed = [j for j, rc in codes.items() if rc]
+    if failed: raise PaddyError(f"{len(failed)} of {len(s.exp)} runs failed ({', '.join(failed)}): see their logs in {s.folder}/, then run the same command to retry them")
+    print(f'sweep {s.name}: all {len(s.exp)} runs finished; compare them with `paddy report`')
+    return finished(s.name, models)

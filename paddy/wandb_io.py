@@ -1,0 +1,57 @@
+"""Weights & Biases, an optional extra: log a run to it, or read a W&B sweep's runs into the results table."""
+import dataclasses, os
+
+import pandas as pd
+
+from .errors import PaddyError
+from .results import COLUMNS, row
+
+NEEDS = "--wandb needs wandb: `pip install wandb`, then `wandb login` (or set WANDB_MODE=offline to log locally)"
+SUMMARY = ('error_rate', 'tta_error_rate', 'fit_time', 'peak_gpu_mem_gb', 'img_per_s')
+
+
+def _wandb():
+    try: import wandb
+    except ImportError: raise PaddyError(NEEDS) from None
+    return wandb
+
+
+def check():
+    "Fail before any training when --wandb cannot work."
+    _wandb()
+
+
+def start(run: str, exp, data: str, sweep: str | None = None):
+    "Start a W&B run for `run` and return fastai's callback for it."
+    wandb = _wandb()
+    from fastai.callback.wandb import WandbCallback
+    wandb.init(project=os.environ.get('WANDB_PROJECT', 'paddy'), name=run, group=(sweep or '').split('/')[0] or None,
+               config=dict(experiment=dataclasses.asdict(exp), data=data, sweep=sweep))
+    return WandbCallback(log_preds=False, log_model=False)
+
+
+def finish(meta: dict):
+    "Record the numbers `paddy report` ranks by in the run's summary, then close it."
+    wandb = _wandb()
+    wandb.run.summary.update({k: meta[k] for k in SUMMARY if k in meta})
+    wandb.finish()
+
+
+def from_run(name: str, config: dict, summary: dict) -> dict:
+    "A results row from a W&B run: paddy's own runs, or the seed's sweep (model_name, resize_method, GPU_mem)."
+    exp = config.get('experiment') or dict(name=config.get('model_name') or config.get('arch') or name,
+                                           arch=config.get('model_name') or config.get('arch') or name,
+                                           resize=config.get('resize_method'), aug_size=config.get('size'), epochs=config.get('epochs'))
+    fit = summary.get('fit_time', summary.get('_runtime'))
+    mem = summary.get('peak_gpu_mem_gb', summary.get('GPU_mem'))
+    return row(dict(run=name, experiment=exp, data=config.get('data') or config.get('dataset') or 'wandb',
+                    error_rate=summary.get('error_rate'), tta_error_rate=summary.get('tta_error_rate'), fit_time=fit, peak_gpu_mem_gb=mem))
+
+
+def sweep_results(path: str) -> pd.DataFrame:
+    "The finished runs of the W&B sweep `entity/project/sweep_id`."
+    wandb = _wandb()
+    if path.count('/') != 2: raise PaddyError(f"--wandb {path}: give entity/project/sweep_id")
+    try: runs = [r for r in wandb.Api().sweep(path).runs if r.state == 'finished']
+    except Exception as e: raise PaddyError(f"cannot read the W&B sweep {path} ({type(e).__name__}): check the path and `wandb login`") from None
+    return pd.DataFrame([from_run(r.name, dict(r.config), dict(r.summary)) for r in runs], columns=COLUMNS)

@@ -22,12 +22,28 @@ def check():
 
 
 def start(run: str, exp, data: str, sweep: str | None = None):
-    "Start a W&B run for `run` and return fastai's callback for it."
+    """Start a W&B run for `run` and return a callback that logs each epoch's losses and metrics. Not fastai's
+    WandbCallback: in fastai 2.8.12 its config logging raises before the first epoch (fastai issue #4173)."""
     wandb = _wandb()
-    from fastai.callback.wandb import WandbCallback
+    from fastai.callback.core import Callback
+    from fastai.learner import Recorder
+
+    class LogEpochs(Callback):
+        order, fitting = Recorder.order + 1, False  # after the recorder has filled in this epoch's row
+
+        def before_fit(self): self.fitting = True
+        def after_fit(self): self.fitting = False
+
+        def after_epoch(self):
+            # validate() and TTA also end "epochs", with rows of another shape: only training epochs are logged
+            names, values = self.recorder.metric_names[1:-1], self.recorder.log[1:-1]  # drop 'epoch' and 'time'
+            if self.fitting and len(names) == len(values):
+                wandb.log({'epoch': self.epoch, **{n: float(v) for n, v in zip(names, values) if v is not None}})
+
     wandb.init(project=os.environ.get('WANDB_PROJECT', 'paddy'), name=run, group=(sweep or '').split('/')[0] or None,
-               config=dict(experiment=dataclasses.asdict(exp), data=data, sweep=sweep))
-    return WandbCallback(log_preds=False, log_model=False)
+               config=dict(experiment=dataclasses.asdict(exp), data=data, sweep=sweep),
+               settings=wandb.Settings(console='off'))  # its console capture swallowed fastai's epoch table here
+    return LogEpochs()
 
 
 def finish(meta: dict):

@@ -9,7 +9,8 @@ NO_CREDENTIALS = ("no Kaggle credentials: on kaggle.com open Settings â†’ API â†
                   "~/.kaggle/access_token (or set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY)")
 
 
-def rules_url(comp: str) -> str: return f'https://www.kaggle.com/competitions/{comp}/rules'
+def page(comp: str, tab: str) -> str: return f'https://www.kaggle.com/competitions/{comp}/{tab}'
+def rules_url(comp: str) -> str: return page(comp, 'rules')
 
 
 def _quietly():
@@ -71,7 +72,7 @@ def download_zip(comp: str, folder) -> str:
     with kaggle_errors(comp):
         a.competition_download_files(comp, path=str(folder), quiet=False)
     zips = sorted(p for p in os.listdir(folder) if p.endswith('.zip'))
-    if not zips: raise PaddyError(f"Kaggle sent no zip for {comp} into {folder}: try again, or download it by hand from {rules_url(comp)[:-6]}/data")
+    if not zips: raise PaddyError(f"Kaggle sent no zip for {comp} into {folder}: try again, or download it by hand from {page(comp, 'data')}")
     return os.path.join(folder, zips[0])
 
 
@@ -87,8 +88,11 @@ def submit(csv, message: str, comp: str) -> dict:
 
 def scores(comp: str) -> list[dict]:
     "Your submissions to `comp` with their leaderboard scores, newest first."
-    a = api()
+    a, subs, size = api(), [], 20  # 20 a page, as the kaggle CLI asks for
     with kaggle_errors(comp):
-        subs = a.competition_submissions(comp, page_size=100) or []
+        for page in range(1, 51):
+            got = a.competition_submissions(comp, page_number=page, page_size=size) or []
+            subs += got
+            if len(got) < size: break
     return [dict(ref=s.ref, date=s.date, file=s.file_name, description=s.description, status=s.status.name.lower(),
                  public_score=s.public_score or None, private_score=s.private_score or None) for s in subs]

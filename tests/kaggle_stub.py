@@ -85,7 +85,8 @@ class Handler(BaseHTTPRequestHandler):
                          fileName='submission.csv', status='COMPLETE' if 1000 + k in s.scores else 'PENDING',
                          **(dict(zip(('publicScore', 'privateScore'), s.scores[1000 + k])) if 1000 + k in s.scores else {}))
                     for k, b in enumerate(s.submissions, 1)]
-            self._json({'submissions': subs[::-1]})
+            page, size = int(body.get('page', 1)), int(body.get('pageSize', 20))
+            self._json({'submissions': subs[::-1][(page - 1) * size:page * size]})
         else: self._json({'code': 404, 'message': f'no endpoint {name} in the stub'}, 404)
 
     def do_GET(self):

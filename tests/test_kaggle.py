@@ -238,6 +238,13 @@ def test_submissions_joins_the_log_with_the_scores(stub, comp):
     assert stub.endpoints()[-1] == 'ListSubmissions' and stub.calls[-1][1]['competitionName'] == COMP
 
 
+def test_submissions_reads_every_page(stub, comp):
+    for k in range(45): stub.submissions.append({'submissionDescription': f'old {k}'})
+    r = run('submissions')
+    assert r.exit_code == 0 and all(f'old {k}' in r.output for k in range(45))
+    assert [c[1].get('page') for c in stub.calls] == [1, 2, 3]
+
+
 def test_submissions_offline_shows_the_log_alone(stub, comp):
     assert run('submit', write(good_submission(comp)), '-m', 'logged', '--data', comp).exit_code == 0
     stub.__exit__()

@@ -90,8 +90,8 @@ def scores(comp: str) -> list[dict]:
     "Your submissions to `comp` with their leaderboard scores, newest first."
     a, subs, size = api(), [], 20  # 20 a page, as the kaggle CLI asks for
     with kaggle_errors(comp):
-        for page in range(1, 51):
-            got = a.competition_submissions(comp, page_number=page, page_size=size) or []
+        for n in range(1, 51):
+            got = a.competition_submissions(comp, page_number=n, page_size=size) or []
             subs += got
             if len(got) < size: break
     return [dict(ref=s.ref, date=s.date, file=s.file_name, description=s.description, status=s.status.name.lower(),

@@ -84,8 +84,11 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
     print(f'sweep {s.name}: {len(s.exp)} runs, {len(done)} already finished, {len(todo)} to go, on {where}; logs in {s.folder}/')
     stop, procs, lock, counter = threading.Event(), {}, threading.Lock(), [len(done)]
 
+    # parallel runs share the CPU cores that decode and augment their images, unless PADDY_WORKERS says otherwise
+    share = {'PADDY_WORKERS': str(max(1, (os.cpu_count() or 1) // len(devs)))} if len(devs) > 1 and 'PADDY_WORKERS' not in os.environ else {}
+
     def launch(job, dev):
-        env = dict(os.environ, **({'CUDA_VISIBLE_DEVICES': dev} if dev is not None else {}))
+        env = dict(os.environ, **share, **({'CUDA_VISIBLE_DEVICES': dev} if dev is not None else {}))
         log = s.folder / f'{job}.log'
         with open(log, 'a') as f:  # appended: an earlier, stopped attempt keeps its log
             f.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(s.command(job))} (device {dev or 'cpu'})\n"); f.flush()

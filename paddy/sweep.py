@@ -30,6 +30,14 @@ def devices(gpus: str | None) -> list[str | None]:
     return ids
 
 
+def run_env(dev: str | None, n_devices: int, base=None) -> dict:
+    "A run's environment: its one GPU, and a share of the CPU cores for its image loaders when runs go in parallel."
+    env = dict(os.environ if base is None else base)
+    if dev is not None: env['CUDA_VISIBLE_DEVICES'] = dev
+    if n_devices > 1 and 'PADDY_WORKERS' not in env: env['PADDY_WORKERS'] = str(max(1, (os.cpu_count() or 1) // n_devices))
+    return env
+
+
 def run_queue(jobs: list[str], devs: list, launch, stop: threading.Event) -> dict[str, int]:
     "Run `launch(job, device)` for every job, at most one at a time per device; job → exit code (absent if not started)."
     q, codes = queue.Queue(), {}
@@ -84,11 +92,8 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
     print(f'sweep {s.name}: {len(s.exp)} runs, {len(done)} already finished, {len(todo)} to go, on {where}; logs in {s.folder}/')
     stop, procs, lock, counter = threading.Event(), {}, threading.Lock(), [len(done)]
 
-    # parallel runs share the CPU cores that decode and augment their images, unless PADDY_WORKERS says otherwise
-    share = {'PADDY_WORKERS': str(max(1, (os.cpu_count() or 1) // len(devs)))} if len(devs) > 1 and 'PADDY_WORKERS' not in os.environ else {}
-
     def launch(job, dev):
-        env = dict(os.environ, **share, **({'CUDA_VISIBLE_DEVICES': dev} if dev is not None else {}))
+        env = run_env(dev, len(devs))
         log = s.folder / f'{job}.log'
         with open(log, 'a') as f:  # appended: an earlier, stopped attempt keeps its log
             f.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(s.command(job))} (device {dev or 'cpu'})\n"); f.flush()

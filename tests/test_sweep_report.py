@@ -11,7 +11,7 @@ from conftest import TINY, make_comp
 from paddy.errors import PaddyError
 from paddy.report import report
 from paddy.results import COLUMNS, family, results
-from paddy.sweep import run_queue
+from paddy.sweep import run_env, run_queue
 from paddy.train import whole_or_nothing
 from test_cli import one_line_error, run
 
@@ -114,6 +114,14 @@ def test_run_queue_keeps_one_job_per_device():
     codes = run_queue([f'j{i}' for i in range(7)], ['0', '1', '2'], launch, threading.Event())
     assert sorted(j for j, _ in seen) == [f'j{i}' for i in range(7)] and {d for _, d in seen} == {'0', '1', '2'}
     assert codes['j3'] == 1 and sum(codes.values()) == 1
+
+
+def test_each_parallel_run_gets_its_gpu_and_a_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr('os.cpu_count', lambda: 16)
+    env = run_env('2', 3, base={'PATH': '/bin'})
+    assert env == {'PATH': '/bin', 'CUDA_VISIBLE_DEVICES': '2', 'PADDY_WORKERS': '5'}
+    assert run_env('0', 2, base={'PADDY_WORKERS': '1'})['PADDY_WORKERS'] == '1'  # the user's choice stands
+    assert run_env(None, 1, base={'CUDA_VISIBLE_DEVICES': ''}) == {'CUDA_VISIBLE_DEVICES': ''}  # CPU: left as it is
 
 
 def test_an_unfinished_run_leaves_nothing(tmp_path):

@@ -135,8 +135,10 @@ def test_an_unfinished_run_leaves_nothing(tmp_path):
     assert all(f.exists() for f in (m / 's.pkl', p / 's.npz'))
 
 
-def test_sweep_arguments_are_checked_before_any_run():
+def test_sweep_arguments_are_checked_before_any_run(comp, monkeypatch):
     one_line_error(run('sweep', 'nope'), "no experiment 'nope'")
+    one_line_error(run('sweep', 'demo_lite0'), 'no competition data', 'paddy download')
+    monkeypatch.setenv('PADDY_DATA', str(comp))
     one_line_error(run('sweep', 'demo_lite0', '--repeat', '0'), '--repeat 0')
     one_line_error(run('sweep', 'demo_lite0', '--gpus', '0'), 'leave out --gpus')
     assert not Path('models').exists()

@@ -15,9 +15,11 @@ warnings.filterwarnings('ignore', category=FutureWarning, module='torch.jit')  #
 DATA = typer.Option(None, '--data', help='competition folder (else $PADDY_DATA, /kaggle/input/…, data/paddy-disease-classification)')
 
 
-def pd_wide():
+def show(df, digits: int):
+    "A table in full on stdout: no wrapping, no elided rows, blanks for missing values."
     import pandas as pd
-    return pd.option_context('display.width', 250, 'display.max_colwidth', 60, 'display.max_rows', 500)
+    with pd.option_context('display.width', 250, 'display.max_colwidth', 60, 'display.max_rows', 500):
+        typer.echo(df.to_string(index=False, na_rep='', float_format=lambda x: f'{x:.{digits}f}'))
 
 
 def stoppable():
@@ -119,7 +121,7 @@ def submit(csv: Path, message: str = typer.Option(..., '--message', '-m', help='
 def submissions(competition: str = COMP):
     "Your submissions: the log's runs and validation error beside the public and private scores (the log alone when offline)."
     from .submit import submissions
-    with pd_wide(): typer.echo(submissions(competition).to_string(index=False, na_rep='', float_format=lambda x: f'{x:.5f}'))
+    show(submissions(competition), 5)
 
 
 @app.command()
@@ -151,7 +153,7 @@ def results(models: Path = typer.Option(Path('models'), help='where the runs\' .
         from .provenance import open_new
         with open_new(csv, 'x', hint='choose another --csv') as f: df.to_csv(f, index=False)
         typer.echo(f'wrote {csv} ({len(df)} runs)', err=True)
-    with pd_wide(): typer.echo(df.drop(columns=['created', 'sweep']).to_string(index=False, na_rep='', float_format=lambda x: f'{x:.4f}'))
+    show(df.drop(columns=['created', 'sweep']), 4)
 
 
 @app.command()

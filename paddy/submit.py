@@ -45,9 +45,8 @@ def submit(sub: Path, message: str, comp: str = COMPETITION, data=None, log: Pat
     sub = Path(sub)
     if not message.strip(): raise PaddyError("give a message with -m: it is how you tell submissions apart on the leaderboard")
     meta = provenance(sub) if sub.is_file() else {}
-    recorded = meta.get('data')
-    path = find_data(data if data is not None or not (recorded and Path(recorded).is_dir()) else recorded)
-    n = check_submission(sub, path)
+    if data is None and meta.get('data') and Path(meta['data']).is_dir(): data = meta['data']  # where the ensemble was made
+    n = check_submission(sub, find_data(data))
     digest = sha256(sub)
     earlier = read_log(log).query('sha256 == @digest and competition == @comp')
     if len(earlier) and not again:

@@ -19,8 +19,10 @@ def has_layout(path: Path) -> bool:
     return all((path / p).exists() for p in LAYOUT)
 
 
-def find_data(data: str | Path | None = None) -> Path:
-    "The competition folder: `data`, else $PADDY_DATA, else Kaggle's input folder, else `data/paddy-disease-classification`."
+def find_data(data: str | Path | None = None, recorded: str | Path | None = None) -> Path:
+    """The competition folder: `data`, else `recorded` (where an artefact was made) if it is still there, else
+    $PADDY_DATA, else Kaggle's input folder, else `data/paddy-disease-classification`."""
+    if data is None and recorded and Path(recorded).is_dir(): data = recorded
     if data is not None: path, src = Path(data), '--data'
     elif os.environ.get('PADDY_DATA'): path, src = Path(os.environ['PADDY_DATA']), 'PADDY_DATA'
     elif (KAGGLE_INPUT_ROOT / COMPETITION).is_dir(): path, src = KAGGLE_INPUT_ROOT / COMPETITION, 'Kaggle input'

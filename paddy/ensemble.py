@@ -60,8 +60,7 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
         raise PaddyError(f"--weights needs {len(members)} non-negative numbers, one per run ({', '.join(members)})")
     w = w / w.sum()
     recorded = {str(m.get('data', '')) for m in members.values()}
-    if data is None and len(recorded) == 1 and Path(next(iter(recorded))).is_dir(): data = next(iter(recorded))  # where they were predicted
-    path = find_data(data)
+    path = find_data(data, recorded.pop() if len(recorded) == 1 else None)  # by default, where they were predicted
     sample = pd.read_csv(path / 'sample_submission.csv', dtype=str)
     first = next(iter(members.values()))
     if first['test_ids'].tolist() != sample.image_id.tolist():

@@ -45,8 +45,7 @@ def submit(sub: Path, message: str, comp: str = COMPETITION, data=None, log: Pat
     sub = Path(sub)
     if not message.strip(): raise PaddyError("give a message with -m: it is how you tell submissions apart on the leaderboard")
     meta = provenance(sub) if sub.is_file() else {}
-    if data is None and meta.get('data') and Path(meta['data']).is_dir(): data = meta['data']  # where the ensemble was made
-    n = check_submission(sub, find_data(data))
+    n = check_submission(sub, find_data(data, meta.get('data')))  # by default, where the ensemble was made
     digest = sha256(sub)
     earlier = read_log(log).query('sha256 == @digest and competition == @comp')
     if len(earlier) and not again:

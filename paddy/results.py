@@ -43,14 +43,24 @@ def row(meta: dict) -> dict:
                 gpu_mem_gb=meta.get('peak_gpu_mem_gb'), device=meta.get('device'), sweep=meta.get('sweep'), created=meta.get('created'))
 
 
+def metas(models: Path = Path('models'), warn: bool = True) -> list[tuple[Path, dict]]:
+    "Every finished run's metadata file and contents (a run is finished when its .json exists); others are skipped."
+    out = []
+    for f in sorted(Path(models).glob('*.json')):
+        try: meta = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as e: meta = e
+        if isinstance(meta, dict): out.append((f, meta))
+        elif warn: print(f"warning: skipping {f}: not a run's metadata ({type(meta).__name__})", file=sys.stderr)
+    return out
+
+
 def results(models: Path = Path('models')) -> pd.DataFrame:
-    "One row per finished run (a run is finished when its .json exists), oldest first."
-    files = sorted(Path(models).glob('*.json'))
+    "One row per finished run, oldest first."
     rows = []
-    for f in files:
-        try: rows.append(row(json.loads(f.read_text())))
-        except (json.JSONDecodeError, AttributeError, TypeError) as e:
-            print(f'warning: skipping {f}: not a run\'s metadata ({type(e).__name__})', file=sys.stderr)
+    for f, meta in metas(models):
+        try: rows.append(row(meta))
+        except (AttributeError, TypeError) as e:
+            print(f"warning: skipping {f}: not a run's metadata ({type(e).__name__})", file=sys.stderr)
     if not rows: raise PaddyError(f"no finished runs in {models}/: train some with `paddy train EXP` or `paddy sweep EXP…`")
     return pd.DataFrame(rows, columns=COLUMNS).sort_values('created', kind='stable').reset_index(drop=True)
 

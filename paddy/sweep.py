@@ -5,15 +5,14 @@ from pathlib import Path
 from .data import find_data
 from .errors import PaddyError
 from .provenance import read_json, stamp, write_json
+from .results import metas
 from .spec import load
 
 
 def finished(name: str, models: Path = Path('models')) -> dict[str, dict]:
     "Job → metadata of the runs this sweep has finished: a run is finished once its .json is written, last."
     out = {}
-    for f in sorted(models.glob('*.json')):
-        try: meta = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError): continue
+    for _, meta in metas(models, warn=False):
         tag = str(meta.get('sweep') or '')
         if tag.startswith(f'{name}/'): out[tag.split('/', 1)[1]] = meta
     return out
@@ -59,7 +58,7 @@ def run_queue(jobs: list[str], devs: list, launch, stop: threading.Event) -> dic
 class Sweep:
     "The jobs `<exp>-<k>` for k in 1…repeat of every experiment, under sweeps/<name>/ with one log per job."
 
-    def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'), models=Path('models')):
+    def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps')):
         if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
         specs = [load(e, sets) for e in exps]  # a typo in any experiment stops the sweep before any run starts
         find_data(data)                         # as does missing data, instead of failing every run in turn
@@ -67,7 +66,7 @@ class Sweep:
         self.name = name or 'sweep-' + hashlib.sha1(json.dumps(self.args, sort_keys=True).encode()).hexdigest()[:8]
         self.exp = {f'{s.name}-{k}': e for s, e in zip(specs, exps) for k in range(1, repeat + 1)}
         if len(set(s.name for s in specs)) < len(specs): raise PaddyError("the same experiment is named twice: use --repeat for repeats")
-        self.folder, self.models = root / self.name, models
+        self.folder = root / self.name
 
     def start(self):
         "Record the sweep's arguments, or check them against the record when it is started again."
@@ -85,7 +84,7 @@ class Sweep:
 
 def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'), models=Path('models')) -> dict:
     "Run every job not yet finished; Ctrl-C stops the running ones (they leave nothing behind) and the same command resumes."
-    s = Sweep(exps, repeat, sets, data, name, wandb, root, models)
+    s = Sweep(exps, repeat, sets, data, name, wandb, root)
     devs = devices(gpus)
     s.start()
     done = finished(s.name, models)

@@ -55,12 +55,51 @@ def train(exp: str = typer.Argument(..., help='experiment name in experiments/, 
           data: Optional[Path] = DATA,
           set_: List[str] = typer.Option([], '--set', help='override a field, keeping its type: --set epochs=1'),
           wandb: bool = typer.Option(False, '--wandb', help='also log the run to Weights & Biases (needs wandb; WANDB_MODE=offline works)'),
-          sweep: Optional[str] = typer.Option(None, hidden=True, help='SWEEP/JOB: set by paddy sweep, recorded in the metadata')):
+          sweep: Optional[str] = typer.Option(None, hidden=True, help='SWEEP/JOB: set by paddy sweep, recorded in the metadata'),
+          no_cache: bool = typer.Option(False, '--no-cache', help='decode every image every epoch instead of keeping them in the item cache (see paddy cache)'),
+          precision: str = typer.Option('auto', help='on CUDA: auto (bf16 where the card has it, else fp16), bf16, fp16 or fp32'),
+          channels_last: bool = typer.Option(True, '--channels-last/--no-channels-last', help='on CUDA: channels_last memory format')):
     "Fine-tune EXP, export models/<run>.pkl + .json, and save TTA probabilities to preds/<run>.npz."
     from .spec import load
     from .train import train
     stoppable(); plain_logs()
-    train(load(exp, set_), data=data, sweep=sweep, wandb=wandb)
+    train(load(exp, set_), data=data, sweep=sweep, wandb=wandb, cache=not no_cache, prec=precision, channels_last=channels_last)
+
+
+@app.command()
+@friendly
+def sizes(data: Optional[Path] = DATA, odd: int = typer.Option(20, help='list at most this many images of an unusual size')):
+    "Census of image sizes from the headers, in parallel: counts per W×H and orientation, and the odd ones by id."
+    from .data import find_data
+    from .data.sizes import census, summary
+    typer.echo(summary(census(find_data(data)), odd))
+
+
+@app.command()
+@friendly
+def resize(max_size: int = typer.Option(..., '--max-size', help='the longest side of every image, e.g. 256 (a 480×640 photo becomes 192×256)'),
+           data: Optional[Path] = DATA,
+           dest: Optional[Path] = typer.Option(None, help='where the copy goes (default: beside the data, NAME-MAX_SIZE)')):
+    "Copy the competition folder with smaller images, in parallel and resumably; train on the copy with --data DEST."
+    from .data import find_data, num_workers
+    from .data.resize import resize
+    out = resize(find_data(data), dest, max_size, workers=num_workers())
+    typer.echo(f'{out}: ready; train on it with --data {out}')
+
+
+@app.command()
+@friendly
+def cache(clear: bool = typer.Option(False, '--clear', help='remove every cached image set')):
+    "Where the item cache lives, each cached image set with its size on disk; --clear removes them."
+    import pandas as pd
+    from .data import cache as C
+    where = C.root()
+    if where is None: return typer.echo('the item cache is off (PADDY_ITEM_CACHE=off)')
+    if clear: return typer.echo(f'removed {where} ({C.gb(C.clear(where))})')
+    rows = C.caches(where)
+    typer.echo(f"{where}: {len(rows)} cached image sets, {C.gb(sum(r['bytes'] for r in rows))}; "
+               'set PADDY_ITEM_CACHE=DIR to move it, PADDY_ITEM_CACHE=off or paddy train --no-cache to go without')
+    if rows: show(pd.DataFrame(rows).drop(columns='bytes'), 2)
 
 
 @app.command()

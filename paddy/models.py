@@ -35,9 +35,9 @@ def check_arch(exp: Experiment):
         raise PaddyError(f"{exp.name}: {exp.arch} only takes {h}×{w} input but aug_size is {'×'.join(map(str, hw(exp.aug_size)))}: set aug_size = {h if h == w else (h, w)}")
 
 
-def learner(dls, exp: Experiment, weights, cbs=()):
-    "A fastai `vision_learner` for `exp` on `dls`, with `weights` from `paddy.weights.resolve`."
+def learner(dls, exp: Experiment, weights, cbs=(), **kwargs):
+    "A fastai `vision_learner` for `exp` on `dls`, with `weights` from `paddy.weights.resolve`; `kwargs` go to `vision_learner`."
     import timm
     from fastai.vision.all import error_rate, vision_learner
     arch = exp.arch if timm.is_model(exp.arch) else _torchvision(exp.arch)
-    return vision_learner(dls, arch, pretrained=weights.pretrained, metrics=error_rate, cbs=list(cbs), **weights.kwargs)
+    return vision_learner(dls, arch, pretrained=weights.pretrained, metrics=error_rate, cbs=list(cbs), **weights.kwargs, **kwargs)

@@ -1,9 +1,10 @@
 """Fine-tune one experiment, export it under a unique run name with its metadata, then score it with TTA."""
-import contextlib, dataclasses, time
+import contextlib, dataclasses, sys, time
 from pathlib import Path
 
 from . import wandb_io
-from .data import dataloaders, find_data, read_train, split_seed, valid_ids
+from .data import dataloaders, find_data, num_workers, read_train, split_seed, valid_ids
+from .data.sizes import against
 from .errors import PaddyError
 from .models import learner
 from .predict import error, save_preds, tta_preds
@@ -28,33 +29,63 @@ def whole_or_nothing(run: str, models: Path, preds: Path):
         raise
 
 
+def precision(name: str = 'auto') -> str:
+    "`auto` is bf16 on a CUDA card that has it, fp16 on an older one, fp32 without CUDA."
+    import torch
+    if name not in PRECISIONS: raise PaddyError(f"--precision {name}: choose one of {', '.join(PRECISIONS)}")
+    if not torch.cuda.is_available(): return 'fp32'
+    if name == 'auto': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
+    if name == 'bf16' and not torch.cuda.is_bf16_supported(): raise PaddyError("--precision bf16: this GPU has no bf16; use fp16")
+    return name
+
+
+PRECISIONS = ('auto', 'bf16', 'fp16', 'fp32')
+
+
+def speedups(learn, prec: str, channels_last: bool):
+    "Mixed precision and, on CUDA, channels_last memory format, which convnets' cuDNN kernels run fastest in."
+    import torch
+    from fastai.callback.channelslast import ChannelsLast
+    from fastai.callback.fp16 import AMPMode, MixedPrecision
+    if prec != 'fp32': learn.add_cb(MixedPrecision(amp_mode=AMPMode.BF16 if prec == 'bf16' else AMPMode.FP16))
+    if channels_last and torch.cuda.is_available(): learn.add_cb(ChannelsLast())
+    return learn
+
+
+def fit(learn, epochs: int, lr: float, pretrained: bool):
+    "fastai's `fine_tune` for pretrained weights; random init has nothing to protect, so it trains whole from the first epoch."
+    if pretrained: learn.fine_tune(epochs, lr)
+    else: learn.fit_one_cycle(epochs, lr)
+
+
 def train(exp: Experiment, data=None, models: Path = Path('models'), preds: Path = Path('preds'),
-          sweep: str | None = None, wandb: bool = False) -> dict:
-    "Fine-tune `exp` on the competition folder `data`; write models/<run>.{pkl,json} and preds/<run>.npz."
+          sweep: str | None = None, wandb: bool = False, cache: bool = True, prec: str = 'auto', channels_last: bool = True) -> dict:
+    """Fine-tune `exp` on the competition folder `data`; write models/<run>.{pkl,json} and preds/<run>.npz. `cache` keeps the
+    item-transformed images for later epochs and runs; `prec` and `channels_last` apply on CUDA."""
     import torch
     validate(exp)
     if wandb: wandb_io.check()
     path = find_data(data)
     weights = resolve(exp.arch, exp.pretrained)  # fails fast offline, before any data is read
     seed = split_seed(exp.seed)
+    prec = precision(prec)
     df = read_train(path)
+    warn = against(df, exp.item_size, num_workers())
+    if warn: print(f'warning: {warn}', file=sys.stderr)
     valid = valid_ids(df.image_id, seed, exp.valid_pct)
     cuda = torch.cuda.is_available()
     bs, cbs = accum_setup(exp)
-    dls = dataloaders(df, exp, valid, bs)
+    dls = dataloaders(df, exp, valid, bs, cache=cache, data=path.resolve())
     if len(dls.train) == 0: raise PaddyError(f"{len(dls.train_ds)} training images make no full batch of {bs}: lower bs")
-    learn = learner(dls, exp, weights, cbs)
-    if cuda: learn = learn.to_fp16()
+    learn = speedups(learner(dls, exp, weights, cbs), prec, channels_last)
     run = new_run(exp.name, models, preds)
     with whole_or_nothing(run, models, preds):
         print(f'{run}: {exp.arch} ({weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images from {path}, '
-              f'bs {bs}×{exp.accum}, {"cuda, mixed precision" if cuda else "cpu"}')
+              f'bs {bs}×{exp.accum}, {f"cuda, {prec}" + (", channels_last" if channels_last else "") if cuda else "cpu"}')
         if cuda: torch.cuda.reset_peak_memory_stats()
         if wandb: learn.add_cb(wandb_io.start(run, exp, str(path.resolve()), sweep))
         t0 = time.perf_counter()
-        # random init has nothing to protect, so it trains whole from the first epoch
-        if weights.pretrained: learn.fine_tune(exp.epochs, exp.lr)
-        else: learn.fit_one_cycle(exp.epochs, exp.lr)
+        fit(learn, exp.epochs, exp.lr, weights.pretrained)
         fit_time = time.perf_counter() - t0
         err = float(learn.validate()[1])
         models.mkdir(parents=True, exist_ok=True)
@@ -66,7 +97,8 @@ def train(exp: Experiment, data=None, models: Path = Path('models'), preds: Path
                     error_rate=err, tta_error_rate=error(p), fit_time=fit_time,
                     img_per_s=(exp.epochs + weights.pretrained) * len(dls.train_ds) / fit_time,  # fine_tune adds a frozen epoch
                     peak_gpu_mem_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,
-                    mixed_precision=cuda, device='cuda' if cuda else 'cpu', weights=weights.source,
+                    mixed_precision=prec != 'fp32', precision=prec, channels_last=cuda and channels_last,
+                    item_cache=str(dls.item_cache.folder) if dls.item_cache is not None else None, device='cuda' if cuda else 'cpu', weights=weights.source,
                     files=dict(model=str(models / f'{run}.pkl'), preds=str(preds / f'{run}.npz')), sweep=sweep, **stamp())
         if wandb: wandb_io.finish(meta)
         write_json(models / f'{run}.json', meta)  # last: its presence is what marks a run finished

@@ -17,6 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RICE = ROOT.parent / 'shared' / 'data' / 'rice'
 
 
+@pytest.fixture(scope='session', autouse=True)
+def item_cache(tmp_path_factory):
+    "The item cache under the test session's folder, for module fixtures too (they start before `workdir`)."
+    os.environ['PADDY_ITEM_CACHE'] = str(tmp_path_factory.mktemp('item-cache'))
+
+
 @pytest.fixture(autouse=True)
 def workdir(tmp_path, monkeypatch, tmp_path_factory):
     "Run each test in its own folder, with the project's experiments in reach and a shared weights cache."

@@ -1,12 +1,11 @@
-"""The competition folder: finding it, the shared validation split, and fastai DataLoaders."""
+"""The competition folder: finding it, reading train.csv and the test ids, and the validation split every run shares."""
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import PaddyError
-from .spec import Experiment, hw
+from ..errors import PaddyError
 
 COMPETITION = 'paddy-disease-classification'
 KAGGLE_INPUT_ROOT = Path('/kaggle/input')  # where a Kaggle notebook mounts competition data
@@ -62,27 +61,3 @@ def valid_ids(ids, seed: int, pct: float = 0.2) -> list[str]:
     ids = sorted(ids)
     idx = np.random.default_rng(seed).permutation(len(ids))[:int(round(len(ids) * pct))]
     return sorted(ids[i] for i in idx)
-
-
-def num_workers() -> int:
-    return int(os.environ.get('PADDY_WORKERS', min(8, os.cpu_count() or 1)))
-
-
-def item_tfms(exp: Experiment):
-    from fastai.vision.all import PadMode, Resize
-    method = {'crop': 'crop', 'squish': 'squish', 'pad': 'pad'}[exp.resize]
-    return [Resize(hw(exp.item_size), method=method, pad_mode=PadMode.Zeros)]
-
-
-def batch_tfms(exp: Experiment):
-    from fastai.vision.all import aug_transforms
-    return aug_transforms(size=hw(exp.aug_size), min_scale=exp.min_scale, do_flip=exp.flip)
-
-
-def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, device=None):
-    "fastai DataLoaders over `read_train`'s `df`, validating on `valid` ids; labels come from the folder name."
-    from fastai.vision.all import CategoryBlock, DataBlock, ImageBlock, IndexSplitter, parent_label
-    idx = np.flatnonzero(df.image_id.isin(set(valid)).values).tolist()
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label, splitter=IndexSplitter(idx),
-                       item_tfms=item_tfms(exp), batch_tfms=batch_tfms(exp))
-    return dblock.dataloaders(df.path.tolist(), bs=bs, num_workers=num_workers(), device=device)

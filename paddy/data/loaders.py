@@ -1,0 +1,38 @@
+"""fastai DataLoaders for an experiment: cached, item-transformed uint8 images in, fastai's batch augmentation on the device."""
+import os
+
+import numpy as np
+import pandas as pd
+
+from ..spec import Experiment, hw
+from . import cache as C
+
+
+def num_workers() -> int:
+    return int(os.environ.get('PADDY_WORKERS', min(8, os.cpu_count() or 1)))
+
+
+def item(exp: Experiment) -> C.Item:
+    return C.Item(exp.resize, hw(exp.item_size))
+
+
+def batch_tfms(exp: Experiment):
+    from fastai.vision.all import aug_transforms
+    return aug_transforms(size=hw(exp.aug_size), min_scale=exp.min_scale, do_flip=exp.flip)
+
+
+def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, device=None, cache: bool = True, data=None):
+    """fastai DataLoaders over `read_train`'s `df`, validating on `valid` ids; labels come from the folder name. With `cache`
+    (and PADDY_ITEM_CACHE not off), the item-transformed images of `df` are built once and read back every epoch."""
+    from fastai.vision.all import CategoryBlock, DataBlock, IndexSplitter, IntToFloatTensor, TransformBlock, parent_label
+    from .tfms import CachedImage, CropTensor
+    it, where = item(exp), C.root()
+    store = C.build(df.path.tolist(), it, where, num_workers(), str(data) if data else None) if cache and where else None
+    idx = np.flatnonzero(df.image_id.isin(set(valid)).values).tolist()
+    # uint8 through collate and onto the device; IntToFloatTensor makes floats there, before the batch augmentation
+    images = TransformBlock(type_tfms=CachedImage(it, store), batch_tfms=IntToFloatTensor)
+    dblock = DataBlock(blocks=(images, CategoryBlock), get_y=parent_label, splitter=IndexSplitter(idx),
+                       item_tfms=[CropTensor(it.size)] if exp.resize == 'crop' else [], batch_tfms=batch_tfms(exp))
+    dls = dblock.dataloaders(df.path.tolist(), bs=bs, num_workers=num_workers(), device=device)
+    dls.item_cache = store  # for the run's metadata; an exported Learner keeps only the transforms
+    return dls

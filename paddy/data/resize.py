@@ -1,0 +1,69 @@
+"""A smaller copy of a competition folder, the longest side at most `max_size`, aspect kept: Road to the Top's 256-px copy."""
+import json, os, shutil, sys
+from pathlib import Path
+
+from PIL import Image
+
+from ..errors import PaddyError
+
+STAMP = 'paddy-resize.json'
+
+
+def shrink(src: Path, dest: Path, max_size: int) -> bool:
+    """Write `src` to `dest` with its longest side `max_size` (a plain copy when already that small), through a temporary
+    name, so a stopped copy leaves no half image under its real name. True when it was resized."""
+    tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.tmp')
+    with Image.open(src) as im:
+        w, h = im.size
+        r = max_size / max(w, h)
+        if r >= 1:
+            shutil.copyfile(src, tmp)
+        else:
+            size = (max(1, round(w * r)), max(1, round(h * r)))
+            im.draft(None, size)  # a JPEG decodes straight at 1/2, 1/4 or 1/8 scale when that is still big enough
+            out = im.convert('RGB') if im.mode not in ('RGB', 'L') else im
+            out.resize(size, Image.BILINEAR).save(tmp, format=im.format or 'JPEG', quality=95)
+    os.replace(tmp, dest)
+    return r < 1
+
+
+def _job(args): return shrink(*args)
+
+
+def resize(src: Path, dest: Path | None, max_size: int, workers: int = 0) -> Path:
+    """Copy competition folder `src` to `dest` (default: beside it, `<name>-<max_size>`) with every image shrunk; files
+    already there are kept, so a stopped copy resumes. The CSVs and `paddy-resize.json` come last: until then the copy
+    lacks the competition's layout, and no run can take it for whole. `paddy-resize.json` says where it came from."""
+    from tqdm.auto import tqdm
+    if max_size < 1: raise PaddyError(f"--max-size {max_size}: give the longest side in pixels, e.g. --max-size 256")
+    dest = dest or src.with_name(f'{src.name}-{max_size}')
+    if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
+        raise PaddyError(f"--dest {dest} is inside the data it copies ({src}): choose a folder outside it")
+    stamp = dest / STAMP
+    if stamp.exists():
+        prev = json.loads(stamp.read_text())
+        if prev.get('max_size') != max_size or prev.get('source') != str(src.resolve()):
+            raise PaddyError(f"{dest} is a copy of {prev.get('source')} at --max-size {prev.get('max_size')}: choose another --dest")
+    elif dest.exists() and any(dest.iterdir()):
+        raise PaddyError(f"{dest} exists and is not a copy that paddy resize made: choose another --dest")
+    from ..provenance import stamp as prov
+    meta = dict(source=str(src.resolve()), max_size=max_size, complete=False)
+    dest.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(meta, indent=1))  # first, so a stopped copy is known as ours and resumes
+    for t in dest.rglob('.*.tmp') if dest.exists() else (): t.unlink()  # a stopped run's unfinished images
+    files = sorted(p.relative_to(src) for d in ('train_images', 'test_images') for p in (src / d).rglob('*')
+                   if p.is_file() and not p.name.startswith('.'))
+    todo = [f for f in files if not (dest / f).exists()]
+    for d in {(dest / f).parent for f in todo}: d.mkdir(parents=True, exist_ok=True)
+    print(f"{src} → {dest}: {len(files)} images, {len(files) - len(todo)} already done", file=sys.stderr)
+    jobs = [(src / f, dest / f, max_size) for f in todo]
+    bar = dict(total=len(files), initial=len(files) - len(todo), desc='resize', unit='img', file=sys.stderr, disable=None)
+    if workers > 1 and len(jobs) > 64:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers) as ex: resized = sum(tqdm(ex.map(_job, jobs, chunksize=16), **bar))
+    else: resized = sum(shrink(*j) for j in tqdm(jobs, **bar))
+    for name in sorted({p.name for p in src.glob('*.csv')} | {'train.csv', 'sample_submission.csv'}):
+        if (src / name).exists(): shutil.copyfile(src / name, dest / name)
+    meta.update(complete=True, images=len(files), resized_now=resized, done_before=len(files) - len(todo), **prov())
+    stamp.write_text(json.dumps(meta, indent=1))
+    return dest

@@ -8,16 +8,13 @@ first epoch from a fresh start (for paddy that includes building its item cache)
 import argparse, os, shutil, sys, tempfile, time
 from pathlib import Path
 
-os.environ['PADDY_WORKERS'] = '0'
 import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-
-torch.set_num_threads(1)
 from fastai.vision.all import CategoryBlock, DataBlock, ImageBlock, IndexSplitter, PadMode, Pipeline, Resize, parent_label
 
-from paddy.data import dataloaders, read_train
+from paddy.data import dataloaders, num_workers, read_train
 from paddy.spec import Experiment, hw
 
 
@@ -35,11 +32,12 @@ def repeat_photos(src: Path, dest: Path, n: int) -> pd.DataFrame:
     return read_train(dest)
 
 
-def fastai_default(df, exp, bs):
+def fastai_default(df, exp, bs, valid=(), batch_tfms=None):
     "What paddy did before: fastai's ImageBlock (PIL decode) and `Resize` as the item transform."
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label, splitter=IndexSplitter([]),
-                       item_tfms=[Resize(hw(exp.item_size), method=exp.resize, pad_mode=PadMode.Zeros)])
-    return dblock.dataloaders(df.path.tolist(), bs=bs, num_workers=0)
+    idx = np.flatnonzero(df.image_id.isin(set(valid)).values).tolist()
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label, splitter=IndexSplitter(idx),
+                       item_tfms=[Resize(hw(exp.item_size), method=exp.resize, pad_mode=PadMode.Zeros)], batch_tfms=batch_tfms)
+    return dblock.dataloaders(df.path.tolist(), bs=bs, num_workers=num_workers())
 
 
 def epoch(dl) -> int:
@@ -63,6 +61,8 @@ def two_epochs(make) -> tuple[float, float, float]:
 
 
 def main(src: Path, n: int, bs: int, rounds: int):
+    os.environ['PADDY_WORKERS'] = '0'  # one core: no loader workers, one torch thread
+    torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix='paddy-loader-'))
     try:
         df = repeat_photos(src, work / 'data', n)

@@ -9,7 +9,7 @@ from . import cache as C
 
 
 def num_workers() -> int:
-    return int(os.environ.get('PADDY_WORKERS', min(8, os.cpu_count() or 1)))
+    return int(os.environ.get('PADDY_WORKERS', min(16, os.cpu_count() or 1)))  # fastai's own default
 
 
 def item(exp: Experiment) -> C.Item:

@@ -9,7 +9,7 @@ SUB ?=
 MSG ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test download train sweep results report ensemble submit submissions list
+.PHONY: help install demo test download sizes resize cache train sweep results report ensemble submit submissions list
 
 help: ## show these targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,15 @@ test: install ## run the test suite (CPU, no network)
 
 download: install ## download and unzip the competition into data/ once (needs a Kaggle token: see README)
 	$(BIN)/paddy download $(ARGS)
+
+sizes: install ## census of image sizes and orientations, the odd ones by id [ARGS='--data DIR']
+	$(BIN)/paddy sizes $(ARGS)
+
+resize: install ## a smaller copy of the data, resumable: make resize ARGS='--max-size 256' → train with --data on it
+	$(BIN)/paddy resize $(ARGS)
+
+cache: install ## where the item cache lives and what it holds [ARGS=--clear]
+	$(BIN)/paddy cache $(ARGS)
 
 train: install ## fine-tune one experiment: make train EXP=convnext_small_rect [ARGS='--set epochs=1 --data DIR']
 	@test -n "$(EXP)" || { echo "make train needs EXP=NAME: see make list"; exit 2; }

@@ -1,7 +1,8 @@
 """On a CUDA machine: paddy's training throughput against a bare timm loop fed from memory, with GPU utilisation, and
-today's settings (fastai's default item pipeline, fp16, NCHW) against the item cache with bf16 and channels_last.
+yesterday's settings (fastai's default item pipeline, fp16, NCHW, fastai's Adam) against the item cache, bf16 and
+channels_last, pinned batches and fused AdamW, added one at a time.
 
-usage: python benchmarks/gpu.py DATA [--arch convnext_small] [--size 288 224] [--bs 64] [--steps 40]
+usage: python benchmarks/gpu.py DATA [--arch convnext_small] [--size 288 224] [--bs 64] [--steps 40] [--compare]
 DATA is a competition folder, e.g. one of 10,407 synthetic 480×640 JPEGs from benchmarks/make_synthetic.py. Each
 Learner row is one timed epoch after a short untimed warm-up fit on the same loaders; img/s counts training images
 over the training phase alone, as the bare loop does. Runs on CPU too, slowly, to check the script itself.
@@ -17,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from loader import fastai_default  # the pipeline paddy had before its item cache
 
 from fastai.callback.core import Callback
-from fastai.vision.all import aug_transforms
+from fastai.vision.all import Adam, aug_transforms
 
 from paddy.data import dataloaders, num_workers, read_train, valid_ids
-from paddy.models import learner
+from paddy.models import adamw, learner
 from paddy.spec import Experiment, hw
 from paddy.train import precision, speedups
 from paddy.weights import Weights
@@ -87,9 +88,9 @@ def bare_loop(exp: Experiment, prec: str, channels_last: bool, steps: int) -> fl
     return steps * exp.bs / (time.perf_counter() - t)
 
 
-def learner_epoch(dls, exp: Experiment, prec: str, channels_last: bool) -> tuple[float, float | None]:
+def learner_epoch(dls, exp: Experiment, prec: str, channels_last: bool, **kwargs) -> tuple[float, float | None]:
     "img/s and mean GPU utilisation of one epoch's training phase of paddy's Learner, after a short warm-up fit."
-    learn = speedups(learner(dls, exp, Weights(False)), prec, channels_last)
+    learn = speedups(learner(dls, exp, Weights(False), **kwargs), prec, channels_last)
     timer = TrainTimer()
     learn.add_cb(timer)
     with learn.no_bar(), learn.no_logging():
@@ -106,7 +107,19 @@ class ShortEpoch(Callback):
     def before_validate(self): raise __import__('fastai').learner.CancelValidException
 
 
-def main(data: Path, arch: str, size, bs: int, steps: int):
+def variants(df, exp, valid, auto):
+    "The item cache with bf16 and channels_last, then with PyTorch's fused AdamW, pinned batches, and both."
+    rows = []
+    plain, pinned = dataloaders(df, exp, valid, exp.bs), dataloaders(df, exp, valid, exp.bs, pin_memory=True)
+    for name, dls, opt in (('cache', plain, Adam), ('cache, fused AdamW', plain, adamw()),
+                           ('cache, pinned', pinned, Adam), ('cache, pinned, fused AdamW', pinned, adamw())):
+        r, u = learner_epoch(dls, exp, auto, True, opt_func=opt)
+        rows.append(dict(what='paddy Learner, one epoch', pipeline=name, precision=auto, channels_last=True, img_s=round(r), gpu_util=u))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main(data: Path, arch: str, size, bs: int, steps: int, compare: bool = False):
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'
     exp = Experiment(name='gpu', arch=arch, resize='squish', item_size=(640, 480), aug_size=tuple(size), bs=bs, pretrained=False)
     df = read_train(data)
@@ -115,6 +128,13 @@ def main(data: Path, arch: str, size, bs: int, steps: int):
     print(f'{dev}: {arch} at {hw(exp.aug_size)}, bs {bs}, {len(df)} images from {data}, {num_workers()} loader workers, '
           f'{os.cpu_count()} cores, auto precision {auto}', flush=True)
     rows = []
+    if compare:
+        r = bare_loop(exp, auto, True, steps)
+        rows = [dict(what='bare timm loop, batch in memory', pipeline='-', precision=auto, channels_last=True, img_s=round(r), gpu_util=None)]
+        print(rows[-1], flush=True)
+        df = pd.DataFrame(rows + variants(df, exp, valid, auto))
+        df['vs_first_learner'] = (df.img_s / df.img_s.iloc[1]).round(2)
+        return print('\n' + df.to_string(index=False, na_rep=''))
     for prec, cl in (('fp16', False), (auto, True)):
         r = bare_loop(exp, prec if torch.cuda.is_available() else 'fp32', cl, steps)
         rows.append(dict(what='bare timm loop, batch in memory', pipeline='-', precision=prec, channels_last=cl, img_s=round(r), gpu_util=None))
@@ -124,10 +144,11 @@ def main(data: Path, arch: str, size, bs: int, steps: int):
     build = time.perf_counter() - t
     print(f'item cache ready in {build:.1f} s', flush=True)
     default = fastai_default(df, exp, bs, valid=valid, batch_tfms=aug_transforms(size=hw(exp.aug_size), min_scale=exp.min_scale))
-    for name, dls, prec, cl in (("fastai default (today's)", default, 'fp16', False), ('paddy item cache', cached, 'fp16', False),
-                                ('paddy item cache', cached, auto, True)):
+    pinned = dataloaders(df, exp, valid, bs, pin_memory=torch.cuda.is_available())
+    for name, dls, prec, cl, opt in (("fastai default (today's)", default, 'fp16', False, Adam), ('item cache', cached, 'fp16', False, Adam),
+                                     ('item cache', cached, auto, True, Adam), ('paddy train now: cache, pinned, fused AdamW', pinned, auto, True, adamw())):
         if not torch.cuda.is_available(): prec = 'fp32'
-        r, u = learner_epoch(dls, exp, prec, cl)
+        r, u = learner_epoch(dls, exp, prec, cl, opt_func=opt)
         rows.append(dict(what='paddy Learner, one epoch', pipeline=name, precision=prec, channels_last=cl, img_s=round(r), gpu_util=u))
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
@@ -145,5 +166,6 @@ if __name__ == '__main__':
     ap.add_argument('--size', type=int, nargs=2, default=(288, 224))
     ap.add_argument('--bs', type=int, default=64)
     ap.add_argument('--steps', type=int, default=40)
+    ap.add_argument('--compare', action='store_true', help="instead: the cache's Learner with fused AdamW and pinned batches, each and both")
     a = ap.parse_args()
-    main(a.data, a.arch, a.size, a.bs, a.steps)
+    main(a.data, a.arch, a.size, a.bs, a.steps, a.compare)

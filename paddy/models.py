@@ -1,6 +1,6 @@
 """Architectures: resolve a name to timm or torchvision, check it can take the spec, build the Learner."""
 import difflib
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from .errors import PaddyError
 from .spec import Experiment, hw
@@ -35,9 +35,19 @@ def check_arch(exp: Experiment):
         raise PaddyError(f"{exp.name}: {exp.arch} only takes {h}×{w} input but aug_size is {'×'.join(map(str, hw(exp.aug_size)))}: set aug_size = {h if h == w else (h, w)}")
 
 
+def adamw():
+    """fastai's Adam (decoupled weight decay, betas 0.9/0.99, eps 1e-5) as PyTorch's AdamW behind fastai's `OptimWrapper`:
+    one fused kernel a step on CUDA, where fastai's per-tensor Python step left the GPU waiting (docs/benchmarks.md)."""
+    import torch
+    from fastai.optimizer import OptimWrapper
+    cuda = torch.cuda.is_available()
+    return partial(OptimWrapper, opt=torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5, fused=cuda or None, foreach=None if cuda else True)
+
+
 def learner(dls, exp: Experiment, weights, cbs=(), **kwargs):
     "A fastai `vision_learner` for `exp` on `dls`, with `weights` from `paddy.weights.resolve`; `kwargs` go to `vision_learner`."
     import timm
     from fastai.vision.all import error_rate, vision_learner
     arch = exp.arch if timm.is_model(exp.arch) else _torchvision(exp.arch)
-    return vision_learner(dls, arch, pretrained=weights.pretrained, metrics=error_rate, cbs=list(cbs), **weights.kwargs, **kwargs)
+    kwargs = {"opt_func": adamw(), "metrics": error_rate, **kwargs}
+    return vision_learner(dls, arch, pretrained=weights.pretrained, cbs=list(cbs), **weights.kwargs, **kwargs)

@@ -75,7 +75,7 @@ def train(exp: Experiment, data=None, models: Path = Path('models'), preds: Path
     valid = valid_ids(df.image_id, seed, exp.valid_pct)
     cuda = torch.cuda.is_available()
     bs, cbs = accum_setup(exp)
-    dls = dataloaders(df, exp, valid, bs, cache=cache, data=path.resolve())
+    dls = dataloaders(df, exp, valid, bs, cache=cache, data=path.resolve(), pin_memory=cuda)  # pinned: the copy to the GPU runs async
     if len(dls.train) == 0: raise PaddyError(f"{len(dls.train_ds)} training images make no full batch of {bs}: lower bs")
     learn = speedups(learner(dls, exp, weights, cbs), prec, channels_last)
     run = new_run(exp.name, models, preds)

@@ -163,6 +163,15 @@ def test_crop_keeps_its_random_training_crop(comp):
     assert (centre == whole[:, 4:28, :]).all() and (dls.valid.do_item(0)[0] == centre).all()
 
 
+@pytest.mark.parametrize('method', ['squish', 'crop'])
+def test_workers_build_the_same_cache_as_one_process(comp, tmp_path, method):
+    landscape(comp)  # a crop of it has another shape than the rest
+    files, item = read_train(comp).path.tolist(), C.Item(method, (24, 24))
+    one, many = C.build(files, item, tmp_path / 'one', workers=0), C.build(files, item, tmp_path / 'many', workers=2)
+    for f in files: assert np.array_equal(one.get(f), many.get(f)) and np.array_equal(one.get(f), C.decode(f, item))
+    assert {one.get(f).shape for f in files} == ({(3, 24, 24)} if method == 'squish' else {(3, 32, 24), (3, 24, 32)})
+
+
 def test_an_image_that_changes_is_rebuilt(comp, tmp_path):
     files = read_train(comp).path.tolist()
     item, where = C.Item('squish', (32, 32)), tmp_path / 'items'

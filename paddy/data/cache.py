@@ -2,7 +2,7 @@
 the uint8 result in an on-disk cache that every later epoch, and every later run with the same item transform, reads."""
 import hashlib, json, os, shutil, sys, time
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,7 @@ def decode(fn, item: Item) -> np.ndarray:
     if im.mode != 'RGB': im = im.convert('RGB')  # grayscale, CMYK, RGBA, palette; an RGB convert would only copy
     if item.method == 'pad': im = _resize(item)(im, split_idx=1)
     # squish and crop are one bilinear resize (fastai's squish first crops to the whole photo, which changes nothing)
-    elif im.size != (size := item.content(*im.size)): im = im.resize(size, Image.BILINEAR)
+    elif im.size != size: im = im.resize(size, Image.BILINEAR)
     # channels first once here, so every later epoch's collate stacks contiguous images
     return np.ascontiguousarray(np.asarray(im).transpose(2, 0, 1))
 
@@ -106,36 +106,55 @@ class Cache:
 def gb(n: int) -> str: return f'{n / 1e9:.1f} GB' if n >= 1e8 else f'{n / 1e6:.1f} MB'
 
 
-def _estimate(files, item: Item) -> int:
-    if item.method != 'crop': return len(files) * 3 * item.size[0] * item.size[1]
-    with Image.open(files[0]) as im: w, h = item.content(*im.size)
-    return len(files) * 3 * w * h
+def shapes(files, item: Item, workers: int = 0) -> np.ndarray:
+    "(3, rows, cols) of each file once transformed: fixed for squish and pad, from each file's header for crop."
+    if item.method != 'crop': return np.tile(np.array([3, *item.size], np.int64), (len(files), 1))
+    from .sizes import headers
+    return np.array([(3, *item.content(w, h)[::-1]) for w, h in headers(files, workers, desc='item cache: sizes')], np.int64)
 
 
-def _write(files, item: Item, folder: Path, workers: int, data: str | None):
+_fd = None
+
+
+def _open(path: str):
+    global _fd
+    _fd = os.open(path, os.O_WRONLY)
+
+
+def _put(job):
+    "Decode one file and write it at its place in the pixel file: the workers write, so no image crosses a pipe."
+    fn, item, offset, shape = job
+    a = decode(fn, item)
+    if a.shape != tuple(shape): raise PaddyError(f"{fn} decoded to {a.shape}, not {tuple(shape)}: report this as a paddy bug")
+    if os.pwrite(_fd, a.data, offset) != a.nbytes: raise OSError(f"short write to the item cache at {fn}: is the disk full?")
+
+
+def _write(files, item: Item, folder: Path, shape: np.ndarray, workers: int, data: str | None):
     "Decode `files` into a temporary folder beside `folder`, then rename it into place: readers never see half a cache."
     from tqdm.auto import tqdm
     tmp = folder.with_name(f'{folder.name}.tmp-{os.getpid()}')
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        spans, offset, t0 = [], 0, time.perf_counter()
-        pool = None
+        t0 = time.perf_counter()
+        sizes = shape.prod(1)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        with open(tmp / 'pixels.u8', 'wb') as f: f.truncate(int(sizes.sum()))
+        jobs = [(f, item, int(o), tuple(s)) for f, o, s in zip(files, offsets, shape)]
+        bar = dict(total=len(files), desc='item cache', unit='img', leave=False, file=sys.stderr, disable=None)
         if workers > 1:
             import multiprocessing as mp
-            pool = mp.get_context('fork').Pool(workers)  # the children only decode; they never touch CUDA
-        arrays = pool.imap(partial(decode, item=item), files, chunksize=16) if pool else (decode(f, item) for f in files)
-        try:
-            with open(tmp / 'pixels.u8', 'wb') as out:
-                for a in tqdm(arrays, total=len(files), desc='item cache', unit='img', leave=False, file=sys.stderr, disable=None):
-                    out.write(a.data)
-                    spans.append((offset, *a.shape))
-                    offset += a.nbytes
-        finally:
-            if pool: pool.terminate()
-        np.save(tmp / 'spans.npy', np.array(spans, dtype=np.int64).reshape(-1, 4))
+            # forked children only decode and write; they never touch CUDA
+            with mp.get_context('fork').Pool(workers, initializer=_open, initargs=(str(tmp / 'pixels.u8'),)) as pool:
+                for _ in tqdm(pool.imap_unordered(_put, jobs, chunksize=16), **bar): pass
+        else:
+            _open(str(tmp / 'pixels.u8'))
+            try:
+                for j in tqdm(jobs, **bar): _put(j)
+            finally: os.close(_fd)
+        np.save(tmp / 'spans.npy', np.column_stack([offsets, shape]))
         from ..provenance import stamp
-        meta = dict(format=FORMAT, item=dict(method=item.method, size=list(item.size)), data=data, n=len(files), bytes=offset,
+        meta = dict(format=FORMAT, item=dict(method=item.method, size=list(item.size)), data=data, n=len(files), bytes=int(sizes.sum()),
                     build_s=round(time.perf_counter() - t0, 1), files=[str(f) for f in files], **stamp())
         (tmp / 'meta.json').write_text(json.dumps(meta))  # last: a folder with meta.json is whole
         os.rename(tmp, folder)
@@ -163,13 +182,14 @@ def build(files, item: Item, where: Path, workers: int = 0, data: str | None = N
     built = False
     if not (folder / 'meta.json').exists():
         where.mkdir(parents=True, exist_ok=True)
-        need, free = _estimate(files, item), shutil.disk_usage(where).free
+        shape = shapes(files, item, workers)
+        need, free = int(shape.prod(1).sum()), shutil.disk_usage(where).free
         if need > free: raise PaddyError(f"the item cache needs {gb(need)} in {where} but {gb(free)} is free: free some space, "
                                          f"set PADDY_ITEM_CACHE=DIR on a bigger disk, or train with --no-cache")
         with open(where / f'{k}.lock', 'w') as lock:
             _lock(lock)
             if not (folder / 'meta.json').exists():
-                _write(files, item, folder, workers, data)
+                _write(files, item, folder, shape, workers, data)
                 built = True
     c = Cache(folder)
     print(f"item cache: {'built' if built else 'reusing'} {folder} ({gb(c.meta['bytes'])}, {len(c)} images"

@@ -21,9 +21,10 @@ def batch_tfms(exp: Experiment):
     return aug_transforms(size=hw(exp.aug_size), min_scale=exp.min_scale, do_flip=exp.flip)
 
 
-def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, device=None, cache: bool = True, data=None):
+def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, device=None, cache: bool = True, data=None, **kwargs):
     """fastai DataLoaders over `read_train`'s `df`, validating on `valid` ids; labels come from the folder name. With `cache`
-    (and PADDY_ITEM_CACHE not off), the item-transformed images of `df` are built once and read back every epoch."""
+    (and PADDY_ITEM_CACHE not off), the item-transformed images of `df` are built once and read back every epoch.
+    `kwargs` go to fastai's `DataLoader`, e.g. `pin_memory`."""
     from fastai.vision.all import CategoryBlock, DataBlock, IndexSplitter, IntToFloatTensor, TransformBlock, parent_label
     from .tfms import CachedImage, CropTensor
     it, where = item(exp), C.root()
@@ -33,6 +34,6 @@ def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, de
     images = TransformBlock(type_tfms=CachedImage(it, store), batch_tfms=IntToFloatTensor)
     dblock = DataBlock(blocks=(images, CategoryBlock), get_y=parent_label, splitter=IndexSplitter(idx),
                        item_tfms=[CropTensor(it.size)] if exp.resize == 'crop' else [], batch_tfms=batch_tfms(exp))
-    dls = dblock.dataloaders(df.path.tolist(), bs=bs, num_workers=num_workers(), device=device)
+    dls = dblock.dataloaders(df.path.tolist(), bs=bs, num_workers=num_workers(), device=device, **kwargs)
     dls.item_cache = store  # for the run's metadata; an exported Learner keeps only the transforms
     return dls

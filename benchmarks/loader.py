@@ -1,6 +1,6 @@
 """Per core: paddy's training item pipeline against fastai's default one, side by side in one run.
 
-usage: .venv/bin/python benchmarks/loader.py [--data ../shared/data/rice] [--n 360] [--bs 32] [--rounds 3]
+usage: .venv/bin/python benchmarks/loader.py [--data ../shared/data/rice] [--n 360] [--bs 32] [--rounds 3] [--items squish480 rect]
 Both pipelines read the same photos (the rice photos copied to N distinct files) at the same output size, one core,
 no loader workers, through `dls.train` without batch transforms: decode + item transform + collate. 'cold' is the
 first epoch from a fresh start (for paddy that includes building its item cache), 'warm' the second.
@@ -60,7 +60,20 @@ def two_epochs(make) -> tuple[float, float, float]:
     return made / n, first / n, (time.perf_counter() - t) / n
 
 
-def main(src: Path, n: int, bs: int, rounds: int):
+def fresh_write(work: Path, n: int, nbytes: int = 640 * 480 * 3) -> float:
+    "Seconds to write `nbytes` into a new file, the mean of `n` writes: what the cache pays per image beyond decoding."
+    a = np.random.default_rng(0).integers(0, 255, nbytes, dtype=np.uint8)
+    os.sync()
+    t = time.perf_counter()
+    with open(work / 'probe.u8', 'wb') as f:
+        for _ in range(n): f.write(a.data)
+    return (time.perf_counter() - t) / n
+
+
+ITEMS = {'squish480': ('squish', 480), 'rect': ('squish', (640, 480))}
+
+
+def main(src: Path, n: int, bs: int, rounds: int, items=tuple(ITEMS)):
     os.environ['PADDY_WORKERS'] = '0'  # one core: no loader workers, one torch thread
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix='paddy-loader-'))
@@ -72,7 +85,7 @@ def main(src: Path, n: int, bs: int, rounds: int):
         decode = len(df) / (time.perf_counter() - t)  # also brings every file into the page cache, for both pipelines alike
         print(f'{len(df)} photos from {src}, one core, bs {bs}; bare PIL decode: {decode:.0f} img/s', flush=True)
         rows = []
-        for resize, size in (('squish', 480), ('squish', (640, 480))):
+        for resize, size in [ITEMS[i] for i in items]:
             exp = Experiment(name='bench', arch='resnet18', resize=resize, item_size=size)
             fa, ours = [], []
             for r in range(rounds):  # interleaved, then the median: this machine's speed drifts from minute to minute
@@ -87,6 +100,8 @@ def main(src: Path, n: int, bs: int, rounds: int):
                                  of_decode_limit=round(1 / ours_s / decode, 2), paddy_setup_ms=round(1e3 * ours[0], 2) if e == 'cold' else None))
             print(pd.DataFrame(rows[-2:]).to_string(index=False, header=len(rows) == 2), flush=True)
         print(f'\nmedian of {rounds} interleaved rounds; paddy_setup_ms: building the item cache, per image, inside cold')
+        print(f'this machine: writing one 640×480 image (921,600 bytes) into a new file costs {1e3 * fresh_write(work, len(df)):.2f} ms '
+              f'(that much of the cache setup is the disk cache taking fresh memory, whatever the pipeline)')
         print(pd.DataFrame(rows).to_string(index=False, na_rep=''))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -98,5 +113,6 @@ if __name__ == '__main__':
     ap.add_argument('--n', type=int, default=360)
     ap.add_argument('--bs', type=int, default=32)
     ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--items', nargs='+', choices=list(ITEMS), default=list(ITEMS))
     a = ap.parse_args()
-    main(a.data, a.n, a.bs, a.rounds)
+    main(a.data, a.n, a.bs, a.rounds, a.items)

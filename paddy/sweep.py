@@ -2,7 +2,8 @@
 import hashlib, json, os, queue, signal, subprocess, sys, threading, time
 from pathlib import Path
 
-from .data import find_data
+from .data import find_data, num_workers
+from .data.verify import ensure
 from .errors import PaddyError
 from .provenance import read_json, stamp, write_json
 from .results import metas
@@ -61,7 +62,7 @@ class Sweep:
     def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps')):
         if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
         specs = [load(e, sets) for e in exps]  # a typo in any experiment stops the sweep before any run starts
-        find_data(data)                         # as does missing data, instead of failing every run in turn
+        ensure(find_data(data), num_workers())  # as does bad data, instead of failing every run in turn
         self.args = dict(experiments=list(exps), repeat=repeat, set=list(sets), data=None if data is None else str(Path(data).resolve()), wandb=wandb)
         self.name = name or 'sweep-' + hashlib.sha1(json.dumps(self.args, sort_keys=True).encode()).hexdigest()[:8]
         self.exp = {f'{s.name}-{k}': e for s, e in zip(specs, exps) for k in range(1, repeat + 1)}

@@ -5,6 +5,7 @@ from pathlib import Path
 from . import wandb_io
 from .data import dataloaders, find_data, num_workers, read_train, split_seed, valid_ids
 from .data.sizes import against
+from .data.verify import ensure
 from .errors import PaddyError
 from .models import learner
 from .predict import error, save_preds, tta_preds
@@ -69,6 +70,7 @@ def train(exp: Experiment, data=None, models: Path = Path('models'), preds: Path
     weights = resolve(exp.arch, exp.pretrained)  # fails fast offline, before any data is read
     seed = split_seed(exp.seed)
     prec = precision(prec)
+    ensure(path, num_workers())  # a truncated image stops the run now, not an hour into it
     df = read_train(path)
     warn = against(df, exp.item_size, num_workers())
     if warn: print(f'warning: {warn}', file=sys.stderr)

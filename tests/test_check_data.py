@@ -1,0 +1,96 @@
+"""`paddy check`: every kind of broken competition folder is named, one line each, before any training starts."""
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from paddy.cli import app
+from paddy.data.verify import verify
+
+runner = CliRunner()
+
+
+def lines(r) -> list[str]:
+    return [l for l in r.output.strip().splitlines() if l]
+
+
+def truncate(p: Path):
+    "Cut the end off `p`, as a stopped download does: its header still reads."
+    p.write_bytes(p.read_bytes()[:-200])
+
+
+def digest(folder: Path) -> dict:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob('*')) if p.is_file()}
+
+
+def test_a_good_folder_has_no_problems(comp):
+    r = runner.invoke(app, ['check', '--data', str(comp)])
+    assert r.exit_code == 0 and lines(r) == [f'{comp}: no problems']
+    r = runner.invoke(app, ['check', '--data', str(comp), '--deep'])
+    assert r.exit_code == 0 and 'every image decoded' in r.output
+
+
+def test_every_problem_is_named_on_its_own_line(comp):
+    truncate(comp / 'train_images' / 'cat' / 'cat003.jpg')
+    (comp / 'train_images' / 'dog' / 'dog004.jpg').rename(comp / 'train_images' / 'fish' / 'dog004.jpg')
+    (comp / 'train_images' / 'fish' / 'fish005.jpg').unlink()
+    Image.fromarray(np.zeros((48, 36, 3), np.uint8)).save(comp / 'train_images' / 'cat' / 'stray.jpg')
+    Image.fromarray(np.zeros((48, 36), np.uint8)).save(comp / 'train_images' / 'dog' / 'dog001.jpg')  # grayscale: a note
+    (comp / 'train_images' / 'emu').mkdir()
+    df = pd.read_csv(comp / 'train.csv')
+    pd.concat([df, pd.DataFrame([dict(image_id='yak000.jpg', label='yak')])]).to_csv(comp / 'train.csv', index=False)
+    (comp / 'test_images' / 't001.jpg').unlink()
+    Image.fromarray(np.zeros((48, 36, 3), np.uint8)).save(comp / 'test_images' / 'extra.jpg')
+    before = digest(comp)
+    r = runner.invoke(app, ['check', '--data', str(comp)])
+    assert r.exit_code == 2 and 'Traceback' not in r.output
+    out = lines(r)
+    expect = ["train.csv: label 'yak' has no folder train_images/yak/",
+              'train_images/emu/: holds no images',
+              'train.csv: dog004.jpg is labelled dog but lies in train_images/fish/',
+              'train.csv: fish005.jpg (fish) is not under train_images/',
+              'train_images/cat/stray.jpg: is not in train.csv',
+              'sample_submission.csv: t001.jpg is not in test_images/',
+              'test_images/extra.jpg: is not in sample_submission.csv',
+              'train_images/cat/cat003.jpg: truncated (no JPEG end-of-image marker)',
+              'train_images/dog/dog001.jpg: is JPEG in mode L, not an RGB JPEG: paddy converts it to RGB']
+    for e in expect: assert sum(e in l for l in out) == 1, (e, out)
+    assert len(out) == len(expect)
+    assert [l.split(':')[0] for l in out if 'stray' in l or 'dog001' in l] == ['note', 'note']
+    assert digest(comp) == before  # a check changes nothing
+
+
+def test_deep_decodes_what_the_fast_form_lets_through(comp):
+    p = comp / 'train_images' / 'cat' / 'cat002.jpg'
+    data = bytearray(p.read_bytes())
+    data[200:len(data) - 2] = b'\x00' * (len(data) - 202)  # the end marker stays, the scan is garbage
+    p.write_bytes(bytes(data))
+    png = comp / 'train_images' / 'dog' / 'dog003.jpg'
+    Image.fromarray(np.zeros((48, 36, 4), np.uint8)).save(png, format='PNG')  # an RGBA PNG by a .jpg name
+    fast = [str(x) for x in verify(comp)]
+    assert fast == ['train_images/dog/dog003.jpg: is PNG in mode RGBA, not an RGB JPEG: paddy converts it to RGB']
+    deep = [str(x) for x in verify(comp, deep=True) if x.fatal]
+    assert len(deep) <= 1  # libjpeg may or may not refuse zeroed scan data; an empty test folder is next
+    (comp / 'test_images').rename(comp / 'gone')
+    (comp / 'test_images').mkdir()
+    assert 'test_images/: is empty: re-extract the data' in [str(x) for x in verify(comp)]
+
+
+def test_train_stops_before_the_first_epoch_on_a_truncated_image(comp, tiny_spec):
+    truncate(comp / 'train_images' / 'fish' / 'fish007.jpg')
+    r = runner.invoke(app, ['train', str(tiny_spec), '--data', str(comp)])
+    assert r.exit_code == 2 and 'Traceback' not in r.output
+    out = lines(r)
+    assert out[0] == 'paddy: error: train_images/fish/fish007.jpg: truncated (no JPEG end-of-image marker): replace it (re-download) or remove it and its row'
+    assert out[-1].startswith('paddy: error: 1 problems in') and 'paddy check --deep' in out[-1]
+    assert not Path('models').exists() and 'epoch' not in r.output
+
+
+def test_sweep_checks_the_data_before_any_run(comp, tiny_spec):
+    truncate(comp / 'test_images' / 't004.jpg')
+    r = runner.invoke(app, ['sweep', str(tiny_spec), '--data', str(comp)])
+    assert r.exit_code == 2 and 'test_images/t004.jpg: truncated' in r.output and not Path('sweeps').exists()

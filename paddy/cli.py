@@ -32,10 +32,12 @@ def stoppable():
 
 def plain_logs():
     """Into a file or pipe (a sweep's log, CI), keep fastai's epoch table but not its bars: fastprogress 1.x reads
-    `stdout.isatty` without calling it, so it would write every bar update into the log."""
+    `stdout.isatty` without calling it, so it would write every bar update into the log, and each bar prints a `█`
+    to test the terminal's encoding, through the module's own `print`, which NO_BAR does not stop."""
     if not sys.stdout.isatty():
         import fastprogress.fastprogress as fp
         fp.NO_BAR = True
+        fp.print = lambda *args, **kwargs: None  # its table lines go through WRITER_FN, the builtin print, untouched
 
 
 def friendly(fn):
@@ -64,6 +66,20 @@ def train(exp: str = typer.Argument(..., help='experiment name in experiments/, 
     from .train import train
     stoppable(); plain_logs()
     train(load(exp, set_), data=data, sweep=sweep, wandb=wandb, cache=not no_cache, prec=precision, channels_last=channels_last)
+
+
+@app.command()
+@friendly
+def check(data: Optional[Path] = DATA, deep: bool = typer.Option(False, '--deep', help='decode every image (in parallel), not only its header and end')):
+    "Check the competition folder before training: layout, train.csv against the folders, test ids, truncated or odd images."
+    from .data import find_data, num_workers
+    from .data.verify import verify
+    path = find_data(data)
+    problems = verify(path, deep=deep, workers=num_workers())
+    for p in problems: typer.echo(f"{'paddy: error' if p.fatal else 'note'}: {p}", err=True)
+    fatal = sum(p.fatal for p in problems)
+    if fatal: raise typer.Exit(2)
+    typer.echo(f"{path}: no problems{' (every image decoded)' if deep else ''}" + (f', {len(problems)} notes' if problems else ''))
 
 
 @app.command()
@@ -104,11 +120,12 @@ def cache(clear: bool = typer.Option(False, '--clear', help='remove every cached
 
 @app.command()
 @friendly
-def predict(run: str, data: Optional[Path] = DATA, out: Optional[Path] = typer.Option(None, help='where to write (default preds/RUN.npz)')):
+def predict(run: str, data: Optional[Path] = DATA, out: Optional[Path] = typer.Option(None, help='where to write (default preds/RUN.npz)'),
+            trust: bool = typer.Option(False, '--trust', help='load a .pkl from outside models/ (unpickling runs the code it holds)')):
     "Recompute RUN's TTA probabilities from its exported model (e.g. on CPU, or on another test folder)."
     from .predict import predict
     plain_logs()
-    predict(run, data=data, out=out)
+    predict(run, data=data, out=out, trust=trust)
 
 
 @app.command()

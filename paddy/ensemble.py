@@ -27,6 +27,29 @@ def select(patterns=(), preds: Path = Path('preds')) -> list[Path]:
     return out
 
 
+def recorded(f: Path) -> str:
+    "The data folder a prediction file says it was made on ('' when it says none)."
+    with np.load(f, allow_pickle=False) as z: return str(z['data']) if 'data' in z.files else ''
+
+
+def of_folder(preds: Path, data=None) -> list[Path]:
+    """With no runs named: the runs predicted on the data folder in use (`data`, else the usual search), or, where no
+    folder is in use, on the one folder they all share."""
+    found = select((), preds)
+    where = {f: recorded(f) for f in found}
+    try: path = find_data(data)
+    except PaddyError:
+        folders = sorted(set(where.values()))
+        if data is not None or len(folders) != 1: raise PaddyError(
+            f"the runs in {preds}/ were predicted on {len(folders)} data folders ({', '.join(f or '(unrecorded)' for f in folders)}): pass --data DIR") from None
+        path = find_data(folders[0])
+    mine = [f for f in found if where[f] == str(path.resolve())]
+    if not mine: raise PaddyError(f"none of the {len(found)} runs in {preds}/ was predicted on {path}: pass --data with the folder "
+                                  f"they were (e.g. {next(iter(where.values())) or '?'}), or name the runs")
+    print(f"taking the {len(mine)} runs predicted on {path}" + (f" ({len(found) - len(mine)} others in {preds}/ were not)" if len(mine) < len(found) else ''))
+    return mine
+
+
 def combine(probs: list[np.ndarray], weights: np.ndarray, vote: bool = False) -> np.ndarray:
     "Weighted mean of `probs`; with `vote`, weighted votes for each member's top class (ties go to the mean)."
     mean = np.tensordot(weights, np.stack(probs), axes=1)
@@ -52,7 +75,10 @@ def shared_split(members: dict[str, dict]) -> bool:
 def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = None, data=None,
              preds: Path = Path('preds'), submissions: Path = Path('submissions'), replace: bool = False) -> dict:
     "Ensemble the runs matching `patterns` into `submissions/<name>.csv`, with its provenance beside it."
-    files = select(patterns, preds)
+    name = name or time.strftime('ensemble-%Y%m%d-%H%M%S')
+    csv = submissions / f'{name}.csv'
+    if not replace: never_overwrite(csv, csv.with_suffix('.json'), hint='pass --name OTHER')  # before any work
+    files = select(patterns, preds) if patterns else of_folder(preds, data)
     members = {f.stem: load_preds(f) for f in files}  # keyed by file: one run may have several predictions
     _check_members(members)
     w = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=float)
@@ -65,9 +91,6 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     first = next(iter(members.values()))
     if first['test_ids'].tolist() != sample.image_id.tolist():
         raise PaddyError(f"the runs' test ids differ from {path/'sample_submission.csv'}: ensemble them with --data set to the folder they were predicted on")
-    name = name or time.strftime('ensemble-%Y%m%d-%H%M%S')
-    csv = submissions / f'{name}.csv'
-    if not replace: never_overwrite(csv, csv.with_suffix('.json'), hint='pass --name OTHER')
     vocab = first['vocab']
     probs = combine([m['test_probs'] for m in members.values()], w, vote)
     sub = pd.DataFrame({'image_id': sample.image_id, 'label': vocab[probs.argmax(1)]})

@@ -1,4 +1,5 @@
 """TTA probabilities on the shared validation split and the test set, saved so ensembling never reloads a model."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from .provenance import never_overwrite, open_new, read_json
 def tta(learn, files, n: int = 4) -> np.ndarray:
     "fastai's `Learner.tta` over image `files`: the mean of `n` augmented passes, blended with the plain one."
     dl = learn.dls.test_dl(list(files), num_workers=num_workers())
-    probs, _ = learn.tta(dl=dl, n=n)
+    with learn.no_logging(): probs, _ = learn.tta(dl=dl, n=n)  # else each pass prints an empty epoch table
     return probs.float().numpy()
 
 
@@ -47,12 +48,31 @@ def load_preds(path: Path) -> dict:
     with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
 
 
-def predict(run: str, data=None, out: Path | None = None, models: Path = Path('models'), preds: Path = Path('preds')) -> Path:
+def model_file(run: str, models: Path, trust: bool = False) -> tuple[Path, str]:
+    """The exported model of `run` and the run's name. A run is a name under `models/` whose .json says it finished;
+    any other pickle loads only with `trust`, since unpickling runs whatever code the file holds."""
+    p = Path(run)
+    if run.endswith('.pkl') or '/' in run or os.sep in run:
+        if p.parent.resolve() == models.resolve() and p.with_suffix('.json').is_file(): return p, p.stem  # one of ours, by path
+        if not trust: raise PaddyError(f"{run} is not a run in {models}/ with its .json, and loading a pickle runs any code in it: "
+                                       f"pass --trust if you know where it came from")
+        if not p.is_file(): raise PaddyError(f"no file {run}: check the path")
+        return p, p.stem
+    if run in ('', '.', '..'): raise PaddyError(f"'{run}' is not a run name: see `ls {models}`")
+    pkl, meta = models / f'{run}.pkl', models / f'{run}.json'
+    if not pkl.exists(): raise PaddyError(f"no exported model {pkl}: train one with `paddy train EXP`, or check `ls {models}`")
+    if not meta.exists() and not trust:
+        raise PaddyError(f"{pkl} has no {meta.name}, so it did not finish or was not made here: pass --trust to load it anyway")
+    return pkl, run
+
+
+def predict(run: str, data=None, out: Path | None = None, models: Path = Path('models'), preds: Path = Path('preds'),
+            trust: bool = False) -> Path:
     "Recompute `run`'s TTA probabilities from its exported model, e.g. on CPU or on another test folder."
     import torch
     from fastai.learner import load_learner
-    pkl, meta_file = models / f'{run}.pkl', models / f'{run}.json'
-    if not pkl.exists(): raise PaddyError(f"no exported model {pkl}: train one with `paddy train EXP`, or check `ls {models}`")
+    pkl, run = model_file(run, models, trust)
+    meta_file = pkl.with_suffix('.json')
     meta = read_json(meta_file) if meta_file.exists() else {}
     if data is None and Path(meta.get('data', '')).is_dir(): data = meta['data']  # the folder it was trained on
     path = find_data(data)

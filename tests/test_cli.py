@@ -60,3 +60,14 @@ def test_demo_data_only_lays_out_the_digits_without_training():
     assert r.exit_code == 0, r.output
     assert len(pd.read_csv('data/demo/train.csv')) + len(pd.read_csv('data/demo/sample_submission.csv')) == 1797
     assert not Path('models').exists() and not Path('submissions').exists()
+
+
+def test_logs_into_a_pipe_carry_no_bars_and_no_empty_tables(comp, tiny_spec):
+    r = run('train', tiny_spec, '--data', comp, '--set', 'epochs=2')
+    assert r.exit_code == 0, r.output
+    out = r.output
+    assert '█' not in out and '\r' not in out and 'Epoch 1/2' not in out
+    headers = [l for l in out.splitlines() if l.startswith('epoch') and 'train_loss' in l]
+    rows = [l for l in out.splitlines() if l[:1].isdigit() and l.split()[0] in ('0', '1')]
+    assert len(headers) == 1 and len(rows) == 2  # one table, for the training, with its two epochs
+    assert 'TTA on 7 validation images' in out and 'TTA on 6 test images' in out

@@ -142,3 +142,43 @@ def test_ensemble_scores_only_a_shared_split(trained, tiny_spec, capsys):
     meta = ensemble(name='mixed', data=comp)
     assert meta['valid_error']['ensemble'] is None and len(meta['runs']) == 3
     assert 'do not share one validation split' in capsys.readouterr().out
+
+
+def test_a_pickle_from_outside_models_needs_trust(trained, capsys):
+    import hashlib, shutil
+    from typer.testing import CliRunner
+    from paddy.cli import app
+    comp, a, _ = trained
+    Path('elsewhere').mkdir()
+    shutil.copy(f"models/{a['run']}.pkl", 'elsewhere/model.pkl')
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in Path('.').rglob('*') if p.is_file()}
+    runner = CliRunner()
+    for bad, needle in (('elsewhere/model.pkl', 'not a run in models/ with its .json, and loading a pickle runs any code in it: pass --trust'),
+                        ('models/../elsewhere/model.pkl', 'pass --trust'),  # a way out of models/
+                        ('../../etc/passwd', 'pass --trust'), ('..', "'..' is not a run name")):
+        r = runner.invoke(app, ['predict', bad, '--data', str(comp)])
+        assert r.exit_code == 2 and r.output.count('\n') == 1 and needle in r.output and 'Traceback' not in r.output, (bad, r.output)
+    Path(f"models/{a['run']}.json").rename('elsewhere/meta.json')  # a model whose run never finished
+    r = runner.invoke(app, ['predict', a['run'], '--data', str(comp)])
+    assert r.exit_code == 2 and 'has no' in r.output and 'did not finish or was not made here: pass --trust' in r.output
+    Path('elsewhere/meta.json').rename(f"models/{a['run']}.json")
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in Path('.').rglob('*') if p.is_file()} == before
+    r = runner.invoke(app, ['predict', 'elsewhere/model.pkl', '--data', str(comp), '--trust'])
+    assert r.exit_code == 0, r.output
+    assert load_preds(Path('preds/model.npz'))['test_ids'].tolist() == pd.read_csv(comp / 'sample_submission.csv').image_id.tolist()
+    r = runner.invoke(app, ['predict', f"models/{a['run']}.pkl", '--data', str(comp), '--out', 'preds/bypath.npz'])
+    assert r.exit_code == 0, r.output  # a path to one of ours is that run
+
+
+def test_ensemble_of_no_runs_named_takes_the_data_folder_in_use(trained, tmp_path, capsys):
+    from conftest import make_comp
+    comp, a, b = trained
+    other = make_comp(tmp_path / 'other')  # the same competition, another copy of it
+    p = load_preds(Path(f"preds/{a['run']}.npz"))
+    save_preds(Path('preds/elsewhere.npz'), 'elsewhere', {**{k: v for k, v in p.items() if k != 'run'}, 'data': np.array(str(other.resolve()))})
+    meta = ensemble(name='here', data=comp)
+    assert sorted(meta['runs']) == sorted([a['run'], b['run']])
+    assert f'taking the 2 runs predicted on {comp} (1 others in preds/ were not)' in capsys.readouterr().out
+    assert ensemble(name='there', data=other)['runs'] == ['elsewhere']
+    with pytest.raises(PaddyError, match=r'predicted on 2 data folders \(.*\): pass --data DIR'): ensemble(name='nowhere')
+    assert not Path('submissions/nowhere.csv').exists()

@@ -9,7 +9,7 @@ import pandas as pd
 from .data import find_data
 from .errors import PaddyError
 from .predict import error, load_preds
-from .provenance import never_overwrite, stamp, write_json
+from .provenance import never_overwrite, open_new, stamp, write_json
 from .weights import sha256
 
 
@@ -101,7 +101,9 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
         print(f"{report['ensemble']:.4f}  ensemble of {len(members)} ({'vote' if vote else 'mean'}), validation error")
     else: print('the runs do not share one validation split, so no ensemble validation error is given')
     submissions.mkdir(parents=True, exist_ok=True)
-    sub.to_csv(csv, index=False)
+    if replace: sub.to_csv(csv, index=False)
+    else:
+        with open_new(csv, hint='pass --name OTHER') as f: sub.to_csv(f, index=False)
     meta = dict(name=name, csv=str(csv), sha256=sha256(csv), method='vote' if vote else 'mean', runs=[str(m['run']) for m in members.values()],
                 weights=w.tolist(), preds=[str(f) for f in files], valid_error=report, data=str(path.resolve()), **stamp())
     write_json(csv.with_suffix('.json'), meta, replace=replace)

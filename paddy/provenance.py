@@ -1,5 +1,5 @@
 """What every artefact carries: library versions, the git commit, a unique run name, write-once files."""
-import json, platform, secrets, subprocess, time
+import contextlib, json, os, platform, secrets, subprocess, time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -43,17 +43,38 @@ def never_overwrite(*paths: Path, hint: str = 'choose another name'):
     if taken: raise PaddyError(f"{taken[0]} exists and is never overwritten: {hint}")
 
 
-def open_new(path: Path, mode: str = 'x', hint: str = 'choose another name'):
-    "Open `path` for writing only if nothing is there yet (atomically, unlike a check then an open)."
+@contextlib.contextmanager
+def written_once(path: Path, hint: str = 'choose another name'):
+    """Yield a temporary path beside `path` to write; then link it to `path` in one step, which fails if `path` exists:
+    a reader never sees half a file, a stop or crash leaves none, and nothing existing is ever replaced."""
+    path = Path(path)
+    never_overwrite(path, hint=hint)  # before the work, not after it
     path.parent.mkdir(parents=True, exist_ok=True)
-    try: return open(path, mode)
-    except FileExistsError: never_overwrite(path, hint=hint)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    try:
+        yield tmp
+        try: os.link(tmp, path)
+        except FileExistsError: never_overwrite(path, hint=hint)
+        except OSError:  # a filesystem without hard links: check, then rename
+            never_overwrite(path, hint=hint)
+            os.rename(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def open_new(path: Path, mode: str = 'x', hint: str = 'choose another name'):
+    "Open a file that appears at `path`, whole, when closed, and only if nothing is there by then (see `written_once`)."
+    with written_once(path, hint) as tmp, open(tmp, mode.replace('x', 'w')) as f: yield f
 
 
 def write_json(path: Path, obj: dict, replace: bool = False):
-    "Write `obj` to `path`, refusing to overwrite unless `replace`."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (open(path, 'w') if replace else open_new(path)) as f: json.dump(obj, f, indent=1, default=str)
+    "Write `obj` to `path` whole, refusing to overwrite unless `replace`."
+    if not replace:
+        with open_new(path) as f: json.dump(obj, f, indent=1, default=str)
+        return
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict:

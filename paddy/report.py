@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import PaddyError
-from .provenance import never_overwrite, stamp, write_json
+from .provenance import never_overwrite, open_new, stamp, write_json
 
 KEYS = ['dataset', 'family', 'experiment', 'arch', 'resize', 'size']
 
@@ -85,7 +85,7 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
         print('better and faster than the median:\n' + (fast[KEYS[1:3] + ['error_rate', 'fit_time']].to_string(index=False) if len(fast) else '(none)'))
     out.mkdir(parents=True, exist_ok=True)
     plot(p, files['png'], df)
-    p.to_csv(files['csv'], index=False)
+    with open_new(files['csv']) as f: p.to_csv(f, index=False)
     write_json(files['json'], dict(name=name, dataset=dataset, top=top, score_constant=constant, agg=agg, runs=df.run.tolist(),
                                    sources=sources or {}, files={k: str(v) for k, v in files.items()}, **stamp()))
     print(f'\nwrote {files["png"]}, {files["csv"]}')

@@ -53,19 +53,24 @@ def friendly(fn):
 
 @app.command()
 @friendly
-def train(exp: str = typer.Argument(..., help='experiment name in experiments/, or a path to a .py spec'),
+def train(exp: Optional[str] = typer.Argument(None, help='experiment name in experiments/, or a path to a .py spec'),
           data: Optional[Path] = DATA,
           set_: List[str] = typer.Option([], '--set', help='override a field, keeping its type: --set epochs=1'),
           wandb: bool = typer.Option(False, '--wandb', help='also log the run to Weights & Biases (needs wandb; WANDB_MODE=offline works)'),
           sweep: Optional[str] = typer.Option(None, hidden=True, help='SWEEP/JOB: set by paddy sweep, recorded in the metadata'),
           no_cache: bool = typer.Option(False, '--no-cache', help='decode every image every epoch instead of keeping them in the item cache (see paddy cache)'),
           precision: str = typer.Option('auto', help='on CUDA: auto (bf16 where the card has it, else fp16), bf16, fp16 or fp32'),
-          channels_last: bool = typer.Option(True, '--channels-last/--no-channels-last', help='on CUDA: channels_last memory format')):
+          channels_last: bool = typer.Option(True, '--channels-last/--no-channels-last', help='on CUDA: channels_last memory format'),
+          resume: Optional[str] = typer.Option(None, '--resume', help='finish a stopped run from its last finished epoch (no EXP: the run names it)')):
     "Fine-tune EXP, export models/<run>.pkl + .json, and save TTA probabilities to preds/<run>.npz."
     from .spec import load
     from .train import train
+    if (exp is None) == (resume is None): raise PaddyError("give an experiment (paddy train EXP) or a stopped run (paddy train --resume RUN), one of the two")
+    if resume and set_: raise PaddyError(f"--resume {resume} finishes the run as it was started: drop --set")
     stoppable(); plain_logs()
-    train(load(exp, set_), data=data, sweep=sweep, wandb=wandb, cache=not no_cache, prec=precision, channels_last=channels_last)
+    try: train(load(exp, set_) if exp else None, data=data, sweep=sweep, wandb=wandb, cache=not no_cache, prec=precision,
+               channels_last=channels_last, go_on=resume)
+    except KeyboardInterrupt: raise typer.Exit(130)  # what was saved, and how to go on, is already said
 
 
 @app.command()

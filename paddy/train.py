@@ -2,14 +2,14 @@
 import contextlib, dataclasses, sys, time
 from pathlib import Path
 
-from . import wandb_io
+from . import resume, wandb_io
 from .data import dataloaders, find_data, num_workers, read_train, split_seed, valid_ids
 from .data.sizes import against
 from .data.verify import ensure
 from .errors import PaddyError
 from .models import learner
 from .predict import error, save_preds, tta_preds
-from .provenance import new_run, stamp, write_json
+from .provenance import new_run, stamp, write_json, written_once
 from .spec import Experiment, validate
 from .weights import resolve
 
@@ -22,11 +22,15 @@ def accum_setup(exp: Experiment):
 
 @contextlib.contextmanager
 def whole_or_nothing(run: str, models: Path, preds: Path):
-    "A run stopped (Ctrl-C, a sweep's stop) or failed before its .json is unfinished: remove what it wrote."
+    """A run stopped (Ctrl-C, SIGTERM, a sweep's stop) or failed before its .json is unfinished: remove the model and
+    predictions it wrote, keep its saved state, and say how to go on."""
     try: yield
     except BaseException:
         if not (models / f'{run}.json').exists():
             for f in (models / f'{run}.pkl', preds / f'{run}.npz'): f.unlink(missing_ok=True)
+            if resume.paths(run, models)[0].exists():
+                done = resume.read(run, models)['epochs_done']
+                print(f"paddy: {run} stopped after {done} finished epochs; `paddy train --resume {run}` goes on from there", file=sys.stderr)
         raise
 
 
@@ -53,22 +57,35 @@ def speedups(learn, prec: str, channels_last: bool):
     return learn
 
 
-def fit(learn, epochs: int, lr: float, pretrained: bool):
-    "fastai's `fine_tune` for pretrained weights; random init has nothing to protect, so it trains whole from the first epoch."
-    if pretrained: learn.fine_tune(epochs, lr)
-    else: learn.fit_one_cycle(epochs, lr)
+def fit(learn, epochs: int, lr: float, pretrained: bool, start: int = 0, state: Path | None = None):
+    """fastai's `fine_tune` for pretrained weights (one frozen epoch, then `epochs` whole); random init has nothing to
+    protect, so it trains whole from the first epoch. A resumed run skips the `start` epochs it finished, after
+    loading their `state`."""
+    if pretrained and start < 1:
+        learn.freeze()
+        learn.fit_one_cycle(1, slice(lr), pct_start=0.99)
+    if pretrained: learn.unfreeze()  # this clears the optimizer, so a saved one is loaded after it
+    if state is not None: resume.restore(learn, state)
+    if pretrained: learn.fit_one_cycle(epochs, slice(lr / 2 / 100, lr / 2), pct_start=0.3, div=5.0, start_epoch=max(0, start - 1))
+    else: learn.fit_one_cycle(epochs, lr, start_epoch=start)
 
 
-def train(exp: Experiment, data=None, models: Path = Path('models'), preds: Path = Path('preds'),
-          sweep: str | None = None, wandb: bool = False, cache: bool = True, prec: str = 'auto', channels_last: bool = True) -> dict:
+def train(exp: Experiment | None = None, data=None, models: Path = Path('models'), preds: Path = Path('preds'),
+          sweep: str | None = None, wandb: bool = False, cache: bool = True, prec: str = 'auto', channels_last: bool = True,
+          go_on: str | None = None) -> dict:
     """Fine-tune `exp` on the competition folder `data`; write models/<run>.{pkl,json} and preds/<run>.npz. `cache` keeps the
-    item-transformed images for later epochs and runs; `prec` and `channels_last` apply on CUDA."""
+    item-transformed images for later epochs and runs; `prec` and `channels_last` apply on CUDA. `go_on` names a stopped
+    run to finish instead, with the experiment, data folder, split and settings it recorded."""
     import torch
+    state = resume.read(go_on, models) if go_on else None
+    if state:
+        exp = Experiment(**{k: tuple(v) if isinstance(v, list) else v for k, v in state['experiment'].items()})
+        data, sweep, cache, prec, channels_last = data or state['data'], state['sweep'], state['cache'], state['precision'], state['channels_last']
     validate(exp)
     if wandb: wandb_io.check()
     path = find_data(data)
     weights = resolve(exp.arch, exp.pretrained)  # fails fast offline, before any data is read
-    seed = split_seed(exp.seed)
+    seed = state['split_seed'] if state else split_seed(exp.seed)
     prec = precision(prec)
     ensure(path, num_workers())  # a truncated image stops the run now, not an hour into it
     df = read_train(path)
@@ -80,29 +97,37 @@ def train(exp: Experiment, data=None, models: Path = Path('models'), preds: Path
     dls = dataloaders(df, exp, valid, bs, cache=cache, data=path.resolve(), pin_memory=cuda)  # pinned: the copy to the GPU runs async
     if len(dls.train) == 0: raise PaddyError(f"{len(dls.train_ds)} training images make no full batch of {bs}: lower bs")
     learn = speedups(learner(dls, exp, weights, cbs), prec, channels_last)
-    run = new_run(exp.name, models, preds)
+    run = go_on or new_run(exp.name, models, preds)
+    start = state['epochs_done'] if state else 0
+    if not state: resume.begin(run, models, dict(experiment=dataclasses.asdict(exp), data=str(path.resolve()), split_seed=seed,
+                                                  sweep=sweep, cache=cache, precision=prec, channels_last=channels_last))
     with whole_or_nothing(run, models, preds):
         print(f'{run}: {exp.arch} ({weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images from {path}, '
               f'bs {bs}×{exp.accum}, {f"cuda, {prec}" + (", channels_last" if channels_last else "") if cuda else "cpu"}')
         if cuda: torch.cuda.reset_peak_memory_stats()
         if wandb: learn.add_cb(wandb_io.start(run, exp, str(path.resolve()), sweep))
+        if start: print(f'{run}: resuming after {start} of {exp.epochs + weights.pretrained} epochs')
         t0 = time.perf_counter()
-        fit(learn, exp.epochs, exp.lr, weights.pretrained)
-        fit_time = time.perf_counter() - t0
+        with learn.added_cbs([resume.checkpoint(resume.paths(run, models)[1], start, state['fit_time'] if state else 0.0), resume.quiet_skips()]):
+            fit(learn, exp.epochs, exp.lr, weights.pretrained, start, state['pth'] if start else None)
+        fit_now = time.perf_counter() - t0
+        fit_time = fit_now + (state['fit_time'] if state else 0.0)
         err = float(learn.validate()[1])
         models.mkdir(parents=True, exist_ok=True)
-        learn.export((models / f'{run}.pkl').resolve())
+        with written_once(models / f'{run}.pkl') as tmp: learn.export(tmp.resolve())
         p = tta_preds(learn, path, valid, df)
         save_preds(preds / f'{run}.npz', run, p)
         meta = dict(run=run, experiment=dataclasses.asdict(exp), vocab=p['vocab'].tolist(), data=str(path.resolve()),
                     split_seed=seed, valid_ids=valid, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
                     error_rate=err, tta_error_rate=error(p), fit_time=fit_time,
-                    img_per_s=(exp.epochs + weights.pretrained) * len(dls.train_ds) / fit_time,  # fine_tune adds a frozen epoch
+                    img_per_s=(exp.epochs + weights.pretrained - start) * len(dls.train_ds) / fit_now,  # fine_tune adds a frozen epoch
+                    resumed=bool(state), resumed_from_epoch=start if state else None,
                     peak_gpu_mem_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,
                     mixed_precision=prec != 'fp32', precision=prec, channels_last=cuda and channels_last,
                     item_cache=str(dls.item_cache.folder) if dls.item_cache is not None else None, device='cuda' if cuda else 'cpu', weights=weights.source,
                     files=dict(model=str(models / f'{run}.pkl'), preds=str(preds / f'{run}.npz')), sweep=sweep, **stamp())
         if wandb: wandb_io.finish(meta)
         write_json(models / f'{run}.json', meta)  # last: its presence is what marks a run finished
+        resume.finish(run, models)
         print(f'{run}: error {err:.4f}, TTA error {meta["tta_error_rate"]:.4f}, fit {fit_time:.0f}s → {models / run}.pkl')
         return meta

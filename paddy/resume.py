@@ -1,0 +1,107 @@
+"""A stopped run goes on: what rebuilds it is saved before its first epoch, and its model and optimizer, whole, after
+each epoch, in `models/<run>.state/`; `paddy train --resume RUN` reads them back."""
+import json, os, shutil
+from pathlib import Path
+
+from .errors import PaddyError
+
+
+def paths(run: str, models: Path) -> tuple[Path, Path]:
+    "What rebuilds `run`, and its last epoch's model and optimizer: in a folder, so no `models/*.json` glob takes it for a run."
+    return models / f'{run}.state' / 'run.json', models / f'{run}.state' / 'model.pth'
+
+
+def _replace(path: Path, write):
+    "Write through a temporary file, then rename it over `path`: a stop mid-write leaves the old file whole."
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+
+
+def begin(run: str, models: Path, info: dict):
+    "Record what rebuilds `run` (experiment, data folder, split seed, settings) before its first epoch."
+    paths(run, models)[0].parent.mkdir(parents=True, exist_ok=True)
+    _replace(paths(run, models)[0], lambda p: p.write_text(json.dumps(dict(run=run, **info), indent=1, default=str)))
+
+
+def read(run: str, models: Path) -> dict:
+    "The saved state of a stopped `run`: what `begin` recorded, `epochs_done` and, past epoch 0, the `.pth` to load."
+    if not run or '/' in run or os.sep in run or run in ('.', '..'):
+        raise PaddyError(f"--resume {run}: give a run name as in `ls {models}`, e.g. convnext_small_rect-3f9a1c")
+    info_file, pth = paths(run, models)
+    if not info_file.exists():
+        done = (models / f'{run}.json').exists()
+        raise PaddyError(f"--resume {run}: " + (f"it finished; its model is {models / run}.pkl" if done else
+                         f"no saved state {info_file}: check the name with `ls {models}`"))
+    info = json.loads(info_file.read_text())
+    if pth.exists():
+        import torch
+        info.update({k: v for k, v in torch.load(pth, map_location='cpu', weights_only=True).items() if k in ('epochs_done', 'fit_time')})
+        info['pth'] = pth
+    return {'epochs_done': 0, 'fit_time': 0.0, 'pth': None, **info}
+
+
+def restore(learn, pth: Path):
+    "Load a checkpoint's model and optimizer state into `learn` (after any unfreeze, which clears the optimizer)."
+    import torch
+    ck = torch.load(pth, map_location='cpu', weights_only=True)  # tensors and numbers only: no code runs
+    learn.model.load_state_dict(ck['model'])
+    if learn.opt is None: learn.create_opt()
+    learn.opt.load_state_dict(ck['opt'])
+
+
+def plain(obj):
+    """`obj` with numpy scalars (fastai's schedulers leave them in the optimizer's hyper-parameters) as Python numbers, so
+    that `torch.load(weights_only=True)` takes it."""
+    import numpy as np
+    if isinstance(obj, dict): return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return type(obj)(plain(v) for v in obj)
+    return obj.item() if isinstance(obj, np.generic) else obj
+
+
+def finish(run: str, models: Path):
+    shutil.rmtree(paths(run, models)[0].parent, ignore_errors=True)
+
+
+def quiet_skips():
+    "A fastai callback that keeps the epochs a resume skips out of the epoch table, which would show them as empty rows."
+    from fastai.callback.core import Callback
+    from fastai.learner import SkipToEpoch
+    from fastcore.basics import noop
+
+    class QuietSkips(Callback):
+        order = 10  # before the recorder writes the epoch's row
+        def before_epoch(self):
+            skip = any(isinstance(cb, SkipToEpoch) and self.epoch < cb._skip_to for cb in self.learn.cbs)
+            if skip and not hasattr(self, 'logger_'): self.logger_, self.learn.logger = self.learn.logger, noop
+            elif not skip: self._restore()
+        def after_fit(self): self._restore()
+        def _restore(self):
+            if hasattr(self, 'logger_'): self.learn.logger = self.__dict__.pop('logger_')
+
+    return QuietSkips()
+
+
+def checkpoint(pth: Path, done: int, fit_before: float):
+    "A fastai callback that saves the model and optimizer after each epoch it trained (not the ones a resume skips)."
+    import time
+    import torch
+    from fastai.callback.core import Callback
+
+    class Checkpoint(Callback):
+        order = 99  # after the recorder has the epoch's figures
+        def before_fit(self): self.t0 = getattr(self, 't0', time.perf_counter())
+        def after_validate(self): self.trained = True  # an epoch a resume skips never gets here
+        def after_epoch(self):
+            if not self.trained: return
+            self.trained = False
+            self.done += 1
+            state = dict(model=self.learn.model.state_dict(), opt=plain(self.learn.opt.state_dict()), epochs_done=self.done,
+                         fit_time=fit_before + time.perf_counter() - self.t0)
+            _replace(pth, lambda p: torch.save(state, p))
+
+    cb = Checkpoint()
+    cb.done, cb.trained = done, False
+    return cb

@@ -9,7 +9,7 @@ SUB ?=
 MSG ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test download sizes resize cache train sweep results report ensemble submit submissions list
+.PHONY: help install demo test download check sizes resize cache train sweep results report ensemble submit submissions list
 
 help: ## show these targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test: install ## run the test suite (CPU, no network)
 download: install ## download and unzip the competition into data/ once (needs a Kaggle token: see README)
 	$(BIN)/paddy download $(ARGS)
 
+check: install ## check the data folder before a long run [ARGS='--deep --data DIR']
+	$(BIN)/paddy check $(ARGS)
+
 sizes: install ## census of image sizes and orientations, the odd ones by id [ARGS='--data DIR']
 	$(BIN)/paddy sizes $(ARGS)
 
@@ -40,8 +43,8 @@ resize: install ## a smaller copy of the data, resumable: make resize ARGS='--ma
 cache: install ## where the item cache lives and what it holds [ARGS=--clear]
 	$(BIN)/paddy cache $(ARGS)
 
-train: install ## fine-tune one experiment: make train EXP=convnext_small_rect [ARGS='--set epochs=1 --data DIR']
-	@test -n "$(EXP)" || { echo "make train needs EXP=NAME: see make list"; exit 2; }
+train: install ## fine-tune one experiment: make train EXP=convnext_small_rect [ARGS='--set epochs=1 --data DIR'] (ARGS='--resume RUN' alone goes on)
+	@test -n "$(EXP)$(ARGS)" || { echo "make train needs EXP=NAME (see make list), or ARGS='--resume RUN'"; exit 2; }
 	$(BIN)/paddy train $(EXP) $(ARGS)
 
 sweep: install ## train many from a queue, one per GPU, resumable: make sweep EXP='convnext_small_rect vit_small_squish' [ARGS='--repeat 3']

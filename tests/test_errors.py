@@ -1,0 +1,120 @@
+"""Bad input through the CLI: each gets one line per problem that names it and the fix, exit code 2, no traceback,
+and every file that was there before is unchanged. docs/errors.md lists the same cases."""
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from paddy.cli import app
+from paddy.predict import save_preds
+
+runner = CliRunner()
+
+
+def tree() -> dict:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path('.').rglob('*')) if p.is_file()}
+
+
+def fake_run(name: str, comp: Path, vocab=('cat', 'dog', 'fish'), ids=None):
+    "A prediction file as `paddy train` writes it, without the training."
+    ids = pd.read_csv(comp / 'sample_submission.csv').image_id.tolist() if ids is None else ids
+    rng = np.random.default_rng(0)
+    save_preds(Path(f'preds/{name}.npz'), name, dict(vocab=np.array(vocab), data=np.array(str(comp.resolve())), test_ids=np.array(ids),
+                                                    test_probs=rng.dirichlet(np.ones(len(vocab)), len(ids)).astype(np.float32)))
+
+
+@pytest.fixture
+def scene(comp, tiny_spec):
+    "A project folder with data, specs good and bad, runs that cannot be ensembled together, and a submission."
+    Path('specs').mkdir(exist_ok=True)
+    Path('specs/broken.py').write_text("arch = 'resnet18'\nepochs = (\n")
+    Path('specs/empty.py').write_text("'''a spec that declares nothing'''\n")
+    Path('specs/unknown_arch.py').write_text("arch = 'convnext_smal'\n")
+    Path('nodata').mkdir()
+    fake_run('a-000001', comp)
+    fake_run('b-000002', comp, vocab=('ant', 'bee', 'cow'))
+    fake_run('c-000003', comp, ids=[f'x{i}.jpg' for i in range(6)])
+    Path('submissions').mkdir()
+    Path('submissions/taken.csv').write_text('image_id,label\n')
+    Path('bad.csv').write_text('id,label\n' + ''.join(f'{i},cat\n' for i in pd.read_csv(comp / 'sample_submission.csv').image_id))
+    (comp / 'train_images' / 'cat' / 'cat000.jpg').write_bytes((comp / 'train_images' / 'cat' / 'cat000.jpg').read_bytes()[:-200])
+    return comp, tiny_spec
+
+
+CASES = [  # (arguments, text the first line must hold); {comp} and {spec} are filled in
+    (['train', 'nope'], "no experiment 'nope' in experiments/"),
+    (['train', 'specs/broken.py'], 'specs/broken.py: SyntaxError'),
+    (['train', 'specs/empty.py'], "specs/empty.py: set `arch`"),
+    (['train', 'specs/unknown_arch.py'], "unknown arch 'convnext_smal'; close matches: convnext_small"),
+    (['train', 'vit_small_squish', '--set', 'aug_size=288'], 'only takes 224×224 input but aug_size is 288×288: set aug_size = 224'),
+    (['train', 'convnext_small_rect', '--set', 'epoch=3'], "unknown field 'epoch' (did you mean 'epochs'?)"),
+    (['train', 'convnext_small_rect', '--set', 'epochs=many'], "epochs='many' must be of type int"),
+    (['train', 'convnext_small_rect'], 'no competition data at data/paddy-disease-classification'),
+    (['train', '{spec}', '--data', 'nodata'], 'nodata lacks train_images, test_images, train.csv, sample_submission.csv'),
+    (['train', '{spec}', '--data', '{comp}'], 'train_images/cat/cat000.jpg: truncated (no JPEG end-of-image marker)'),
+    (['train', '{spec}', '--data', '{comp}', '--precision', 'fp8'], '--precision fp8: choose one of auto, bf16, fp16, fp32'),
+    (['train', '--resume', 'nope-123456'], 'no saved state models/nope-123456.state/run.json'),
+    (['train', '--resume', '../models/x'], '--resume ../models/x: give a run name'),
+    (['ensemble', 'a-*', 'b-*'], 'runs have different vocabularies and cannot be averaged'),
+    (['ensemble', 'a-*', 'c-*'], 'runs predicted different test sets'),
+    (['ensemble', 'z*'], "no predictions match 'z*' in preds/"),
+    (['ensemble', 'a-*', '--weights', '1,2'], '--weights needs 1 non-negative numbers, one per run'),
+    (['ensemble', 'a-*', '--name', 'taken', '--data', '{comp}'], 'submissions/taken.csv exists and is never overwritten: pass --name OTHER'),
+    (['predict', 'nope-123456'], 'no exported model models/nope-123456.pkl'),
+    (['predict', 'bad.csv.pkl'], 'is not a run in models/ with its .json, and loading a pickle runs any code in it: pass --trust'),
+    (['predict', '..'], "'..' is not a run name"),
+    (['check-submission', 'bad.csv', '--data', '{comp}'], "its header is 'id,label'"),
+    (['check', '--data', 'nodata'], 'nodata lacks train_images'),
+    (['resize', '--max-size', '0', '--data', '{comp}'], '--max-size 0: give the longest side in pixels'),
+    (['resize', '--max-size', '24', '--data', '{comp}', '--dest', '{comp}/small'], 'is inside the data it copies'),
+    (['sizes', '--data', 'nowhere'], 'no competition data at nowhere (--data)'),
+]
+
+
+@pytest.mark.parametrize('args,needle', CASES, ids=[' '.join(a)[:60] for a, _ in CASES])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(scene, args, needle):
+    comp, spec = scene
+    args = [a.format(comp=comp, spec=spec) for a in args]
+    before = tree()
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    out = [l for l in r.output.splitlines() if l.strip()]
+    assert out and all(l.startswith(('paddy: error: ', 'note: ')) for l in out), r.output
+    assert 'Traceback' not in r.output and needle in out[0], out
+    assert tree() == before
+
+
+def test_the_cases_are_distinct_and_documented():
+    assert len({tuple(a) for a, _ in CASES}) == len(CASES) >= 20
+    doc = (Path(__file__).resolve().parent.parent / 'docs' / 'errors.md').read_text()
+    for args, needle in CASES: assert f"`paddy {' '.join(args)}`" in doc, args
+
+
+def test_a_write_stopped_halfway_leaves_nothing_and_replaces_nothing(tmp_path):
+    from paddy.errors import PaddyError
+    from paddy.provenance import open_new
+    p = tmp_path / 'out' / 'x.json'
+    with pytest.raises(RuntimeError):
+        with open_new(p) as f:
+            f.write('{"half')
+            raise RuntimeError('stopped')
+    assert not list((tmp_path / 'out').iterdir())  # neither the file nor its temporary
+    with pytest.raises(PaddyError, match='never overwritten'):
+        with open_new(p) as f:
+            f.write('mine')
+            p.write_text('theirs')  # another process got there first
+    assert p.read_text() == 'theirs' and [q.name for q in p.parent.iterdir()] == ['x.json']
+
+
+def test_credentials_never_reach_logs_or_artefacts(comp, tiny_spec, monkeypatch):
+    secret = 'sekr1t-0f-the-user'
+    for var in ('KAGGLE_KEY', 'KAGGLE_API_TOKEN', 'WANDB_API_KEY', 'GITHUB_TOKEN'): monkeypatch.setenv(var, secret)
+    monkeypatch.setenv('KAGGLE_USERNAME', 'someone')
+    r = runner.invoke(app, ['train', str(tiny_spec), '--data', str(comp)])
+    assert r.exit_code == 0, r.output
+    files = [p for p in Path('.').rglob('*') if p.is_file() and p.suffix in ('.json', '.npz', '.pkl')]
+    assert len(files) == 3 and secret not in r.output
+    for p in files: assert secret.encode() not in p.read_bytes(), p

@@ -4,7 +4,7 @@
 #   speed  (~4 min) 10,407 synthetic 480×640 JPEGs made there; benchmarks/gpu.py: convnext_small at 288×224, paddy's
 #          Learner against a bare timm loop, GPU utilisation, today's settings against the item cache + bf16 +
 #          channels_last; then `paddy train convnext_small_rect` for one epoch end to end on them (export, TTA).
-#   demo   (~3 min) `make demo` on CUDA.
+#   demo   (~3 min) `paddy demo` on CUDA.
 #   sweep  (~3 min) a 4-run demo sweep on the one GPU and its report.
 # Where the machine has no network, set WHEELS=DIR: the wheels there (fastai and what it needs that the machine lacks)
 # install with --no-index into /tmp/site, and paddy runs from this checkout. SYNTH, GPU_ARGS and TRAIN_ARGS shrink the
@@ -34,7 +34,7 @@ speed)
   time $PADDY train convnext_small_rect --data /tmp/synth ${TRAIN_ARGS:---set pretrained=False --set epochs=1} 2>&1 | clean | tee "$OUT/train.log"
   cp models/convnext_small_rect-*.json "$OUT/" ;;
 demo)
-  time make demo 2>&1 | clean | tee "$OUT/demo.log" ;;
+  time $PADDY demo 2>&1 | clean | tee "$OUT/demo.log" ;;
 sweep)
   # a queue of 4 runs, one process on this one GPU (compare docs/benchmarks.md's CPU times)
   time $PADDY sweep demo_scratch demo_convnext --repeat 2 --data data/demo 2>&1 | tee "$OUT/sweep.log"

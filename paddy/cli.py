@@ -139,12 +139,14 @@ def ensemble(runs: List[str] = typer.Argument(None, help='runs or globs (default
              weights: Optional[str] = typer.Option(None, help='comma-separated, one per run: --weights 2,1,1'),
              vote: bool = typer.Option(False, '--vote', help='majority vote instead of averaging probabilities'),
              name: Optional[str] = typer.Option(None, help='submissions/NAME.csv (default ensemble-DATE-TIME)'),
-             data: Optional[Path] = DATA):
+             data: Optional[Path] = DATA,
+             select: Optional[str] = typer.Option(None, help='greedy: choose members and integer weights on the shared validation split (Caruana et al., 2004)'),
+             steps: Optional[int] = typer.Option(None, help='with --select greedy: how many additions to try (default twice the runs)')):
     "Average the runs' test probabilities and write submissions/<name>.csv in sample_submission's order."
     from .ensemble import ensemble
     try: w = [float(x) for x in weights.split(',')] if weights else None
     except ValueError: raise PaddyError(f"--weights {weights}: give numbers separated by commas, e.g. --weights 2,1") from None
-    ensemble(runs or (), weights=w, vote=vote, name=name, data=data)
+    ensemble(runs or (), weights=w, vote=vote, name=name, data=data, select=select, steps=steps)
 
 
 COMP = typer.Option(COMPETITION, '--competition', '-c', help="the competition's slug, as in its URL")

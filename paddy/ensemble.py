@@ -72,15 +72,40 @@ def shared_split(members: dict[str, dict]) -> bool:
     return all('valid_ids' in m and np.array_equal(m['valid_ids'], first.get('valid_ids')) for m in members.values())
 
 
+def choose(members: dict[str, dict], steps: int | None) -> tuple[np.ndarray, dict]:
+    "Greedy selection's integer weights over `members`, printing each step; refuses runs that don't share one split."
+    from .selection import greedy
+    from collections import Counter
+    split = {r: m['valid_ids'].tobytes() if 'valid_ids' in m else b'' for r, m in members.items()}
+    common = Counter(split.values()).most_common(1)[0][0]
+    apart = [r for r, s in split.items() if s != common or not s]
+    if apart: raise PaddyError(f"--select greedy needs runs that share one validation split, and {', '.join(apart)} "
+                               f"{'does' if len(apart) == 1 else 'do'} not share the others': name runs of one split seed")
+    first = next(iter(members.values()))
+    runs = list(members)
+    w, history = greedy([m['valid_probs'] for m in members.values()], first['valid_targets'], steps)
+    for h in history:
+        what = 'the plain mean is better' if h['added'] is None else f"+ {runs[h['added']]}"
+        print(f"step {h['step']}: {what}: validation error {h['error']:.4f} with {h['members']} runs")
+    return w, dict(method='greedy', weights=dict(zip(runs, w.tolist())),
+                   steps=[dict(step=h['step'], added=None if h['added'] is None else runs[h['added']], error=h['error']) for h in history])
+
+
 def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = None, data=None,
-             preds: Path = Path('preds'), submissions: Path = Path('submissions'), replace: bool = False) -> dict:
-    "Ensemble the runs matching `patterns` into `submissions/<name>.csv`, with its provenance beside it."
+             preds: Path = Path('preds'), submissions: Path = Path('submissions'), replace: bool = False,
+             select: str | None = None, steps: int | None = None) -> dict:
+    """Ensemble the runs matching `patterns` into `submissions/<name>.csv`, with its provenance beside it. `select='greedy'`
+    picks members and integer weights on the shared validation split instead of `weights`."""
+    if select not in (None, 'greedy'): raise PaddyError(f"--select {select}: the one selection there is, is greedy")
+    if select and (weights is not None or vote): raise PaddyError("--select greedy chooses the weights itself: drop --weights and --vote")
     name = name or time.strftime('ensemble-%Y%m%d-%H%M%S')
     csv = submissions / f'{name}.csv'
     if not replace: never_overwrite(csv, csv.with_suffix('.json'), hint='pass --name OTHER')  # before any work
     files = select(patterns, preds) if patterns else of_folder(preds, data)
     members = {f.stem: load_preds(f) for f in files}  # keyed by file: one run may have several predictions
     _check_members(members)
+    chosen = None
+    if select: weights, chosen = choose(members, steps)
     w = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=float)
     if len(w) != len(members) or (w < 0).any() or w.sum() <= 0:
         raise PaddyError(f"--weights needs {len(members)} non-negative numbers, one per run ({', '.join(members)})")
@@ -98,14 +123,14 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     if shared_split(members) and all(v is not None for v in report['members'].values()):
         report['ensemble'] = error(first, combine([m['valid_probs'] for m in members.values()], w, vote))
         for r, e in report['members'].items(): print(f'{e:.4f}  {r}')
-        print(f"{report['ensemble']:.4f}  ensemble of {len(members)} ({'vote' if vote else 'mean'}), validation error")
+        print(f"{report['ensemble']:.4f}  ensemble of {int((w > 0).sum())} ({'vote' if vote else 'greedy' if select else 'mean'}), validation error")
     else: print('the runs do not share one validation split, so no ensemble validation error is given')
     submissions.mkdir(parents=True, exist_ok=True)
     if replace: sub.to_csv(csv, index=False)
     else:
         with open_new(csv, hint='pass --name OTHER') as f: sub.to_csv(f, index=False)
     meta = dict(name=name, csv=str(csv), sha256=sha256(csv), method='vote' if vote else 'mean', runs=[str(m['run']) for m in members.values()],
-                weights=w.tolist(), preds=[str(f) for f in files], valid_error=report, data=str(path.resolve()), **stamp())
+                weights=w.tolist(), selection=chosen, preds=[str(f) for f in files], valid_error=report, data=str(path.resolve()), **stamp())
     write_json(csv.with_suffix('.json'), meta, replace=replace)
     print(f'wrote {csv} ({len(sub)} rows)')
     return meta

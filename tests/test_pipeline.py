@@ -182,3 +182,19 @@ def test_ensemble_of_no_runs_named_takes_the_data_folder_in_use(trained, tmp_pat
     assert ensemble(name='there', data=other)['runs'] == ['elsewhere']
     with pytest.raises(PaddyError, match=r'predicted on 2 data folders \(.*\): pass --data DIR'): ensemble(name='nowhere')
     assert not Path('submissions/nowhere.csv').exists()
+
+
+def test_greedy_selection_is_never_worse_than_the_mean_on_real_runs(trained, tiny_spec, capsys):
+    comp, a, b = trained
+    mean = ensemble(name='mean', data=comp)['valid_error']['ensemble']
+    meta = ensemble(name='greedy', data=comp, select='greedy')
+    out = capsys.readouterr().out
+    assert meta['valid_error']['ensemble'] <= mean
+    assert 'step 1: + ' in out and 'validation error' in out
+    sel = meta['selection']
+    assert sel['method'] == 'greedy' and set(sel['weights']) == {a['run'], b['run']} and all(isinstance(v, int) for v in sel['weights'].values())
+    assert meta['weights'] == pytest.approx([v / sum(sel['weights'].values()) for v in sel['weights'].values()])
+    p = load_preds(Path(f"preds/{a['run']}.npz"))
+    save_preds(Path('preds/apart.npz'), 'apart', {**{k: v for k, v in p.items() if k != 'run'}, 'valid_ids': p['valid_ids'][::-1]})
+    with pytest.raises(PaddyError, match="needs runs that share one validation split, and apart does not share"): ensemble(name='g2', data=comp, select='greedy')
+    with pytest.raises(PaddyError, match='drop --weights and --vote'): ensemble(name='g3', data=comp, select='greedy', vote=True)

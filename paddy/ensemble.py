@@ -13,7 +13,7 @@ from .provenance import never_overwrite, open_new, stamp, write_json
 from .weights import sha256
 
 
-def select(patterns=(), preds: Path = Path('preds')) -> list[Path]:
+def matching(patterns=(), preds: Path = Path("preds")) -> list[Path]:
     "Prediction files whose run name matches a pattern (a run, a glob, or a path); all of them by default."
     found = sorted(preds.glob('*.npz'))
     if not patterns:
@@ -35,7 +35,7 @@ def recorded(f: Path) -> str:
 def of_folder(preds: Path, data=None) -> list[Path]:
     """With no runs named: the runs predicted on the data folder in use (`data`, else the usual search), or, where no
     folder is in use, on the one folder they all share."""
-    found = select((), preds)
+    found = matching((), preds)
     where = {f: recorded(f) for f in found}
     try: path = find_data(data)
     except PaddyError:
@@ -101,7 +101,7 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     name = name or time.strftime('ensemble-%Y%m%d-%H%M%S')
     csv = submissions / f'{name}.csv'
     if not replace: never_overwrite(csv, csv.with_suffix('.json'), hint='pass --name OTHER')  # before any work
-    files = select(patterns, preds) if patterns else of_folder(preds, data)
+    files = matching(patterns, preds) if patterns else of_folder(preds, data)
     members = {f.stem: load_preds(f) for f in files}  # keyed by file: one run may have several predictions
     _check_members(members)
     chosen = None

@@ -50,4 +50,7 @@ def learner(dls, exp: Experiment, weights, cbs=(), **kwargs):
     from fastai.vision.all import error_rate, vision_learner
     arch = exp.arch if timm.is_model(exp.arch) else _torchvision(exp.arch)
     kwargs = {"opt_func": adamw(), "metrics": error_rate, **kwargs}
+    if exp.variety:
+        from .heads import kwargs as two_heads
+        kwargs.update(two_heads(dls))
     return vision_learner(dls, arch, pretrained=weights.pretrained, cbs=list(cbs), **weights.kwargs, **kwargs)

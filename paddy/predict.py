@@ -16,19 +16,25 @@ def tta(learn, files, n: int = 4) -> np.ndarray:
     return probs.float().numpy()
 
 
+def disease_vocab(dls) -> list:
+    "The disease labels: the DataLoaders' vocab, or its first when a variety head adds a second target."
+    v = dls.vocab
+    return v if isinstance(v[0], str) else v[0]
+
+
 def tta_preds(learn, path: Path, valid: list[str], df=None) -> dict:
     "TTA probabilities for the `valid` ids of `path`'s train.csv `df` (when it holds them) and for its test set."
-    vocab = [str(v) for v in learn.dls.vocab]
+    vocab = [str(v) for v in disease_vocab(learn.dls)]
     df = (read_train(path) if df is None else df).set_index('image_id')
     out = {'vocab': np.array(vocab), 'data': np.array(str(path.resolve()))}  # so ensembling finds sample_submission.csv
     if valid and set(valid) <= set(df.index) and set(df.loc[valid].label) <= set(vocab):
         rows = df.loc[valid]
         print(f'TTA on {len(rows)} validation images')
-        out.update(valid_ids=np.array(valid), valid_probs=tta(learn, rows.path),
+        out.update(valid_ids=np.array(valid), valid_probs=tta(learn, rows.path)[:, :len(vocab)],
                    valid_targets=np.array([vocab.index(l) for l in rows.label]))
     ids, files = tst_items(path)
     print(f'TTA on {len(ids)} test images')
-    out.update(test_ids=np.array(ids), test_probs=tta(learn, files))
+    out.update(test_ids=np.array(ids), test_probs=tta(learn, files)[:, :len(vocab)])  # a variety head's columns come after
     return out
 
 

@@ -26,6 +26,7 @@ class Experiment:
     seed: typing.Optional[int] = 42    # validation split; None draws a fresh one (ensemble diversity)
     valid_pct: float = 0.2
     pretrained: typing.Union[bool, str] = True  # hub weights, False, a weights file, or a packaged-weights name
+    variety: bool = False              # Road to the Top part 4: a second head learns train.csv's variety too
 
 
 FIELDS = {f.name: f for f in fields(Experiment) if f.name != 'name'}

@@ -89,6 +89,10 @@ def train(exp: Experiment | None = None, data=None, models: Path = Path('models'
     prec = precision(prec)
     ensure(path, num_workers())  # a truncated image stops the run now, not an hour into it
     df = read_train(path)
+    if exp.variety and ('variety' not in df or (df.variety == '').any()):
+        n = len(df) if 'variety' not in df else int((df.variety == '').sum())
+        raise PaddyError(f"{exp.name}: variety = True needs a variety on every row of {path / 'train.csv'}, and {n} of {len(df)} have none: "
+                         f"set variety = False (--set variety=False)")
     warn = against(df, exp.item_size, num_workers())
     if warn: print(f'warning: {warn}', file=sys.stderr)
     valid = valid_ids(df.image_id, seed, exp.valid_pct)
@@ -112,7 +116,8 @@ def train(exp: Experiment | None = None, data=None, models: Path = Path('models'
             fit(learn, exp.epochs, exp.lr, weights.pretrained, start, state['pth'] if start else None)
         fit_now = time.perf_counter() - t0
         fit_time = fit_now + (state['fit_time'] if state else 0.0)
-        err = float(learn.validate()[1])
+        scores = learn.validate()
+        err = float(scores[1])
         models.mkdir(parents=True, exist_ok=True)
         with written_once(models / f'{run}.pkl') as tmp: learn.export(tmp.resolve())
         p = tta_preds(learn, path, valid, df)
@@ -120,6 +125,7 @@ def train(exp: Experiment | None = None, data=None, models: Path = Path('models'
         meta = dict(run=run, experiment=dataclasses.asdict(exp), vocab=p['vocab'].tolist(), data=str(path.resolve()),
                     split_seed=seed, valid_ids=valid, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
                     error_rate=err, tta_error_rate=error(p), fit_time=fit_time,
+                    variety_error_rate=float(scores[2]) if exp.variety else None,
                     img_per_s=(exp.epochs + weights.pretrained - start) * len(dls.train_ds) / fit_now,  # fine_tune adds a frozen epoch
                     resumed=bool(state), resumed_from_epoch=start if state else None,
                     peak_gpu_mem_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,

@@ -32,8 +32,12 @@ def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, de
     idx = np.flatnonzero(df.image_id.isin(set(valid)).values).tolist()
     # uint8 through collate and onto the device; IntToFloatTensor makes floats there, before the batch augmentation
     images = TransformBlock(type_tfms=CachedImage(it, store), batch_tfms=IntToFloatTensor)
-    dblock = DataBlock(blocks=(images, CategoryBlock), get_y=parent_label, splitter=IndexSplitter(idx),
-                       item_tfms=[CropTensor(it.size)] if exp.resize == 'crop' else [], batch_tfms=batch_tfms(exp))
+    ys = dict(blocks=(images, CategoryBlock), get_y=parent_label)
+    if exp.variety:  # the disease from the folder, the variety from train.csv, as two targets of one input
+        from ..heads import Lookup
+        ys = dict(blocks=(images, CategoryBlock, CategoryBlock), n_inp=1, get_y=[parent_label, Lookup(dict(zip(df.path, df.variety)))])
+    dblock = DataBlock(**ys, splitter=IndexSplitter(idx), item_tfms=[CropTensor(it.size)] if exp.resize == 'crop' else [],
+                       batch_tfms=batch_tfms(exp))
     dls = dblock.dataloaders(df.path.tolist(), bs=bs, num_workers=num_workers(), device=device, **kwargs)
     dls.item_cache = store  # for the run's metadata; an exported Learner keeps only the transforms
     return dls

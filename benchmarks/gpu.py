@@ -21,9 +21,8 @@ from fastai.callback.core import Callback
 from fastai.vision.all import Adam, aug_transforms
 
 from paddy.data import dataloaders, num_workers, read_train, valid_ids
-from paddy.models import adamw, learner
+from paddy.models import adamw, learner, precision, speedups
 from paddy.spec import Experiment, hw
-from paddy.train import precision, speedups
 from paddy.weights import Weights
 
 

@@ -61,7 +61,8 @@ def train(exp: Optional[str] = typer.Argument(None, help='experiment name in exp
           no_cache: bool = typer.Option(False, '--no-cache', help='decode every image every epoch instead of keeping them in the item cache (see paddy cache)'),
           precision: str = typer.Option('auto', help='on CUDA: auto (bf16 where the card has it, else fp16), bf16, fp16 or fp32'),
           channels_last: bool = typer.Option(True, '--channels-last/--no-channels-last', help='on CUDA: channels_last memory format'),
-          resume: Optional[str] = typer.Option(None, '--resume', help='finish a stopped run from its last finished epoch (no EXP: the run names it)')):
+          resume: Optional[str] = typer.Option(None, '--resume', help='finish a stopped run from its last finished epoch (no EXP: the run names it)'),
+          fit_memory: Optional[float] = typer.Option(None, '--fit-memory', help='GB of GPU memory to fit: measure a few steps, raise accum until they fit')):
     "Fine-tune EXP, export models/<run>.pkl + .json, and save TTA probabilities to preds/<run>.npz."
     from .spec import load
     from .train import train
@@ -69,7 +70,7 @@ def train(exp: Optional[str] = typer.Argument(None, help='experiment name in exp
     if resume and set_: raise PaddyError(f"--resume {resume} finishes the run as it was started: drop --set")
     stoppable(); plain_logs()
     try: train(load(exp, set_) if exp else None, data=data, sweep=sweep, wandb=wandb, cache=not no_cache, prec=precision,
-               channels_last=channels_last, go_on=resume)
+               channels_last=channels_last, go_on=resume, fit_memory=fit_memory)
     except KeyboardInterrupt: raise typer.Exit(130)  # what was saved, and how to go on, is already said
 
 
@@ -195,11 +196,12 @@ def sweep(exps: List[str] = typer.Argument(..., help='experiment names or spec p
           set_: List[str] = typer.Option([], '--set', help='override a field of every experiment'),
           data: Optional[Path] = DATA,
           name: Optional[str] = typer.Option(None, help='sweeps/NAME/ (default: from the arguments, so the same command resumes)'),
-          wandb: bool = typer.Option(False, '--wandb', help='log every run to Weights & Biases')):
+          wandb: bool = typer.Option(False, '--wandb', help='log every run to Weights & Biases'),
+          fit_memory: Optional[float] = typer.Option(None, '--fit-memory', help='passed to every run: GB of GPU memory to fit by raising accum')):
     "Train every EXP REPEAT times from a queue, a log file per run; stopped and started again, it skips finished runs."
     from .sweep import sweep
     stoppable()
-    try: sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb)
+    try: sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb, fit_memory=fit_memory)
     except KeyboardInterrupt:
         typer.echo('paddy sweep: stopped; run the same command again to finish the runs left', err=True)
         raise typer.Exit(130)

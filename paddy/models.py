@@ -54,3 +54,26 @@ def learner(dls, exp: Experiment, weights, cbs=(), **kwargs):
         from .heads import kwargs as two_heads
         kwargs.update(two_heads(dls))
     return vision_learner(dls, arch, pretrained=weights.pretrained, cbs=list(cbs), **weights.kwargs, **kwargs)
+
+
+def precision(name: str = 'auto') -> str:
+    "`auto` is bf16 on a CUDA card that has it, fp16 on an older one, fp32 without CUDA."
+    import torch
+    if name not in PRECISIONS: raise PaddyError(f"--precision {name}: choose one of {', '.join(PRECISIONS)}")
+    if not torch.cuda.is_available(): return 'fp32'
+    if name == 'auto': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
+    if name == 'bf16' and not torch.cuda.is_bf16_supported(): raise PaddyError("--precision bf16: this GPU has no bf16; use fp16")
+    return name
+
+
+PRECISIONS = ('auto', 'bf16', 'fp16', 'fp32')
+
+
+def speedups(learn, prec: str, channels_last: bool):
+    "Mixed precision and, on CUDA, channels_last memory format, which convnets' cuDNN kernels run fastest in."
+    import torch
+    from fastai.callback.channelslast import ChannelsLast
+    from fastai.callback.fp16 import AMPMode, MixedPrecision
+    if prec != 'fp32': learn.add_cb(MixedPrecision(amp_mode=AMPMode.BF16 if prec == 'bf16' else AMPMode.FP16))
+    if channels_last and torch.cuda.is_available(): learn.add_cb(ChannelsLast())
+    return learn

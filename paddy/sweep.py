@@ -59,11 +59,12 @@ def run_queue(jobs: list[str], devs: list, launch, stop: threading.Event) -> dic
 class Sweep:
     "The jobs `<exp>-<k>` for k in 1…repeat of every experiment, under sweeps/<name>/ with one log per job."
 
-    def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps')):
+    def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'), fit_memory=None):
         if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
         specs = [load(e, sets) for e in exps]  # a typo in any experiment stops the sweep before any run starts
         ensure(find_data(data), num_workers())  # as does bad data, instead of failing every run in turn
         self.args = dict(experiments=list(exps), repeat=repeat, set=list(sets), data=None if data is None else str(Path(data).resolve()), wandb=wandb)
+        if fit_memory is not None: self.args['fit_memory'] = fit_memory  # only when given: older sweeps keep their names
         self.name = name or 'sweep-' + hashlib.sha1(json.dumps(self.args, sort_keys=True).encode()).hexdigest()[:8]
         self.exp = {f'{s.name}-{k}': e for s, e in zip(specs, exps) for k in range(1, repeat + 1)}
         if len(set(s.name for s in specs)) < len(specs): raise PaddyError("the same experiment is named twice: use --repeat for repeats")
@@ -80,12 +81,13 @@ class Sweep:
     def command(self, job: str) -> list[str]:
         a = self.args
         return ([sys.executable, '-m', 'paddy.cli', 'train', self.exp[job], '--sweep', f'{self.name}/{job}']
-                + [x for s in a['set'] for x in ('--set', s)] + (['--data', a['data']] if a['data'] else []) + (['--wandb'] if a['wandb'] else []))
+                + [x for s in a['set'] for x in ('--set', s)] + (['--data', a['data']] if a['data'] else []) + (['--wandb'] if a['wandb'] else []) + (['--fit-memory', str(a['fit_memory'])] if 'fit_memory' in a else []))
 
 
-def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'), models=Path('models')) -> dict:
+def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'), models=Path('models'),
+          fit_memory=None) -> dict:
     "Run every job not yet finished; Ctrl-C stops the running ones (they leave nothing behind) and the same command resumes."
-    s = Sweep(exps, repeat, sets, data, name, wandb, root)
+    s = Sweep(exps, repeat, sets, data, name, wandb, root, fit_memory)
     devs = devices(gpus)
     s.start()
     done = finished(s.name, models)

@@ -1,13 +1,14 @@
 """Fine-tune one experiment, export it under a unique run name with its metadata, then score it with TTA."""
 import contextlib, dataclasses, sys, time
+from dataclasses import replace
 from pathlib import Path
 
-from . import resume, wandb_io
+from . import preflight, resume, wandb_io
 from .data import dataloaders, find_data, num_workers, read_train, split_seed, valid_ids
 from .data.sizes import against
 from .data.verify import ensure
 from .errors import PaddyError
-from .models import learner
+from .models import learner, precision, speedups
 from .predict import error, save_preds, tta_preds
 from .provenance import new_run, stamp, write_json, written_once
 from .spec import Experiment, validate
@@ -34,29 +35,6 @@ def whole_or_nothing(run: str, models: Path, preds: Path):
         raise
 
 
-def precision(name: str = 'auto') -> str:
-    "`auto` is bf16 on a CUDA card that has it, fp16 on an older one, fp32 without CUDA."
-    import torch
-    if name not in PRECISIONS: raise PaddyError(f"--precision {name}: choose one of {', '.join(PRECISIONS)}")
-    if not torch.cuda.is_available(): return 'fp32'
-    if name == 'auto': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
-    if name == 'bf16' and not torch.cuda.is_bf16_supported(): raise PaddyError("--precision bf16: this GPU has no bf16; use fp16")
-    return name
-
-
-PRECISIONS = ('auto', 'bf16', 'fp16', 'fp32')
-
-
-def speedups(learn, prec: str, channels_last: bool):
-    "Mixed precision and, on CUDA, channels_last memory format, which convnets' cuDNN kernels run fastest in."
-    import torch
-    from fastai.callback.channelslast import ChannelsLast
-    from fastai.callback.fp16 import AMPMode, MixedPrecision
-    if prec != 'fp32': learn.add_cb(MixedPrecision(amp_mode=AMPMode.BF16 if prec == 'bf16' else AMPMode.FP16))
-    if channels_last and torch.cuda.is_available(): learn.add_cb(ChannelsLast())
-    return learn
-
-
 def fit(learn, epochs: int, lr: float, pretrained: bool, start: int = 0, state: Path | None = None):
     """fastai's `fine_tune` for pretrained weights (one frozen epoch, then `epochs` whole); random init has nothing to
     protect, so it trains whole from the first epoch. A resumed run skips the `start` epochs it finished, after
@@ -72,10 +50,11 @@ def fit(learn, epochs: int, lr: float, pretrained: bool, start: int = 0, state: 
 
 def train(exp: Experiment | None = None, data=None, models: Path = Path('models'), preds: Path = Path('preds'),
           sweep: str | None = None, wandb: bool = False, cache: bool = True, prec: str = 'auto', channels_last: bool = True,
-          go_on: str | None = None) -> dict:
+          go_on: str | None = None, fit_memory: float | None = None) -> dict:
     """Fine-tune `exp` on the competition folder `data`; write models/<run>.{pkl,json} and preds/<run>.npz. `cache` keeps the
     item-transformed images for later epochs and runs; `prec` and `channels_last` apply on CUDA. `go_on` names a stopped
-    run to finish instead, with the experiment, data folder, split and settings it recorded."""
+    run to finish instead, with the experiment, data folder, split and settings it recorded. `fit_memory` (GB) raises
+    `accum` until a few measured steps fit, on CUDA."""
     import torch
     state = resume.read(go_on, models) if go_on else None
     if state:
@@ -97,6 +76,12 @@ def train(exp: Experiment | None = None, data=None, models: Path = Path('models'
     if warn: print(f'warning: {warn}', file=sys.stderr)
     valid = valid_ids(df.image_id, seed, exp.valid_pct)
     cuda = torch.cuda.is_available()
+    fitted = None
+    if fit_memory is not None and not cuda:
+        print(f'--fit-memory {fit_memory:g}: no CUDA device here, so no GPU memory to fit; training with accum {exp.accum}', file=sys.stderr)
+    elif fit_memory is not None:
+        accum, peak, tried = preflight.choose(exp, fit_memory, lambda e: preflight.peak_gb(e, df, valid, weights, prec, channels_last, cache))
+        exp, fitted = replace(exp, accum=accum), dict(budget_gb=fit_memory, accum=accum, peak_gb=round(peak, 2), tried=tried)
     bs, cbs = accum_setup(exp)
     dls = dataloaders(df, exp, valid, bs, cache=cache, data=path.resolve(), pin_memory=cuda)  # pinned: the copy to the GPU runs async
     if len(dls.train) == 0: raise PaddyError(f"{len(dls.train_ds)} training images make no full batch of {bs}: lower bs")
@@ -125,7 +110,7 @@ def train(exp: Experiment | None = None, data=None, models: Path = Path('models'
         meta = dict(run=run, experiment=dataclasses.asdict(exp), vocab=p['vocab'].tolist(), data=str(path.resolve()),
                     split_seed=seed, valid_ids=valid, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
                     error_rate=err, tta_error_rate=error(p), fit_time=fit_time,
-                    variety_error_rate=float(scores[2]) if exp.variety else None,
+                    variety_error_rate=float(scores[2]) if exp.variety else None, fit_memory=fitted,
                     img_per_s=(exp.epochs + weights.pretrained - start) * len(dls.train_ds) / fit_now,  # fine_tune adds a frozen epoch
                     resumed=bool(state), resumed_from_epoch=start if state else None,
                     peak_gpu_mem_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,

@@ -4,6 +4,7 @@
 #   speed  (~4 min) 10,407 synthetic 480×640 JPEGs made there; benchmarks/gpu.py: convnext_small at 288×224, paddy's
 #          Learner against a bare timm loop, GPU utilisation, today's settings against the item cache + bf16 +
 #          channels_last; then `paddy train convnext_small_rect` for one epoch end to end on them (export, TTA).
+#   memory (~1 min) `paddy train convnext_large_rect --fit-memory 12` on 640 synthetic JPEGs: the preflight's real peaks.
 #   demo   (~3 min) `paddy demo` on CUDA.
 #   sweep  (~3 min) a 4-run demo sweep on the one GPU and its report.
 # Where the machine has no network, set WHEELS=DIR: the wheels there (fastai and what it needs that the machine lacks)
@@ -11,7 +12,7 @@
 # speed section to try the script itself on a CPU, e.g. SYNTH=96 GPU_ARGS='--arch test_convnext --size 64 64 --bs 16'.
 set -euo pipefail
 OUT=${OUT:-gpu-out}
-CHECKS=${CHECKS:-speed demo sweep}
+CHECKS=${CHECKS:-speed memory demo sweep}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt" || echo 'no nvidia-smi: no GPU' | tee "$OUT/gpu.txt"
@@ -33,6 +34,9 @@ speed)
   time $PY benchmarks/gpu.py /tmp/synth ${GPU_ARGS:-} 2>&1 | clean | tee "$OUT/gpu_speed.log"
   time $PADDY train convnext_small_rect --data /tmp/synth ${TRAIN_ARGS:---set pretrained=False --set epochs=1} 2>&1 | clean | tee "$OUT/train.log"
   cp models/convnext_small_rect-*.json "$OUT/" ;;
+memory)
+  [ -d /tmp/synth ] || $PY benchmarks/make_synthetic.py /tmp/synth --train 640 --test 10
+  time $PADDY train convnext_large_rect --data /tmp/synth --set pretrained=False --set epochs=1 --fit-memory 12 2>&1 | clean | tee "$OUT/memory.log" ;;
 demo)
   time $PADDY demo 2>&1 | clean | tee "$OUT/demo.log" ;;
 sweep)

@@ -62,12 +62,23 @@ def train(exp: Optional[str] = typer.Argument(None, help='experiment name in exp
           precision: str = typer.Option('auto', help='on CUDA: auto (bf16 where the card has it, else fp16), bf16, fp16 or fp32'),
           channels_last: bool = typer.Option(True, '--channels-last/--no-channels-last', help='on CUDA: channels_last memory format'),
           resume: Optional[str] = typer.Option(None, '--resume', help='finish a stopped run from its last finished epoch (no EXP: the run names it)'),
-          fit_memory: Optional[float] = typer.Option(None, '--fit-memory', help='GB of GPU memory to fit: measure a few steps, raise accum until they fit')):
+          fit_memory: Optional[float] = typer.Option(None, '--fit-memory', help='GB of GPU memory to fit: measure a few steps, raise accum until they fit'),
+          processes: int = typer.Option(1, '--processes', help='train on N processes (one per GPU; gloo on CPU) through `accelerate launch`')):
     "Fine-tune EXP, export models/<run>.pkl + .json, and save TTA probabilities to preds/<run>.npz."
     from .spec import load
     from .train import train
     if (exp is None) == (resume is None): raise PaddyError("give an experiment (paddy train EXP) or a stopped run (paddy train --resume RUN), one of the two")
     if resume and set_: raise PaddyError(f"--resume {resume} finishes the run as it was started: drop --set")
+    if processes < 1: raise PaddyError(f"--processes {processes}: give 1 or more")
+    if processes > 1:
+        import torch
+        from .distributed import launch
+        load(exp, set_) if exp else None  # a bad spec fails here, once, not in every process
+        argv = (['train'] + ([exp] if exp else ['--resume', resume]) + (['--data', str(data)] if data else [])
+                + [x for s in set_ for x in ('--set', s)] + (['--no-cache'] if no_cache else []) + ['--precision', precision]
+                + ([] if channels_last else ['--no-channels-last']) + (['--fit-memory', str(fit_memory)] if fit_memory else [])
+                + (['--wandb'] if wandb else []) + (['--sweep', sweep] if sweep else []))
+        raise typer.Exit(launch(argv, processes, cpu=not torch.cuda.is_available()))
     stoppable(); plain_logs()
     try: train(load(exp, set_) if exp else None, data=data, sweep=sweep, wandb=wandb, cache=not no_cache, prec=precision,
                channels_last=channels_last, go_on=resume, fit_memory=fit_memory)

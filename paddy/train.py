@@ -1,9 +1,9 @@
 """Fine-tune one experiment, export it under a unique run name with its metadata, then score it with TTA."""
-import contextlib, dataclasses, sys, time
+import contextlib, dataclasses, os, sys, time
 from dataclasses import replace
 from pathlib import Path
 
-from . import preflight, resume, wandb_io
+from . import distributed, preflight, resume, wandb_io
 from .data import dataloaders, find_data, num_workers, read_train, split_seed, valid_ids
 from .data.sizes import against
 from .data.verify import ensure
@@ -15,10 +15,13 @@ from .spec import Experiment, validate
 from .weights import resolve
 
 
-def accum_setup(exp: Experiment):
-    "Micro-batch size and callbacks: `GradientAccumulation` counts samples, so it gets the effective batch."
+def accum_setup(exp: Experiment, world: int = 1):
+    """Each process's micro-batch and callbacks, so that `world` processes together step on `exp.bs` images:
+    `GradientAccumulation` counts one process's samples, so it gets that process's share of the effective batch."""
     from fastai.callback.training import GradientAccumulation
-    return exp.bs // exp.accum, ([GradientAccumulation(exp.bs)] if exp.accum > 1 else [])
+    if exp.bs % (exp.accum * world):
+        raise PaddyError(f"{exp.name}: bs={exp.bs} does not split into accum={exp.accum} × {world} processes: choose a bs they divide")
+    return exp.bs // exp.accum // world, ([GradientAccumulation(exp.bs // world)] if exp.accum > 1 else [])
 
 
 @contextlib.contextmanager
@@ -56,6 +59,7 @@ def train(exp: Experiment | None = None, data=None, models: Path = Path('models'
     run to finish instead, with the experiment, data folder, split and settings it recorded. `fit_memory` (GB) raises
     `accum` until a few measured steps fit, on CUDA."""
     import torch
+    distributed.start()
     state = resume.read(go_on, models) if go_on else None
     if state:
         exp = Experiment(**{k: tuple(v) if isinstance(v, list) else v for k, v in state['experiment'].items()})
@@ -82,24 +86,27 @@ def train(exp: Experiment | None = None, data=None, models: Path = Path('models'
     elif fit_memory is not None:
         accum, peak, tried = preflight.choose(exp, fit_memory, lambda e: preflight.peak_gb(e, df, valid, weights, prec, channels_last, cache))
         exp, fitted = replace(exp, accum=accum), dict(budget_gb=fit_memory, accum=accum, peak_gb=round(peak, 2), tried=tried)
-    bs, cbs = accum_setup(exp)
+    bs, cbs = accum_setup(exp, distributed.world())
     dls = dataloaders(df, exp, valid, bs, cache=cache, data=path.resolve(), pin_memory=cuda)  # pinned: the copy to the GPU runs async
     if len(dls.train) == 0: raise PaddyError(f"{len(dls.train_ds)} training images make no full batch of {bs}: lower bs")
     learn = speedups(learner(dls, exp, weights, cbs), prec, channels_last)
-    run = go_on or new_run(exp.name, models, preds)
-    start = state['epochs_done'] if state else 0
-    if not state: resume.begin(run, models, dict(experiment=dataclasses.asdict(exp), data=str(path.resolve()), split_seed=seed,
+    run = distributed.shared(go_on or new_run(exp.name, models, preds))
+    start, main, world = state['epochs_done'] if state else 0, distributed.main(), distributed.world()
+    if not state and main: resume.begin(run, models, dict(experiment=dataclasses.asdict(exp), data=str(path.resolve()), split_seed=seed,
                                                   sweep=sweep, cache=cache, precision=prec, channels_last=channels_last))
     with whole_or_nothing(run, models, preds):
-        print(f'{run}: {exp.arch} ({weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images from {path}, '
-              f'bs {bs}×{exp.accum}, {f"cuda, {prec}" + (", channels_last" if channels_last else "") if cuda else "cpu"}')
+        if main: print(f'{run}: {exp.arch} ({weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images from {path}, '
+              f'bs {bs}×{exp.accum}{f"×{world}" if world > 1 else ""}, {f"cuda, {prec}" + (", channels_last" if channels_last else "") if cuda else "cpu"}'
+              + (f', {world} processes' if world > 1 else ''))
         if cuda: torch.cuda.reset_peak_memory_stats()
         if wandb: learn.add_cb(wandb_io.start(run, exp, str(path.resolve()), sweep))
         if start: print(f'{run}: resuming after {start} of {exp.epochs + weights.pretrained} epochs')
         t0 = time.perf_counter()
-        with learn.added_cbs([resume.checkpoint(resume.paths(run, models)[1], start, state['fit_time'] if state else 0.0), resume.quiet_skips()]):
+        saving = [resume.checkpoint(resume.paths(run, models)[1], start, state['fit_time'] if state else 0.0)] if main else []
+        with learn.added_cbs(saving + [resume.quiet_skips()]), distributed.training(learn):
             fit(learn, exp.epochs, exp.lr, weights.pretrained, start, state['pth'] if start else None)
         fit_now = time.perf_counter() - t0
+        if not main: return dict(run=run, rank=int(os.environ.get('RANK', 0)))  # the main process writes the run
         fit_time = fit_now + (state['fit_time'] if state else 0.0)
         scores = learn.validate()
         err = float(scores[1])
@@ -112,7 +119,7 @@ def train(exp: Experiment | None = None, data=None, models: Path = Path('models'
                     error_rate=err, tta_error_rate=error(p), fit_time=fit_time,
                     variety_error_rate=float(scores[2]) if exp.variety else None, fit_memory=fitted,
                     img_per_s=(exp.epochs + weights.pretrained - start) * len(dls.train_ds) / fit_now,  # fine_tune adds a frozen epoch
-                    resumed=bool(state), resumed_from_epoch=start if state else None,
+                    resumed=bool(state), resumed_from_epoch=start if state else None, world_size=world,
                     peak_gpu_mem_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,
                     mixed_precision=prec != 'fp32', precision=prec, channels_last=cuda and channels_last,
                     item_cache=str(dls.item_cache.folder) if dls.item_cache is not None else None, device='cuda' if cuda else 'cpu', weights=weights.source,

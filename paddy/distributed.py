@@ -41,6 +41,11 @@ def training(learn):
     unused = DistributedDataParallelKwargs(find_unused_parameters=True)
     try:
         with learn.distrib_ctx(sync_bn=torch.cuda.is_available(), kwargs_handlers=[unused]): yield learn  # SyncBatchNorm: GPUs alone
+        # every process leaves the group together and tears it down: a process that exits with gloo's threads still up
+        # aborts, and the launcher then stops the main one mid-way through its predictions
+        from accelerate import PartialState
+        torch.distributed.barrier()
+        PartialState().destroy_process_group()
     finally:
         # the rest (validate, export, TTA) is the main process's alone, and fastai gathers predictions from every process
         # whenever WORLD_SIZE says there are several, even outside distrib_ctx

@@ -4,7 +4,7 @@ usage: .venv/bin/python benchmarks/ensemble.py [--runs 10] [--repeats 5]
 Times `paddy.ensemble.ensemble` in process (load the .npz files, check them, average, write the CSV and its .json),
 then the whole `paddy ensemble` command, Python start and imports included.
 """
-import argparse, os, shutil, subprocess, sys, tempfile, time
+import argparse, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np

@@ -5,7 +5,7 @@ Both pipelines read the same photos (the rice photos copied to N distinct files)
 no loader workers, through `dls.train` without batch transforms: decode + item transform + collate. 'cold' is the
 first epoch from a fresh start (for paddy that includes building its item cache), 'warm' the second.
 """
-import argparse, os, shutil, sys, tempfile, time
+import argparse, os, shutil, tempfile, time
 from pathlib import Path
 
 import numpy as np

@@ -71,14 +71,13 @@ def train(exp: Optional[str] = typer.Argument(None, help='experiment name in exp
     if resume and set_: raise PaddyError(f"--resume {resume} finishes the run as it was started: drop --set")
     if processes < 1: raise PaddyError(f"--processes {processes}: give 1 or more")
     if processes > 1:
-        import torch
         from .distributed import launch
         load(exp, set_) if exp else None  # a bad spec fails here, once, not in every process
         argv = (['train'] + ([exp] if exp else ['--resume', resume]) + (['--data', str(data)] if data else [])
                 + [x for s in set_ for x in ('--set', s)] + (['--no-cache'] if no_cache else []) + ['--precision', precision]
                 + ([] if channels_last else ['--no-channels-last']) + (['--fit-memory', str(fit_memory)] if fit_memory else [])
                 + (['--wandb'] if wandb else []) + (['--sweep', sweep] if sweep else []))
-        raise typer.Exit(launch(argv, processes, cpu=not torch.cuda.is_available()))
+        raise typer.Exit(launch(argv, processes))
     stoppable(); plain_logs()
     try: train(load(exp, set_) if exp else None, data=data, sweep=sweep, wandb=wandb, cache=not no_cache, prec=precision,
                channels_last=channels_last, go_on=resume, fit_memory=fit_memory)

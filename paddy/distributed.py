@@ -60,11 +60,10 @@ def _broadcast_cpu(self, t, rank):
     return t.tolist()
 
 
-def launch(argv: list[str], processes: int, cpu: bool) -> int:
-    "`accelerate launch --num_processes N -m paddy ARGV`: what `paddy train --processes N` stands for."
+def launch(argv: list[str], processes: int) -> int:
+    "`accelerate launch --multi_gpu --num_processes N -m paddy ARGV`: what `paddy train --processes N` stands for."
     # accelerate's own --cpu launches one process (several need mpirun); --multi_gpu starts torchrun, which works on CPU too
-    how = ['--multi_gpu']
     cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--num_processes', str(processes), '--num_machines', '1',
-           '--mixed_precision', 'no', '--dynamo_backend', 'no', *how, '-m', 'paddy', *argv]
+           '--mixed_precision', 'no', '--dynamo_backend', 'no', '--multi_gpu', '-m', 'paddy', *argv]
     print('launching:', ' '.join(cmd[2:]), file=sys.stderr)
     return subprocess.call(cmd)

@@ -6,7 +6,7 @@ import numpy as np
 
 from .data import find_data, num_workers, read_train, tst_items
 from .errors import PaddyError
-from .provenance import never_overwrite, open_new, read_json
+from .provenance import is_run_name, never_overwrite, open_new, read_json
 
 
 def tta(learn, files, n: int = 4) -> np.ndarray:
@@ -64,7 +64,7 @@ def model_file(run: str, models: Path, trust: bool = False) -> tuple[Path, str]:
                                        f"pass --trust if you know where it came from")
         if not p.is_file(): raise PaddyError(f"no file {run}: check the path")
         return p, p.stem
-    if run in ('', '.', '..'): raise PaddyError(f"'{run}' is not a run name: see `ls {models}`")
+    if not is_run_name(run): raise PaddyError(f"'{run}' is not a run name: see `ls {models}`")
     pkl, meta = models / f'{run}.pkl', models / f'{run}.json'
     if not pkl.exists(): raise PaddyError(f"no exported model {pkl}: train one with `paddy train EXP`, or check `ls {models}`")
     if not meta.exists() and not trust:

@@ -37,10 +37,28 @@ def new_run(name: str, *dirs: Path) -> str:
         if not any(d.exists() and any(d.glob(f'{run}.*')) for d in dirs): return run
 
 
+def is_run_name(run: str) -> bool:
+    "Whether `run` can only name a file in the folder it is looked up in: no path, no `.` or `..`."
+    return bool(run) and run not in ('.', '..') and '/' not in run and os.sep not in run
+
+
 def never_overwrite(*paths: Path, hint: str = 'choose another name'):
     "Raise when any of `paths` exists: artefacts are written once, so check before the work that makes them."
     taken = [p for p in paths if Path(p).exists()]
     if taken: raise PaddyError(f"{taken[0]} exists and is never overwritten: {hint}")
+
+
+def _tmp(path: Path) -> Path: return path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+
+
+@contextlib.contextmanager
+def replaced(path: Path):
+    "Yield a temporary path beside `path` to write; then rename it over `path`: a stop mid-write leaves the old file whole."
+    tmp = _tmp(Path(path))
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -50,7 +68,7 @@ def written_once(path: Path, hint: str = 'choose another name'):
     path = Path(path)
     never_overwrite(path, hint=hint)  # before the work, not after it
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    tmp = _tmp(path)
     try:
         yield tmp
         try: os.link(tmp, path)
@@ -69,12 +87,8 @@ def open_new(path: Path, mode: str = 'x', hint: str = 'choose another name'):
 
 def write_json(path: Path, obj: dict, replace: bool = False):
     "Write `obj` to `path` whole, refusing to overwrite unless `replace`."
-    if not replace:
-        with open_new(path) as f: json.dump(obj, f, indent=1, default=str)
-        return
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replaced(path) if replace else written_once(path) as tmp: tmp.write_text(json.dumps(obj, indent=1, default=str))
 
 
 def read_json(path: Path) -> dict:

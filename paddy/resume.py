@@ -1,9 +1,10 @@
 """A stopped run goes on: what rebuilds it is saved before its first epoch, and its model and optimizer, whole, after
 each epoch, in `models/<run>.state/`; `paddy train --resume RUN` reads them back."""
-import json, os, shutil
+import json, shutil
 from pathlib import Path
 
 from .errors import PaddyError
+from .provenance import is_run_name, replaced, write_json
 
 
 def paths(run: str, models: Path) -> tuple[Path, Path]:
@@ -11,24 +12,15 @@ def paths(run: str, models: Path) -> tuple[Path, Path]:
     return models / f'{run}.state' / 'run.json', models / f'{run}.state' / 'model.pth'
 
 
-def _replace(path: Path, write):
-    "Write through a temporary file, then rename it over `path`: a stop mid-write leaves the old file whole."
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
-
-
 def begin(run: str, models: Path, info: dict):
     "Record what rebuilds `run` (experiment, data folder, split seed, settings) before its first epoch."
     paths(run, models)[0].parent.mkdir(parents=True, exist_ok=True)
-    _replace(paths(run, models)[0], lambda p: p.write_text(json.dumps(dict(run=run, **info), indent=1, default=str)))
+    write_json(paths(run, models)[0], dict(run=run, **info), replace=True)
 
 
 def read(run: str, models: Path) -> dict:
     "The saved state of a stopped `run`: what `begin` recorded, `epochs_done` and, past epoch 0, the `.pth` to load."
-    if not run or '/' in run or os.sep in run or run in ('.', '..'):
+    if not is_run_name(run):
         raise PaddyError(f"--resume {run}: give a run name as in `ls {models}`, e.g. convnext_small_rect-3f9a1c")
     info_file, pth = paths(run, models)
     if not info_file.exists():
@@ -100,7 +92,7 @@ def checkpoint(pth: Path, done: int, fit_before: float):
             self.done += 1
             state = dict(model=self.learn.model.state_dict(), opt=plain(self.learn.opt.state_dict()), epochs_done=self.done,
                          fit_time=fit_before + time.perf_counter() - self.t0)
-            _replace(pth, lambda p: torch.save(state, p))
+            with replaced(pth) as tmp: torch.save(state, tmp)
 
     cb = Checkpoint()
     cb.done, cb.trained = done, False

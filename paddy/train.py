@@ -86,12 +86,13 @@ def train(exp: Experiment | None = None, data=None, models: Path = Path('models'
     elif fit_memory is not None:
         accum, peak, tried = preflight.choose(exp, fit_memory, lambda e: preflight.peak_gb(e, df, valid, weights, prec, channels_last, cache))
         exp, fitted = replace(exp, accum=accum), dict(budget_gb=fit_memory, accum=accum, peak_gb=round(peak, 2), tried=tried)
-    bs, cbs = accum_setup(exp, distributed.world())
+    world = distributed.world()
+    bs, cbs = accum_setup(exp, world)
     dls = dataloaders(df, exp, valid, bs, cache=cache, data=path.resolve(), pin_memory=cuda)  # pinned: the copy to the GPU runs async
     if len(dls.train) == 0: raise PaddyError(f"{len(dls.train_ds)} training images make no full batch of {bs}: lower bs")
     learn = speedups(learner(dls, exp, weights, cbs), prec, channels_last)
     run = distributed.shared(go_on or new_run(exp.name, models, preds))
-    start, main, world = state['epochs_done'] if state else 0, distributed.main(), distributed.world()
+    start, main = state['epochs_done'] if state else 0, distributed.main()
     if not state and main: resume.begin(run, models, dict(experiment=dataclasses.asdict(exp), data=str(path.resolve()), split_seed=seed,
                                                   sweep=sweep, cache=cache, precision=prec, channels_last=channels_last))
     with whole_or_nothing(run, models, preds):

@@ -1,10 +1,12 @@
 """A smaller copy of a competition folder, the longest side at most `max_size`, aspect kept: Road to the Top's 256-px copy."""
-import json, os, shutil, sys
+import json, shutil, sys
 from pathlib import Path
 
 from PIL import Image
 
 from ..errors import PaddyError
+from ..provenance import replaced
+from .pool import pmap
 
 STAMP = 'paddy-resize.json'
 
@@ -12,8 +14,7 @@ STAMP = 'paddy-resize.json'
 def shrink(src: Path, dest: Path, max_size: int) -> bool:
     """Write `src` to `dest` with its longest side `max_size` (a plain copy when already that small), through a temporary
     name, so a stopped copy leaves no half image under its real name. True when it was resized."""
-    tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.tmp')
-    with Image.open(src) as im:
+    with replaced(dest) as tmp, Image.open(src) as im:
         w, h = im.size
         r = max_size / max(w, h)
         if r >= 1:
@@ -23,7 +24,6 @@ def shrink(src: Path, dest: Path, max_size: int) -> bool:
             im.draft(None, size)  # a JPEG decodes straight at 1/2, 1/4 or 1/8 scale when that is still big enough
             out = im.convert('RGB') if im.mode not in ('RGB', 'L') else im
             out.resize(size, Image.BILINEAR).save(tmp, format=im.format or 'JPEG', quality=95)
-    os.replace(tmp, dest)
     return r < 1
 
 
@@ -34,7 +34,6 @@ def resize(src: Path, dest: Path | None, max_size: int, workers: int = 0) -> Pat
     """Copy competition folder `src` to `dest` (default: beside it, `<name>-<max_size>`) with every image shrunk; files
     already there are kept, so a stopped copy resumes. The CSVs and `paddy-resize.json` come last: until then the copy
     lacks the competition's layout, and no run can take it for whole. `paddy-resize.json` says where it came from."""
-    from tqdm.auto import tqdm
     if max_size < 1: raise PaddyError(f"--max-size {max_size}: give the longest side in pixels, e.g. --max-size 256")
     dest = dest or src.with_name(f'{src.name}-{max_size}')
     if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
@@ -57,11 +56,7 @@ def resize(src: Path, dest: Path | None, max_size: int, workers: int = 0) -> Pat
     for d in {(dest / f).parent for f in todo}: d.mkdir(parents=True, exist_ok=True)
     print(f"{src} → {dest}: {len(files)} images, {len(files) - len(todo)} already done", file=sys.stderr)
     jobs = [(src / f, dest / f, max_size) for f in todo]
-    bar = dict(total=len(files), initial=len(files) - len(todo), desc='resize', unit='img', file=sys.stderr, disable=None)
-    if workers > 1 and len(jobs) > 64:
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(workers) as ex: resized = sum(tqdm(ex.map(_job, jobs, chunksize=16), **bar))
-    else: resized = sum(shrink(*j) for j in tqdm(jobs, **bar))
+    resized = sum(pmap(_job, jobs, workers, 'resize', chunksize=16, serial_below=65, total=len(files), initial=len(files) - len(todo), leave=True))
     for name in sorted({p.name for p in src.glob('*.csv')} | {'train.csv', 'sample_submission.csv'}):
         if (src / name).exists(): shutil.copyfile(src / name, dest / name)
     meta.update(complete=True, images=len(files), resized_now=resized, done_before=len(files) - len(todo), **prov())

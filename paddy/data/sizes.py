@@ -1,11 +1,12 @@
 """The size census: every image's width and height from its header alone, in parallel, as Road to the Top's first part did."""
-import os, sys
+import os
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image
 
 from .folder import read_train
+from .pool import pmap
 
 
 def header(fn) -> tuple[int, int]:
@@ -15,11 +16,7 @@ def header(fn) -> tuple[int, int]:
 
 def headers(files: list[str], workers: int = 0, desc: str = 'sizes') -> list[tuple[int, int]]:
     "`header` of every file, over `workers` processes, with a progress bar on a terminal."
-    from tqdm.auto import tqdm
-    bar = dict(total=len(files), desc=desc, unit='img', leave=False, file=sys.stderr, disable=None)
-    if workers < 2 or len(files) < 256: return [header(f) for f in tqdm(files, **bar)]
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(workers) as ex: return list(tqdm(ex.map(header, files, chunksize=64), **bar))
+    return pmap(header, files, workers, desc)
 
 
 def census(path: Path, workers: int | None = None) -> pd.DataFrame:
@@ -64,7 +61,8 @@ def against(df: pd.DataFrame, item_size, workers: int = 0) -> str | None:
     if rows == cols: return None
     want = 'portrait' if rows > cols else 'landscape'
     w, h = zip(*headers(df.path.tolist(), workers)) if len(df) else ((), ())
-    odd = df[(orientation(w, h) != want).values & (orientation(w, h) != 'square').values]
+    o = orientation(w, h).values
+    odd = df[(o != want) & (o != 'square')]
     if not len(odd): return None
     ids = ', '.join(odd.image_id.head(5)) + (' …' if len(odd) > 5 else '')
     return (f"{len(odd)} training images are not {want} like item_size {(rows, cols)}, so they will be squished "

@@ -9,6 +9,7 @@ from PIL import Image
 
 from ..errors import PaddyError
 from .folder import HOW_TO_GET, LAYOUT
+from .pool import pmap
 
 TAIL = 1024  # a JPEG's end-of-image marker sits in its last bytes; scan data can never hold 0xFFD9 (0xFF is stuffed)
 
@@ -42,12 +43,7 @@ def _look(job): return look(*job)
 
 
 def images(files: list[str], deep: bool, workers: int) -> list[tuple[str | None, str | None]]:
-    from tqdm.auto import tqdm
-    bar = dict(total=len(files), desc='check --deep' if deep else 'check', unit='img', leave=False, file=sys.stderr, disable=None)
-    jobs = [(f, deep) for f in files]
-    if workers < 2 or len(files) < 256: return [look(*j) for j in tqdm(jobs, **bar)]
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(workers) as ex: return list(tqdm(ex.map(_look, jobs, chunksize=64), **bar))
+    return pmap(_look, [(f, deep) for f in files], workers, 'check --deep' if deep else 'check')
 
 
 def verify(path: Path, deep: bool = False, workers: int = 0) -> list[Problem]:

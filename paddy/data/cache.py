@@ -144,9 +144,11 @@ def _write(files, item: Item, folder: Path, shape: np.ndarray, workers: int, dat
         bar = dict(total=len(files), desc='item cache', unit='img', leave=False, file=sys.stderr, disable=None)
         if workers > 1:
             import multiprocessing as mp
-            # forked children only decode and write; they never touch CUDA
-            with mp.get_context('fork').Pool(workers, initializer=_open, initargs=(str(tmp / 'pixels.u8'),)) as pool:
-                for _ in tqdm(pool.imap_unordered(_put, jobs, chunksize=16), **bar): pass
+            from concurrent.futures import ProcessPoolExecutor
+            # spawned, not forked: a fork of a process whose torch has started its threads can hang, and an executor
+            # raises where a Pool would wait forever for a worker that died
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_open, initargs=(str(tmp / 'pixels.u8'),)) as ex:
+                for _ in tqdm(ex.map(_put, jobs, chunksize=16), **bar): pass
         else:
             _open(str(tmp / 'pixels.u8'))
             try:

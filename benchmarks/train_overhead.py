@@ -1,6 +1,6 @@
 """One epoch of paddy's fastai Learner against a hand-written PyTorch loop: same timm model, same tensors, same batches, CPU.
 
-usage: .venv/bin/python benchmarks/train_overhead.py [--arch resnet18] [--size 64] [--bs 32] [--batches 24] [--rounds 3]
+usage: .venv/bin/python benchmarks/train_overhead.py [--arch resnet18] [--size 64] [--bs 32] [--batches 24] [--rounds 5]
 Both train one epoch with one-cycle AdamW and then score the validation batches; the ratio is what the Learner's
 callbacks, metrics, scheduler and optimizer cost on top of the same arithmetic.
 """
@@ -79,6 +79,6 @@ if __name__ == '__main__':
     ap.add_argument('--size', type=int, default=64)
     ap.add_argument('--bs', type=int, default=32)
     ap.add_argument('--batches', type=int, default=24)
-    ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--rounds', type=int, default=5)
     a = ap.parse_args()
     main(a.arch, a.size, a.bs, a.batches, a.rounds)

@@ -167,7 +167,7 @@ COMP = typer.Option(COMPETITION, '--competition', '-c', help="the competition's 
 @friendly
 def download(competition: str = COMP, dest: Path = typer.Option(Path('data'), help='the files go to DEST/COMPETITION/')):
     "Download and unzip the competition's files once (inside a Kaggle notebook, use /kaggle/input/COMPETITION)."
-    from .download import download
+    from .kaggle.download import download
     download(competition, dest)
 
 
@@ -175,7 +175,7 @@ def download(competition: str = COMP, dest: Path = typer.Option(Path('data'), he
 @friendly
 def check_submission(csv: Path, data: Optional[Path] = DATA):
     "Check CSV against sample_submission.csv: header, every id once and in its order, a known label on every row."
-    from .check import check_submission
+    from .kaggle.lint import check_submission
     from .data import find_data
     typer.echo(f'{csv}: {check_submission(csv, find_data(data))} rows, ready to submit')
 
@@ -186,7 +186,7 @@ def submit(csv: Path, message: str = typer.Option(..., '--message', '-m', help='
            competition: str = COMP, data: Optional[Path] = DATA,
            again: bool = typer.Option(False, '--again', help='submit a file that was submitted before')):
     "Check CSV, submit it through the kaggle client, and append it with its runs to submissions/log.csv."
-    from .submit import submit
+    from .kaggle.submit import submit
     submit(csv, message, competition, data=data, again=again)
 
 
@@ -194,7 +194,7 @@ def submit(csv: Path, message: str = typer.Option(..., '--message', '-m', help='
 @friendly
 def submissions(competition: str = COMP):
     "Your submissions: the log's runs and validation error beside the public and private scores (the log alone when offline)."
-    from .submit import submissions
+    from .kaggle.submit import submissions
     show(submissions(competition), 5)
 
 

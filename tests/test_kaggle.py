@@ -114,8 +114,8 @@ def test_download_never_overwrites_a_partial_folder(stub):
 
 
 def test_kaggle_notebook_uses_its_input_folder(stub, monkeypatch, tmp_path):
-    import paddy.download
-    monkeypatch.setattr(paddy.download, 'KAGGLE_INPUT_ROOT', tmp_path / 'kaggle-input')
+    import paddy.kaggle.download
+    monkeypatch.setattr(paddy.kaggle.download, 'KAGGLE_INPUT_ROOT', tmp_path / 'kaggle-input')
     monkeypatch.setenv('KAGGLE_KERNEL_RUN_TYPE', 'Interactive')
     one_line_error(run('download'), 'Add Input')
     make_comp(tmp_path / 'kaggle-input' / COMP)

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import kaggle_client
-from .check import check_submission
-from .data import COMPETITION, find_data
-from .errors import PaddyError
-from .provenance import read_json
-from .weights import sha256
+from ..data import COMPETITION, find_data
+from ..errors import PaddyError
+from ..provenance import read_json
+from ..weights import sha256
+from . import client
+from .lint import check_submission
 
 LOG = Path('submissions') / 'log.csv'
 COLUMNS = ['time', 'competition', 'file', 'sha256', 'message', 'runs', 'weights', 'method', 'valid_error', 'ref', 'kaggle_message']
@@ -52,7 +52,7 @@ def submit(sub: Path, message: str, comp: str = COMPETITION, data=None, log: Pat
         t, m = earlier.iloc[-1][['time', 'message']]
         raise PaddyError(f"{sub} was already submitted to {comp} at {t} ({m!r}): pass --again to spend another submission on it")
     print(f'{sub}: {n} rows, ids and labels check out; submitting to {comp}')
-    res = kaggle_client.submit(sub, message, comp)
+    res = client.submit(sub, message, comp)
     ve = (meta.get('valid_error') or {}).get('ensemble')
     row = dict(time=time.strftime('%Y-%m-%dT%H:%M:%S%z'), competition=comp, file=str(sub), sha256=digest, message=message,
                runs=';'.join(meta.get('runs', [])), weights=';'.join(f'{w:.4g}' for w in meta.get('weights', [])),
@@ -71,7 +71,7 @@ def submissions(comp: str = COMPETITION, log: Path = LOG) -> pd.DataFrame:
     "The log joined with your leaderboard scores by submission ref; the log alone, with a warning, when Kaggle is out of reach."
     logged = read_log(log)
     logged = logged[logged.competition == comp] if len(logged) else logged
-    try: remote = kaggle_client.scores(comp)
+    try: remote = client.scores(comp)
     except PaddyError as e:
         if not len(logged): raise PaddyError(f"nothing to show: {log} has no submissions to {comp}, and the scores could not be fetched ({e})") from None
         print(f"warning: the scores could not be fetched, so this is {log} alone: {e}", file=sys.stderr)

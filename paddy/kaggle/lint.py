@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import PaddyError
+from ..errors import PaddyError
 
 HEADER = ['image_id', 'label']
 

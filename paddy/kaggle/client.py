@@ -2,8 +2,8 @@
 import contextlib, io, os
 from difflib import get_close_matches
 
-from .data import COMPETITION
-from .errors import PaddyError
+from ..data import COMPETITION
+from ..errors import PaddyError
 
 NO_CREDENTIALS = ("no Kaggle credentials: on kaggle.com open Settings → API → Create New Token and save the token to "
                   "~/.kaggle/access_token (or set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY)")

@@ -3,11 +3,11 @@ import os, shutil, time, zipfile
 from importlib.metadata import version
 from pathlib import Path
 
-from .data import COMPETITION, KAGGLE_INPUT_ROOT, LAYOUT, has_layout
-from .errors import PaddyError
-from .kaggle_client import download_zip, endpoint
-from .provenance import write_json
-from .weights import sha256
+from ..data import COMPETITION, KAGGLE_INPUT_ROOT, LAYOUT, has_layout
+from ..errors import PaddyError
+from ..provenance import write_json
+from ..weights import sha256
+from .client import download_zip, endpoint
 
 
 def in_kaggle_notebook() -> bool: return bool(os.environ.get('KAGGLE_KERNEL_RUN_TYPE'))

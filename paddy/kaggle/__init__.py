@@ -1,0 +1,1 @@
+"""The Kaggle-facing stage: the client, the competition's download, the submission and its linter, and runs on Kaggle's GPUs."""

@@ -43,11 +43,23 @@ def of_folder(preds: Path, data=None) -> list[Path]:
         if data is not None or len(folders) != 1: raise PaddyError(
             f"the runs in {preds}/ were predicted on {len(folders)} data folders ({', '.join(f or '(unrecorded)' for f in folders)}): pass --data DIR") from None
         path = find_data(folders[0])
-    mine = [f for f in found if where[f] == str(path.resolve())]
-    if not mine: raise PaddyError(f"none of the {len(found)} runs in {preds}/ was predicted on {path}: pass --data with the folder "
-                                  f"they were (e.g. {next(iter(where.values())) or '?'}), or name the runs")
-    print(f"taking the {len(mine)} runs predicted on {path}" + (f" ({len(found) - len(mine)} others in {preds}/ were not)" if len(mine) < len(found) else ''))
-    return mine
+    here = [f for f in found if where[f] == str(path.resolve())]
+    away = [f for f in found if f not in here and elsewhere(f, where[f], path)]
+    if not here + away: raise PaddyError(f"none of the {len(found)} runs in {preds}/ was predicted on {path}: pass --data with the folder "
+                                         f"they were (e.g. {next(iter(where.values())) or '?'}), or name the runs")
+    others = len(found) - len(here) - len(away)
+    print(f"taking the {len(here)} runs predicted on {path}"
+          + (f" and {len(away)} predicted on its copy elsewhere ({', '.join(sorted({where[f] for f in away}))})" if away else '')
+          + (f" ({others} others in {preds}/ were not)" if others else ''))
+    return sorted(here + away)
+
+
+def elsewhere(f: Path, folder: str, path: Path) -> bool:
+    """Whether run file `f` was predicted on another machine's copy of the competition at `path`, such as a Kaggle
+    notebook's /kaggle/input: its folder is not here, and its test ids are those of `path`'s sample_submission.csv."""
+    if not folder or Path(folder).exists(): return False
+    with np.load(f, allow_pickle=False) as z: ids = z['test_ids'].tolist()
+    return ids == pd.read_csv(path / 'sample_submission.csv', dtype=str).image_id.tolist()
 
 
 def combine(probs: list[np.ndarray], weights: np.ndarray, vote: bool = False) -> np.ndarray:

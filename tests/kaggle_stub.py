@@ -1,12 +1,13 @@
-"""A stand-in Kaggle on loopback port 7777, where kagglesdk's TEST environment points: it answers the few endpoints
-that download, submit and the submissions list use, the way api.kaggle.com does, and records what it received."""
-import json, threading
+"""A stand-in Kaggle on loopback port 7777, where kagglesdk's TEST environment points: it answers the endpoints that
+download, submit, the submissions list, datasets, kernels and the GPU quota use, the way api.kaggle.com does, and records
+what it received."""
+import json, re, threading
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = 7777
 BASE = f'http://localhost:{PORT}'
-SERVICE = '/api/v1/competitions.CompetitionApiService/'
+API = re.compile(r'^/api/v1/[\w.]+/(\w+)$')  # /api/v1/<service>/<method>, as kagglesdk posts them
 
 
 class StubKaggle(ThreadingHTTPServer):
@@ -22,6 +23,13 @@ class StubKaggle(ThreadingHTTPServer):
         self.submissions: list[dict] = []           # what CreateSubmission received
         self.fail: dict[str, tuple[int, str]] = {}  # endpoint → (status, message) to answer instead
         self.scores: dict[int, tuple[str, str]] = {}  # ref → (public, private) once "scored"
+        self.blob_names: dict[str, str] = {}        # upload token → the file name StartBlobUpload gave
+        self.datasets: dict[str, list[dict[str, bytes]]] = {}  # owner/slug → its versions' files, name → bytes
+        self.kernels: dict[str, list[dict]] = {}    # owner/slug → what SaveKernel received, one per version
+        self.state: dict[str, tuple[str, str | None]] = {}  # owner/slug → (KernelWorkerStatus name, failure message)
+        self.outputs: dict[str, dict[str, bytes]] = {}  # owner/slug → its output files, path → bytes
+        self.logs: dict[str, str] = {}              # owner/slug → its log, as Kaggle keeps it
+        self.quota = dict(quotaRefreshTime='2026-11-30T00:00:00Z', gpuQuota=dict(timeUsed='36000s', timeReserved='0s', totalTimeAllowed='108000s'))
 
     def endpoints(self): return [c[0] for c in self.calls]
 
@@ -61,8 +69,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         s = self.server
-        if not self.path.startswith(SERVICE): return self._json({'code': 404, 'message': 'Not found'}, 404)
-        name, body = self.path[len(SERVICE):], json.loads(self._body() or b'{}')
+        m = API.match(self.path)
+        if not m: return self._json({'code': 404, 'message': 'Not found'}, 404)
+        name, body = m.group(1), json.loads(self._body() or b'{}')
         s.calls.append((name, body)); s.auth.append(self.headers.get('Authorization'))
         if name in s.fail:
             status, msg = s.fail[name]
@@ -72,10 +81,36 @@ class Handler(BaseHTTPRequestHandler):
         if name == 'DownloadDataFiles':  # like Kaggle: a redirect to a signed storage URL
             self.send_response(302); self.send_header('Location', f'{BASE}/storage/{s.comp}.zip?sig=x')
             self.send_header('Content-Length', '0'); self.end_headers()
-        elif name == 'StartSubmissionUpload':
+        elif name in ('StartSubmissionUpload', 'StartBlobUpload'):
             token = f'blob-{len(s.uploads) + 1}'
-            s.uploads[token] = b''
+            s.uploads[token], s.blob_names[token] = b'', body.get('fileName') or body.get('name', '')
             self._json({'token': token, 'createUrl': f'{BASE}/upload/{token}'})
+        elif name in ('CreateDataset', 'CreateDatasetVersion'):
+            ref = f"{body['ownerSlug']}/{body.get('slug') or body.get('datasetSlug')}"
+            files = (body.get('body') or body).get('files', [])
+            if (name == 'CreateDataset') == (ref in s.datasets): return self._json({'code': 400, 'message': f'{name} of {ref}'}, 400)
+            if any(f['token'] not in s.uploads for f in files): return self._json({'code': 400, 'message': 'unknown blob'}, 400)
+            s.datasets.setdefault(ref, []).append({s.blob_names[f['token']]: s.uploads[f['token']] for f in files})
+            self._json({'ref': ref, 'url': f'{BASE}/datasets/{ref}', 'status': 'Ok'})
+        elif name in ('GetDatasetStatus', 'ListDatasetFiles'):
+            ref = f"{body['ownerSlug']}/{body['datasetSlug']}"
+            if ref not in s.datasets: return self._json({'code': 404, 'message': f'dataset {ref} not found'}, 404)
+            if name == 'GetDatasetStatus': return self._json({'status': 'READY'})
+            self._json({'datasetFiles': [{'name': n} for n in s.datasets[ref][-1]]})
+        elif name == 'SaveKernel':
+            ref = body['slug']
+            s.kernels.setdefault(ref, []).append(body)
+            missing = [d for d in body.get('datasetDataSources', []) if d not in s.datasets]
+            s.state[ref] = ('QUEUED', None)
+            self._json({'ref': f'/code/{ref}', 'url': f'{BASE}/code/{ref}', 'versionNumber': len(s.kernels[ref]), 'invalidDatasetSources': missing})
+        elif name in ('GetKernelSessionStatus', 'ListKernelSessionOutput'):
+            ref = f"{body['userName']}/{body['kernelSlug']}"
+            if ref not in s.kernels: return self._json({'code': 404, 'message': f'kernel {ref} not found'}, 404)
+            if name == 'GetKernelSessionStatus':
+                status, why = s.state[ref]
+                return self._json({'status': status, **({'failureMessage': why} if why else {})})
+            self._json({'files': [{'url': f'{BASE}/output/{ref}/{f}', 'fileName': f} for f in s.outputs.get(ref, {})], 'log': s.logs.get(ref, '')})
+        elif name == 'GetAcceleratorQuotaStatistics': self._json(s.quota)
         elif name == 'CreateSubmission':
             if body.get('blobFileTokens') not in s.uploads: return self._json({'code': 400, 'message': 'unknown blob'}, 400)
             s.submissions.append(body)
@@ -93,6 +128,10 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith('/storage/'):
             return self._send(200, self.server.zip_bytes, 'application/zip',
                               [('Last-Modified', formatdate(usegmt=True)), ('Accept-Ranges', 'none')])
+        if self.path.startswith('/output/'):  # a kernel's output file, as behind its signed URL
+            owner, slug, f = self.path[len('/output/'):].split('/', 2)
+            got = self.server.outputs.get(f'{owner}/{slug}', {})
+            if f in got: return self._send(200, got[f], 'application/octet-stream', [('Last-Modified', formatdate(usegmt=True))])
         self._send(404)
 
     def do_PUT(self):

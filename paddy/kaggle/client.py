@@ -48,13 +48,16 @@ def endpoint() -> str:
 
 
 @contextlib.contextmanager
-def kaggle_errors(comp: str = COMPETITION):
-    "Turn the client's HTTP and network failures into one line that names the fix; never echo credentials."
+def kaggle_errors(comp: str = COMPETITION, thing: str | None = None):
+    """Turn the client's HTTP and network failures into one line that names the fix; never echo credentials. A 403 or
+    404 is about `comp` (its rules, its name) unless the call was about `thing`, such as 'kernel you/x'."""
     import requests
     try: yield
     except requests.HTTPError as e:
         code = getattr(e.response, 'status_code', None)
         if code == 401: msg = f"Kaggle rejected your credentials (401): {NO_CREDENTIALS.split(': ', 1)[1]}"
+        elif code in (403, 404) and thing:
+            msg = f"Kaggle {'refused access to' if code == 403 else 'has no'} {thing} ({code}): check its name (owner/slug, as in its URL) and that it is yours"
         elif code == 403: msg = f"Kaggle refused access to {comp} (403): accept the competition's rules at {rules_url(comp)}, then run this again"
         elif code == 404:
             close = get_close_matches(comp, [COMPETITION], n=1)
@@ -64,6 +67,9 @@ def kaggle_errors(comp: str = COMPETITION):
         raise PaddyError(msg) from None
     except requests.RequestException as e:
         raise PaddyError(f"could not reach Kaggle at {endpoint()} ({type(e).__name__}): check the network and try again") from None
+    except ValueError as e:  # the client's own checks (a bad slug, a refused kernel), already worded for people
+        if thing is None: raise
+        raise PaddyError(f"Kaggle: {str(e).splitlines()[0].split('. ')[0]}: check the name of the {thing}") from None
 
 
 def download_zip(comp: str, folder) -> str:

@@ -6,6 +6,7 @@ from typing import List, Optional
 import typer
 
 from .data import COMPETITION
+from .kaggle.kernel import ACCELERATOR
 from .errors import PaddyError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -268,6 +269,41 @@ def demo(set_: List[str] = typer.Option([], '--set', help='override a field of b
     if data_only: return typer.echo(f"{build_digits(Path('data/demo'))}: the digits in the competition's layout")
     plain_logs()
     demo(overrides=set_)
+
+
+kaggle_app = typer.Typer(no_args_is_help=True, help="Train on Kaggle's GPUs: push a sweep as a notebook, ask how it does, pull its runs back.")
+app.add_typer(kaggle_app, name='kaggle')
+
+
+@kaggle_app.command('run')
+@friendly
+def kaggle_run(exps: List[str] = typer.Argument(..., help='experiment names in experiments/'),
+               repeat: int = typer.Option(1, '--repeat', help='runs of each experiment (new splits only where seed = None)'),
+               set_: List[str] = typer.Option([], '--set', help='override a field of every experiment: --set epochs=1'),
+               accelerator: str = typer.Option(ACCELERATOR, '--accelerator', help="Kaggle's GPU: NvidiaTeslaT4 is two T4s"),
+               title: Optional[str] = typer.Option(None, '--title', help="the notebook's title, which names it (default: paddy EXP…)"),
+               dry_run: Optional[Path] = typer.Option(None, '--dry-run', help='write the dataset and kernel folders to DIR and push nothing')):
+    "Push paddy (as a private dataset, when it changed) and a kernel that runs `paddy sweep EXP… --repeat N` on Kaggle's GPU."
+    from .kaggle.runs import run
+    run(exps, repeat, set_, accelerator, title, dry_run)
+
+
+@kaggle_app.command('status')
+@friendly
+def kaggle_status(kernel: Optional[str] = typer.Argument(None, help='owner/slug[/version] (default: the last pushed, from kaggle-runs.csv)')):
+    "The kernel's state in one line: queued, running, complete or error."
+    from .kaggle.runs import status
+    typer.echo(status(kernel))
+
+
+@kaggle_app.command('pull')
+@friendly
+def kaggle_pull(kernel: Optional[str] = typer.Argument(None, help='owner/slug[/version] (default: the last pushed, from kaggle-runs.csv)'),
+                models: bool = typer.Option(False, '--models', help='also the exported .pkl models, which are large'),
+                data: Optional[Path] = DATA):
+    "Bring a finished kernel's runs into models/ and preds/, where results, report and ensemble take them; never overwrites."
+    from .kaggle.runs import pull
+    pull(kernel, models, data)
 
 
 if __name__ == '__main__': app()

@@ -22,8 +22,15 @@ def git_commit() -> str | None:
         r = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=here, capture_output=True, text=True, timeout=10)
         sha = r.stdout.strip() if r.returncode == 0 else ''
         dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=here, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError): return None
-    return (sha + ('-dirty' if dirty else '')) if sha else None
+    except (OSError, subprocess.SubprocessError): sha = ''
+    return (sha + ('-dirty' if dirty else '')) if sha else built_from()
+
+
+def built_from() -> str | None:
+    "The commit a wheel was built from (`paddy kaggle run` writes it in), where paddy runs outside a checkout."
+    try: from ._build import COMMIT
+    except ImportError: return None
+    return COMMIT
 
 
 def stamp() -> dict:

@@ -1,0 +1,54 @@
+"""A Kaggle script kernel in a folder: `kernel-metadata.json` (competition, GPU, Internet, the paddy dataset) and one script."""
+import inspect, json, re
+from pathlib import Path
+
+from ..data import COMPETITION
+from ..errors import PaddyError
+from . import notebook
+
+CODE_FILE = 'paddy_kaggle.py'
+ACCELERATOR = 'NvidiaTeslaT4'  # Kaggle's default GPU: two T4s, so the sweep runs two at a time
+
+
+def slugify(title: str) -> str:
+    "The slug Kaggle derives from a title (the client warns when the two differ)."
+    from kaggle.api.kaggle_api_extended import slugify
+    return slugify(title)
+
+
+def default_title(exps: list[str]) -> str:
+    "'paddy ' and the experiments, within Kaggle's 50 characters: pushing the same ones again makes a new version."
+    title = f"paddy {' '.join(exps)}"
+    return title if len(title) <= 50 else f"paddy {exps[0][:30]} and {len(exps) - 1} more"
+
+
+def check_title(title: str) -> str:
+    if not 5 <= len(title) <= 50 or not slugify(title):
+        raise PaddyError(f"--title '{title}': Kaggle wants 5 to 50 characters, with letters or digits")
+    return title
+
+
+def check_accelerator(name: str) -> str:
+    if not re.fullmatch(r'Nvidia\w+', name):
+        raise PaddyError(f"--accelerator {name}: paddy trains on a GPU; give Kaggle's name for one, e.g. {ACCELERATOR} (two T4s, the default)")
+    return name
+
+
+def metadata(owner: str, title: str, dataset: str, accelerator: str = ACCELERATOR, comp: str = COMPETITION) -> dict:
+    return dict(id=f'{owner}/{slugify(title)}', title=title, code_file=CODE_FILE, language='python', kernel_type='script',
+                is_private=True, enable_gpu=True, enable_tpu=False, enable_internet=True,  # Internet: pip fills what the image lacks
+                machine_shape=accelerator, dataset_sources=[dataset], competition_sources=[comp], kernel_sources=[], model_sources=[])
+
+
+def script(bundle: str, exps: list[str], args: list[str], kernel: str, comp: str = COMPETITION) -> str:
+    "notebook.py's source and the call that runs it: the kernel's whole code, readable on its Kaggle page."
+    call = dict(bundle=bundle, competition=comp, experiments=exps, args=args, kernel=kernel)
+    return (f'# Pushed by `paddy kaggle run`: {kernel} runs `paddy sweep {" ".join(exps + args)}` on {comp}.\n'
+            + inspect.getsource(notebook) + f"\n\nif __name__ == '__main__':\n    main(**{call!r})\n")
+
+
+def write(folder: Path, meta: dict, text: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / 'kernel-metadata.json').write_text(json.dumps(meta, indent=1))
+    (folder / CODE_FILE).write_text(text)
+    return folder

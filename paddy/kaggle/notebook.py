@@ -1,0 +1,71 @@
+"""What a Kaggle kernel pushed by `paddy kaggle run` runs: install paddy from its dataset, then `paddy sweep` on the
+competition, leaving models/, preds/ and sweeps/ in the notebook's output. `kernel.script` copies this file's source into
+the kernel with a call to `main`, so it uses the standard library only: paddy is not installed when it starts.
+
+A rehearsal on your own machine runs the same script: PADDY_KAGGLE_INPUT=DIR points it at a folder laid out like
+/kaggle/input, and PADDY_KAGGLE_TARGET=DIR installs the wheel there alone instead of into the image's Python."""
+import json, os, shutil, subprocess, sys, time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+INPUT, WORKING = Path('/kaggle/input'), Path('/kaggle/working')
+KEEP = ('torch', 'torchvision')  # the image's CUDA builds: pip must never swap them for PyPI's
+
+
+def fail(msg: str):
+    sys.exit(f'paddy: error: {msg}')
+
+
+def find(root: Path, name: str, depth: int = 4) -> list[Path]:
+    "Folders up to `depth` levels under `root` that hold `name`: Kaggle has mounted inputs at more than one depth."
+    return sorted({p.parent for d in range(depth) for p in root.glob('/'.join(['*'] * d + [name]))})
+
+
+def install(whl: Path, target: str | None) -> dict:
+    "pip-install paddy's wheel with its missing dependencies, pinning the image's torch; the environment the sweep runs in."
+    env = dict(os.environ)
+    if target:  # a rehearsal: paddy alone, ahead of what the running Python has
+        cmd = ['--no-deps', '--target', target]
+        env['PYTHONPATH'] = os.pathsep.join([target] + [p for p in [env.get('PYTHONPATH')] if p])
+    else:
+        pins = Path('/tmp/paddy-pins.txt')
+        kept = []
+        for n in KEEP:
+            try: kept.append(f'{n}=={version(n)}')
+            except PackageNotFoundError: pass
+        pins.write_text('\n'.join(kept) + '\n')
+        cmd = ['-c', str(pins)]
+    print(f'installing {whl.name}…', flush=True)
+    if subprocess.call([sys.executable, '-m', 'pip', 'install', '-q', '--no-input', *cmd, str(whl)], env=env):
+        fail(f"pip could not install {whl.name} (see above): the notebook needs Internet on for paddy's dependencies")
+    return env
+
+
+def main(bundle: str, competition: str, experiments: list[str], args: list[str], kernel: str = ''):
+    "Find this kernel's paddy dataset version and the competition, install paddy, run the sweep; exit with its code."
+    root = Path(os.environ.get('PADDY_KAGGLE_INPUT') or INPUT)
+    work = WORKING if WORKING.is_dir() else Path.cwd()
+    os.chdir(work)
+    lib = find(root, f'paddy-{bundle}.json')
+    if not lib:
+        fail(f"no paddy-{bundle}.json under {root}: this notebook mounts another version of the paddy-lib dataset; run `paddy kaggle run` again")
+    lib = lib[0]
+    manifest = json.loads((lib / f'paddy-{bundle}.json').read_text())
+    data = [p for p in find(root, 'sample_submission.csv') if p.name == competition]
+    if not data: fail(f"no {competition} under {root}: add the competition to the notebook's inputs")
+    env = install(lib / manifest['wheel'], os.environ.get('PADDY_KAGGLE_TARGET'))
+    (work / 'experiments').mkdir(exist_ok=True)
+    for e in experiments: shutil.copy(lib / f'{e}.py', work / 'experiments' / f'{e}.py')
+    cmd = [sys.executable, '-m', 'paddy', 'sweep', *experiments, *args, '--data', str(data[0])]
+    print('running', ' '.join(cmd[1:]), flush=True)
+    t0 = time.time()
+    rc = subprocess.call(cmd, env=env)
+    record = dict(kernel=kernel, bundle=bundle, experiments=experiments, args=args, data=str(data[0]), exit_code=rc,
+                  seconds=round(time.time() - t0), gpus=gpus(), finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
+    (work / 'paddy-kaggle-run.json').write_text(json.dumps(record, indent=1))
+    sys.exit(rc)
+
+
+def gpus() -> list[str]:
+    try: return subprocess.run(['nvidia-smi', '-L'], capture_output=True, text=True, timeout=30).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError): return []

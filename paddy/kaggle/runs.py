@@ -1,0 +1,172 @@
+"""Sweeps on Kaggle's GPUs: push one as a kernel, ask how it is doing, pull its runs beside the local ones."""
+import csv, json, shutil, tempfile, time
+from datetime import timedelta
+from pathlib import Path
+
+from ..data import COMPETITION, find_data, tst_items
+from ..errors import PaddyError
+from ..predict import load_preds
+from ..provenance import git_commit, is_run_name, written_once
+from ..spec import load, validate
+from . import bundle, kernel
+from .client import api, kaggle_errors, rules_url
+
+LOG = Path('kaggle-runs.csv')
+COLUMNS = ('time', 'kernel', 'version', 'url', 'experiments', 'repeat', 'set', 'accelerator', 'bundle', 'paddy_commit')
+WAITING = ('queued', 'running', 'new_script', 'cancel_requested')
+
+
+def owner(a) -> str: return a.config_values[a.CONFIG_NAME_USER]
+
+
+def quota(a) -> str:
+    "The account's GPU hours left this week, in words; a failure here must not fail a push that went through."
+    try:
+        with kaggle_errors(): q = a.quota_view()
+        g = q.gpu_quota
+        left = (g.total_time_allowed - g.time_used - (g.time_reserved or timedelta(0))).total_seconds() / 3600
+        when = f"; it renews {q.quota_refresh_time:%Y-%m-%d %H:%M} UTC" if q.quota_refresh_time else ''
+        return f'{left:.1f} of {g.total_time_allowed.total_seconds() / 3600:.1f} GPU hours left this week{when}'
+    except Exception as e: return f'GPU quota unknown ({str(e).splitlines()[0] if str(e) else type(e).__name__})'
+
+
+def checked(exps: list[str], repeat: int, sets, accelerator: str, title: str | None) -> tuple[list, str]:
+    "The experiments and the kernel's title; what would fail on Kaggle is refused here, before any call to it."
+    if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
+    if not exps: raise PaddyError("name at least one experiment: paddy kaggle run EXP… (see paddy list)")
+    specs = [load(e, sets) for e in exps]
+    for s in specs:
+        validate(s)
+        bundle.check_portable(s)
+    kernel.check_accelerator(accelerator)
+    return specs, kernel.check_title(title or kernel.default_title([s.name for s in specs]))
+
+
+def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerator: str, title: str) -> dict:
+    "Write `folder/dataset` and `folder/kernel` for a sweep of `specs`."
+    print(f"building paddy's wheel and the dataset of {', '.join(s.name for s in specs)}…", flush=True)
+    manifest = bundle.build(folder / 'dataset', owner_, specs, sets)
+    meta = kernel.metadata(owner_, title, f'{owner_}/{bundle.SLUG}', accelerator)
+    args = ['--repeat', str(repeat)] + [x for s in sets for x in ('--set', s)]
+    kernel.write(folder / 'kernel', meta, kernel.script(manifest['bundle'], manifest['experiments'], args, meta['id']))
+    return dict(meta=meta, manifest=manifest)
+
+
+def run(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.ACCELERATOR, title: str | None = None,
+        dry_run: Path | None = None, log: Path = LOG) -> dict:
+    "Push a kernel that sweeps `exps` on Kaggle's GPU, with paddy's dataset versioned first if it changed; `dry_run` only writes the folders."
+    if dry_run is not None and dry_run.exists() and any(dry_run.iterdir()):
+        raise PaddyError(f"--dry-run {dry_run} exists and is not empty: give a new folder (nothing is overwritten)")
+    specs, title = checked(exps, repeat, sets, accelerator, title)
+    a = api()
+    if dry_run is not None:
+        p = prepare(dry_run, owner(a), specs, repeat, sets, accelerator, title)
+        print(f"wrote {dry_run}/dataset (paddy {p['manifest']['bundle']}) and {dry_run}/kernel ({p['meta']['id']}); nothing was pushed")
+        return p
+    with tempfile.TemporaryDirectory(prefix='paddy-kaggle-') as tmp:
+        p = prepare(Path(tmp), owner(a), specs, repeat, sets, accelerator, title)
+        print(bundle.publish(a, Path(tmp) / 'dataset', owner(a), p['manifest']['bundle']))
+        with kaggle_errors(): r = a.kernels_push(str(Path(tmp) / 'kernel'))
+    meta = p['meta']
+    if r.error: raise PaddyError(f"Kaggle refused kernel {meta['id']}: {r.error}")
+    if r.invalid_competition_sources: raise PaddyError(f"Kaggle pushed {meta['id']} without the competition's data: accept the rules at "
+                                                       f"{rules_url(COMPETITION)}, then run this again")
+    if r.invalid_dataset_sources: raise PaddyError(f"Kaggle pushed {meta['id']} without {', '.join(r.invalid_dataset_sources)}: "
+                                                   "the dataset is not visible to it yet; run this again in a minute")
+    row = dict(time=time.strftime('%Y-%m-%dT%H:%M:%S%z'), kernel=meta['id'], version=r.version_number, url=r.url, experiments=' '.join(exps),
+               repeat=repeat, set=' '.join(sets), accelerator=accelerator, bundle=p['manifest']['bundle'], paddy_commit=git_commit())
+    new = not log.is_file()
+    with open(log, 'a', newline='') as f:
+        w = csv.DictWriter(f, COLUMNS)
+        if new: w.writeheader()
+        w.writerow(row)
+    print(f"pushed {meta['id']} version {r.version_number}: {r.url}")
+    print(quota(a))
+    return dict(p, row=row)
+
+
+def target(kernel_: str | None, log: Path = LOG) -> str:
+    "KERNEL as given (owner/slug, owner/slug/version or slug), else the last one pushed from here, at its version."
+    if kernel_: return kernel_
+    rows = list(csv.DictReader(log.read_text().splitlines())) if log.is_file() else []
+    if not rows: raise PaddyError(f"no kernel pushed from here ({log} is missing or empty): name one, e.g. paddy kaggle status you/paddy-demo-scratch")
+    return f"{rows[-1]['kernel']}/{rows[-1]['version']}" if rows[-1]['version'] else rows[-1]['kernel']
+
+
+def state(a, ref: str) -> tuple[str, str | None]:
+    with kaggle_errors(thing=f'kernel {ref}'): r = a.kernels_status(ref)
+    return r.status.name.lower(), r.failure_message
+
+
+def status(kernel_: str | None = None, log: Path = LOG) -> str:
+    "The kernel's state in one line."
+    ref = target(kernel_, log)
+    st, why = state(api(), ref)
+    hint = {'complete': 'pull its runs with `paddy kaggle pull`', 'error': 'see its log with `paddy kaggle pull`'}.get(st, 'ask again later')
+    return f"{ref}: {st}" + (f" ({why})" if why else '') + f"; {hint}"
+
+
+def log_text(raw: str) -> list[str]:
+    "A kernel log's lines: Kaggle keeps a script's output as JSON records of {stream_name, time, data}."
+    try: return ''.join(r.get('data', '') for r in json.loads(raw)).splitlines()
+    except (ValueError, AttributeError, TypeError): return raw.splitlines()
+
+
+def pattern(models: bool) -> str:
+    "The output files to fetch: finished runs' metadata and predictions, the sweep's logs; the large .pkl only when asked."
+    return r'^(models/[^/]+\.json|preds/[^/]+\.npz|sweeps/.+|paddy-kaggle-run\.json' + (r'|models/[^/]+\.pkl' if models else '') + ')$'
+
+
+def moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tuple[Path, Path]]:
+    "(fetched, destination) for every finished run and log, predictions first; raises on a run that doesn't fit here."
+    out = []
+    for j in sorted((got / 'models').glob('*.json')):
+        run, npz = j.stem, got / 'preds' / f'{j.stem}.npz'
+        if not is_run_name(run) or not npz.is_file(): continue  # not a finished run
+        if load_preds(npz)['test_ids'].tolist() != test_ids:
+            raise PaddyError(f"{run}'s predictions are not of the test ids in your sample_submission.csv: pull into the project of the same competition")
+        pkl = got / 'models' / f'{run}.pkl'
+        out += [(npz, Path('preds') / npz.name)] + ([(pkl, Path('models') / pkl.name)] if models and pkl.is_file() else []) + [(j, Path('models') / j.name)]
+    out += [(f, logs / f.relative_to(got / 'sweeps')) for f in sorted((got / 'sweeps').rglob('*')) if f.is_file()]
+    if (got / 'paddy-kaggle-run.json').is_file(): out.append((got / 'paddy-kaggle-run.json', logs / 'paddy-kaggle-run.json'))
+    return out
+
+
+def same(a: Path, b: Path) -> bool:
+    return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
+
+
+def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path = LOG) -> list[str]:
+    """Fetch the kernel's finished runs into models/ and preds/ (the .pkl with `models`), and its logs into
+    sweeps/<kernel>-v<N>/; nothing is overwritten. A failed kernel's log tail is shown, and what it finished is still pulled."""
+    ref = target(kernel_, log)
+    test_ids = tst_items(find_data(data))[0]  # the local copy of the competition the runs must fit
+    a = api()
+    st, why = state(a, ref)
+    if st in WAITING: raise PaddyError(f"{ref} is {st}: pull it once `paddy kaggle status` says complete")
+    owner_, slug, version = a.parse_kernel_string(ref)
+    logs = Path('sweeps') / f"{slug}-v{version or 'latest'}"
+    tmp = Path(tempfile.mkdtemp(prefix='paddy-pull-'))
+    try:
+        with kaggle_errors(thing=f'kernel {ref}'): a.kernels_output(ref, str(tmp), file_pattern=pattern(models), quiet=True)
+        lines = log_text((tmp / f'{slug}.log').read_text()) if (tmp / f'{slug}.log').is_file() else []
+        if st != 'complete':
+            print(f'{ref} ended {st}' + (f' ({why})' if why else '') + '; the end of its log:')
+            for line in lines[-20:]: print(f'  | {line}')
+        plan = moves(tmp, models, test_ids, logs)
+        if lines:
+            (tmp / 'kernel.log').write_text('\n'.join(lines) + '\n')
+            plan.append((tmp / 'kernel.log', logs / 'kernel.log'))
+        clash = [d for s, d in plan if d.exists() and not same(s, d)]
+        if clash: raise PaddyError(f"{clash[0]} exists with other contents{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}: "
+                                   "nothing was pulled; move it aside and pull again")
+        brought = []
+        for s, d in plan:
+            if d.exists(): continue
+            with written_once(d) as t: shutil.copyfile(s, t)  # refuses a file that appeared meanwhile
+            if d.parent.name == 'models' and d.suffix == '.json': brought.append(d.stem)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    where = f"{len(brought)} new run{'s' * (len(brought) != 1)} from {ref} into models/ and preds/" + (', with their .pkl' if models else '')
+    print(f"pulled {where}; logs in {logs}/" + ('; `paddy results`, `paddy report` and `paddy ensemble` now include them' if brought else ''))
+    if st != 'complete': raise PaddyError(f"{ref} ended {st}: fix what its log says, then `paddy kaggle run` again")
+    return brought

@@ -1,0 +1,202 @@
+"""`paddy kaggle run/status/pull` through the real kaggle client against the stand-in, and the kernel's script run here."""
+import csv, json, os, shutil, subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_comp
+from kaggle_stub import StubKaggle
+from paddy.predict import save_preds
+from test_cli import one_line_error, run
+from test_kaggle import COMP, KEY, kaggle_env  # noqa: F401 (the autouse fixture: credentials from the environment only)
+
+KERNEL = 'tester/paddy-demo-scratch'
+FAST = ('--set', 'epochs=1', '--set', 'bs=8')  # 29 training images: a batch of 64 would never fill
+
+
+@pytest.fixture(autouse=True)
+def upload_state(tmp_path, monkeypatch):
+    "The client keeps resumable-upload state in the system temp folder; one test's must not resume another's."
+    import tempfile
+    (tmp_path / 'sys-tmp').mkdir()
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'sys-tmp'))
+
+
+@pytest.fixture
+def stub():
+    with StubKaggle(b'', COMP) as s: yield s
+
+
+@pytest.fixture
+def local():
+    "The project's own copy of the competition, where pulled runs must fit."
+    return make_comp(Path('data') / COMP)
+
+
+def test_dry_run_writes_both_folders_and_pushes_nothing(stub):
+    r = run('kaggle', 'run', 'demo_scratch', '--repeat', '2', *FAST, '--dry-run', 'out')
+    assert r.exit_code == 0, r.output
+    assert stub.calls == [] and not Path('kaggle-runs.csv').exists()
+    meta = json.loads(Path('out/kernel/kernel-metadata.json').read_text())
+    assert meta['id'] == KERNEL and meta['competition_sources'] == [COMP] and meta['dataset_sources'] == ['tester/paddy-lib']
+    assert meta['enable_gpu'] is True and meta['enable_internet'] is True and meta['kernel_type'] == 'script' and meta['machine_shape'] == 'NvidiaTeslaT4'
+    text = Path('out/kernel', meta['code_file']).read_text()
+    manifest_file, = Path('out/dataset').glob('paddy-*.json')
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest_file.name == f"paddy-{manifest['bundle']}.json" and manifest['experiments'] == ['demo_scratch']
+    assert f"'bundle': '{manifest['bundle']}'" in text and "'args': ['--repeat', '2', '--set', 'epochs=1', '--set', 'bs=8']" in text
+    spec = Path('out/dataset/demo_scratch.py').read_text()
+    assert 'epochs = 1\n' in spec and 'bs = 8\n' in spec and "arch = 'resnet18'" in spec and 'import' not in spec  # its base, resolved
+    from paddy.weights import sha256
+    assert {f: sha256(Path('out/dataset') / f) for f in manifest['files']} == manifest['files']
+    assert KEY not in r.output and not any(KEY in p.read_text(errors='ignore') for p in Path('out').rglob('*') if p.is_file())
+
+    one_line_error(run('kaggle', 'run', 'demo_scratch', '--dry-run', 'out'), 'not empty')
+    one_line_error(run('kaggle', 'run', 'demo_scratch', '--accelerator', 'TpuV5E8', '--dry-run', 'out2'), 'NvidiaTeslaT4')
+    one_line_error(run('kaggle', 'run', 'demo_scratch', '--set', 'pretrained=/home/me/w.pth', '--dry-run', 'out3'), "Kaggle notebook can't read")
+    one_line_error(run('kaggle', 'run', 'demo_scrach', '--dry-run', 'out4'), 'did you mean demo_scratch')
+    assert not any(Path(f'out{k}').exists() for k in (2, 3, 4))
+
+
+def test_push_versions_the_dataset_only_when_it_changed(stub):
+    r = run('kaggle', 'run', 'demo_scratch', *FAST)
+    assert r.exit_code == 0, r.output
+    assert stub.endpoints() == ['GetDatasetStatus'] * 2 + ['StartBlobUpload'] * 3 + ['CreateDataset', 'GetDatasetStatus', 'SaveKernel', 'GetAcceleratorQuotaStatistics']
+    files, = stub.datasets['tester/paddy-lib']
+    manifest = json.loads(next(v for k, v in files.items() if k.startswith('paddy-') and k.endswith('.json')))
+    assert set(files) == {'paddy-0.1.0-py3-none-any.whl', 'demo_scratch.py', f"paddy-{manifest['bundle']}.json"}
+    assert b'epochs = 1\n' in files['demo_scratch.py'] and files['paddy-0.1.0-py3-none-any.whl'][:2] == b'PK'
+    create = dict(stub.calls)['CreateDataset']
+    assert create['isPrivate'] is True and create['ownerSlug'] == 'tester' and create['slug'] == 'paddy-lib'
+    push = dict(stub.calls)['SaveKernel']
+    assert push['slug'] == KERNEL and push['competitionDataSources'] == [COMP] and push['datasetDataSources'] == ['tester/paddy-lib']
+    assert push['enableGpu'] is True and push['enableInternet'] is True and push['kernelType'] == 'script' and push['machineShape'] == 'NvidiaTeslaT4'
+    assert f"'bundle': '{manifest['bundle']}'" in push['text'] and 'def main(' in push['text']
+    assert f'http://localhost:7777/code/{KERNEL}' in r.output and '20.0 of 30.0 GPU hours left' in r.output
+
+    assert run('kaggle', 'run', 'demo_scratch', *FAST).exit_code == 0  # the same contents: no new version
+    assert len(stub.datasets['tester/paddy-lib']) == 1 and 'already holds' in run('kaggle', 'run', 'demo_scratch', *FAST).output
+    r = run('kaggle', 'run', 'demo_scratch', '--set', 'epochs=2', '--set', 'bs=8')
+    assert r.exit_code == 0 and 'versioned' in r.output
+    assert len(stub.datasets['tester/paddy-lib']) == 2 and b'epochs = 2\n' in stub.datasets['tester/paddy-lib'][1]['demo_scratch.py']
+    assert [c[0] for c in stub.calls].count('CreateDatasetVersion') == 1
+
+    rows = list(csv.DictReader(Path('kaggle-runs.csv').read_text().splitlines()))
+    assert [(x['kernel'], x['version'], x['set']) for x in rows] == [(KERNEL, str(k), s) for k, s in
+                                                                   ((1, 'epochs=1 bs=8'), (2, 'epochs=1 bs=8'), (3, 'epochs=1 bs=8'), (4, 'epochs=2 bs=8'))]
+    assert rows[0]['bundle'] == manifest['bundle'] and rows[0]['experiments'] == 'demo_scratch' and rows[0]['paddy_commit']
+    assert KEY not in r.output and KEY not in Path('kaggle-runs.csv').read_text()
+
+
+def test_unaccepted_rules_stop_the_push_in_one_line(stub):
+    stub.fail['SaveKernel'] = (403, 'You must accept the competition rules to use its data')
+    error_after_progress(run('kaggle', 'run', 'demo_scratch', *FAST), '403', f'https://www.kaggle.com/competitions/{COMP}/rules')
+    assert not Path('kaggle-runs.csv').exists()
+
+
+def error_after_progress(r, *needles):
+    "Exit 2 with one error line that names the fix, after whatever progress went before it."
+    errors = [line for line in r.output.splitlines() if line.startswith('paddy: error: ')]
+    assert r.exit_code == 2 and len(errors) == 1 and 'Traceback' not in r.output, r.output
+    for n in needles: assert n in errors[0]
+
+
+def outputs(work: Path) -> dict[str, bytes]:
+    return {p.relative_to(work).as_posix(): p.read_bytes() for p in sorted(work.rglob('*')) if p.is_file()}
+
+
+def kaggle_log(*lines: str) -> str:
+    "A log as Kaggle keeps a script's: JSON records of {stream_name, time, data}."
+    return json.dumps([dict(stream_name='stdout', time=0.5 * k, data=line + '\n') for k, line in enumerate(lines)])
+
+
+def test_script_trains_here_then_pull_brings_its_runs_to_ensemble(stub, local, tmp_path):
+    "Done when: the dry run's script, run against a fake /kaggle/input, trains; pull brings its runs; ensemble uses them."
+    assert run('kaggle', 'run', 'demo_scratch', '--repeat', '2', *FAST, '--dry-run', 'out').exit_code == 0
+    inp, work = tmp_path / 'kaggle' / 'input', tmp_path / 'kaggle' / 'working'
+    make_comp(inp / COMP)
+    shutil.copytree('out/dataset', inp / 'paddy-lib')
+    work.mkdir()
+    env = dict(os.environ, PADDY_KAGGLE_INPUT=str(inp), PADDY_KAGGLE_TARGET=str(tmp_path / 'site'), PADDY_WORKERS='0', CUDA_VISIBLE_DEVICES='')
+    p = subprocess.run([sys.executable, Path('out/kernel/paddy_kaggle.py').resolve()], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    jsons = sorted((work / 'models').glob('*.json'))
+    assert len(jsons) == 2 and len(list((work / 'preds').glob('*.npz'))) == 2 and len(list((work / 'models').glob('*.pkl'))) == 2
+    manifest = json.loads(next(Path('out/dataset').glob('paddy-*.json')).read_text())
+    for j in jsons:  # trained by the wheel's paddy, which knows its commit only from the wheel
+        meta = json.loads(j.read_text())
+        assert meta['git_commit'] == manifest['git_commit'] and meta['data'] == str((inp / COMP).resolve()) and meta['experiment']['epochs'] == 1
+    assert json.loads((work / 'paddy-kaggle-run.json').read_text())['exit_code'] == 0
+
+    shutil.rmtree(inp)  # the runs' data folder was on Kaggle, not here
+    stub.kernels[KERNEL], stub.state[KERNEL] = [{}], ('COMPLETE', None)
+    stub.outputs[KERNEL], stub.logs[KERNEL] = outputs(work), kaggle_log('sweep finished')
+    r = run('kaggle', 'pull', KERNEL)
+    assert r.exit_code == 0, r.output
+    runs = sorted(j.stem for j in jsons)
+    assert sorted(p.stem for p in Path('models').glob('*.json')) == runs and sorted(p.stem for p in Path('preds').glob('*.npz')) == runs
+    assert not list(Path('models').glob('*.pkl')), 'the large models come only with --models'
+    logs = Path('sweeps/paddy-demo-scratch-vlatest')
+    assert (logs / 'kernel.log').read_text().strip() == 'sweep finished' and len(list(logs.glob('sweep-*/demo_scratch-*.log'))) == 2
+
+    r = run('ensemble', '--name', 'mixed')
+    assert r.exit_code == 0, r.output
+    assert 'taking the 0 runs predicted on' in r.output and 'and 2 predicted on its copy elsewhere' in r.output
+    sub = pd.read_csv('submissions/mixed.csv', dtype=str)
+    assert sub.image_id.tolist() == pd.read_csv(local / 'sample_submission.csv', dtype=str).image_id.tolist()
+    assert sorted(json.loads(Path('submissions/mixed.json').read_text())['runs']) == runs
+    assert run('results').exit_code == 0 and all(x in run('results').output for x in runs)
+
+    before = {p: p.read_bytes() for p in Path('models').iterdir()}
+    r = run('kaggle', 'pull', KERNEL, '--models')
+    assert r.exit_code == 0 and 'pulled 0 new runs' in r.output
+    assert {p: p.read_bytes() for p in Path('models').iterdir() if p.suffix == '.json'} == before
+    assert sorted(p.stem for p in Path('models').glob('*.pkl')) == runs
+
+
+def run_output(data: Path, run_name: str, seed=0, test_ids=None) -> dict[str, bytes]:
+    "One finished run's .json and .npz as a kernel leaves them, predicted on Kaggle's copy of `data`."
+    rng = np.random.default_rng(seed)
+    ids = test_ids or pd.read_csv(data / 'sample_submission.csv', dtype=str).image_id.tolist()
+    npz = Path(f'{run_name}.npz')
+    save_preds(npz, run_name, dict(vocab=np.array(['cat', 'dog', 'fish']), data=np.array(f'/kaggle/input/{COMP}'), valid_ids=np.array(['cat000.jpg']),
+                                   valid_probs=rng.dirichlet(np.ones(3), 1), valid_targets=np.array([0]), test_ids=np.array(ids),
+                                   test_probs=rng.dirichlet(np.ones(3), len(ids))))
+    out = {f'preds/{run_name}.npz': npz.read_bytes(), f'models/{run_name}.json': json.dumps(dict(run=run_name, error_rate=0.5)).encode()}
+    npz.unlink()
+    return out
+
+
+def test_status_is_one_line_and_a_failed_kernel_shows_its_log_tail(stub, local):
+    one_line_error(run('kaggle', 'status'), 'kaggle-runs.csv', 'paddy kaggle status you/')
+    assert run('kaggle', 'run', 'demo_scratch', *FAST).exit_code == 0
+    r = run('kaggle', 'status')
+    assert r.exit_code == 0 and r.output.strip() == f'{KERNEL}/1: queued; ask again later'
+    assert dict(stub.calls)['GetKernelSessionStatus'] == {'userName': 'tester', 'kernelSlug': 'paddy-demo-scratch', 'versionLabel': 'v1'}
+    one_line_error(run('kaggle', 'pull'), 'is queued', 'paddy kaggle status')
+
+    stub.state[KERNEL] = ('ERROR', 'Your notebook hit an error')
+    stub.outputs[KERNEL] = run_output(local, 'demo_scratch-a1b2c3')  # one run finished before the failure
+    stub.logs[KERNEL] = kaggle_log(*[f'line {k}' for k in range(30)], 'paddy: error: 1 of 2 runs failed (demo_scratch-2)')
+    r = run('kaggle', 'status')
+    assert r.output.strip() == f'{KERNEL}/1: error (Your notebook hit an error); see its log with `paddy kaggle pull`'
+    r = run('kaggle', 'pull')
+    error_after_progress(r, 'ended error', 'paddy kaggle run')
+    assert '  | paddy: error: 1 of 2 runs failed (demo_scratch-2)' in r.output and '  | line 11' in r.output and 'line 10\n' not in r.output
+    assert Path('models/demo_scratch-a1b2c3.json').is_file() and Path('preds/demo_scratch-a1b2c3.npz').is_file()
+    one_line_error(run('kaggle', 'status', 'tester/nobody-here'), 'has no kernel tester/nobody-here', '404')
+
+
+def test_pull_never_overwrites_and_checks_the_test_ids(stub, local):
+    stub.kernels[KERNEL], stub.state[KERNEL] = [{}], ('COMPLETE', None)
+    stub.outputs[KERNEL] = {**run_output(local, 'demo_scratch-aaaaaa'), **run_output(local, 'demo_scratch-bbbbbb', 1)}
+    Path('models').mkdir()
+    Path('models/demo_scratch-bbbbbb.json').write_text('mine')
+    one_line_error(run('kaggle', 'pull', KERNEL), 'models/demo_scratch-bbbbbb.json exists with other contents', 'nothing was pulled')
+    assert Path('models/demo_scratch-bbbbbb.json').read_text() == 'mine' and os.listdir('models') == ['demo_scratch-bbbbbb.json'] and not Path('preds').exists()
+
+    stub.outputs[KERNEL] = run_output(local, 'demo_scratch-cccccc', test_ids=['x.jpg'])
+    one_line_error(run('kaggle', 'pull', KERNEL), "demo_scratch-cccccc's predictions are not of the test ids")
+    assert not Path('preds').exists()

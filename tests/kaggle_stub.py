@@ -103,6 +103,10 @@ class Handler(BaseHTTPRequestHandler):
             missing = [d for d in body.get('datasetDataSources', []) if d not in s.datasets]
             s.state[ref] = ('QUEUED', None)
             self._json({'ref': f'/code/{ref}', 'url': f'{BASE}/code/{ref}', 'versionNumber': len(s.kernels[ref]), 'invalidDatasetSources': missing})
+        elif name == 'GetKernel':
+            ref = f"{body['userName']}/{body['kernelSlug']}"
+            if ref not in s.kernels: return self._json({'code': 404, 'message': f'kernel {ref} not found'}, 404)
+            self._json({'metadata': {'ref': ref, 'slug': body['kernelSlug'], 'currentVersionNumber': len(s.kernels[ref])}, 'blob': {}})
         elif name in ('GetKernelSessionStatus', 'ListKernelSessionOutput'):
             ref = f"{body['userName']}/{body['kernelSlug']}"
             if ref not in s.kernels: return self._json({'code': 404, 'message': f'kernel {ref} not found'}, 404)

@@ -138,7 +138,7 @@ def test_script_trains_here_then_pull_brings_its_runs_to_ensemble(stub, local, t
     runs = sorted(j.stem for j in jsons)
     assert sorted(p.stem for p in Path('models').glob('*.json')) == runs and sorted(p.stem for p in Path('preds').glob('*.npz')) == runs
     assert not list(Path('models').glob('*.pkl')), 'the large models come only with --models'
-    logs = Path('sweeps/paddy-demo-scratch-vlatest')
+    logs = Path('sweeps/paddy-demo-scratch-v1')  # the kernel's current version, asked for since none was given
     assert (logs / 'kernel.log').read_text().strip() == 'sweep finished' and len(list(logs.glob('sweep-*/demo_scratch-*.log'))) == 2
 
     r = run('ensemble', '--name', 'mixed')
@@ -200,3 +200,33 @@ def test_pull_never_overwrites_and_checks_the_test_ids(stub, local):
     stub.outputs[KERNEL] = run_output(local, 'demo_scratch-cccccc', test_ids=['x.jpg'])
     one_line_error(run('kaggle', 'pull', KERNEL), "demo_scratch-cccccc's predictions are not of the test ids")
     assert not Path('preds').exists()
+
+
+def test_each_version_pulls_its_own_logs(stub, local):
+    "Without a version, pull takes the kernel's current one: a later version's logs go beside the earlier ones, not over them."
+    stub.kernels[KERNEL], stub.state[KERNEL] = [{}], ('COMPLETE', None)
+    stub.outputs[KERNEL] = {**run_output(local, 'demo_scratch-aaaaaa'), 'sweeps/sweep-1/demo_scratch-1.log': b'first'}
+    assert run('kaggle', 'pull', KERNEL).exit_code == 0
+    stub.kernels[KERNEL].append({})
+    stub.outputs[KERNEL] = {**run_output(local, 'demo_scratch-bbbbbb'), 'sweeps/sweep-1/demo_scratch-1.log': b'second'}
+    r = run('kaggle', 'pull', KERNEL)
+    assert r.exit_code == 0 and 'pulled 1 new run from' in r.output, r.output
+    assert Path('sweeps/paddy-demo-scratch-v1/sweep-1/demo_scratch-1.log').read_text() == 'first'
+    assert Path('sweeps/paddy-demo-scratch-v2/sweep-1/demo_scratch-1.log').read_text() == 'second'
+    assert sorted(p.name for p in Path('preds').iterdir()) == ['demo_scratch-aaaaaa.npz', 'demo_scratch-bbbbbb.npz']
+    assert [c[1].get('versionLabel') for c in stub.calls if c[0] == 'ListKernelSessionOutput'] == ['v1', 'v2']
+
+
+def test_on_kaggle_pip_keeps_the_images_torch(monkeypatch, tmp_path):
+    "Outside a rehearsal the wheel installs with its dependencies, constrained to the torch and torchvision already there."
+    from paddy.kaggle import notebook
+    calls = []
+    monkeypatch.setattr(notebook, 'version', lambda n: {'torch': '2.6.0+cu124', 'torchvision': '0.21.0+cu124'}[n])
+    monkeypatch.setattr(notebook.subprocess, 'call', lambda cmd, env: calls.append((cmd, Path(cmd[cmd.index('-c') + 1]).read_text())) or 0)
+    notebook.install(tmp_path / 'paddy-0.1.0-py3-none-any.whl', None)
+    (cmd, pins), = calls
+    assert cmd[1:5] == ['-m', 'pip', 'install', '-q'] and '--no-deps' not in cmd and cmd[-1].endswith('paddy-0.1.0-py3-none-any.whl')
+    assert pins == 'torch==2.6.0+cu124\ntorchvision==0.21.0+cu124\n'
+    monkeypatch.setattr(notebook.subprocess, 'call', lambda cmd, env: 1)
+    with pytest.raises(SystemExit, match=r"paddy: error: pip could not install .*accept the image's torch==2.6.0\+cu124 and torchvision"):
+        notebook.install(tmp_path / 'paddy-0.1.0-py3-none-any.whl', None)

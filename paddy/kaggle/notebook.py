@@ -4,7 +4,7 @@ the kernel with a call to `main`, so it uses the standard library only: paddy is
 
 A rehearsal on your own machine runs the same script: PADDY_KAGGLE_INPUT=DIR points it at a folder laid out like
 /kaggle/input, and PADDY_KAGGLE_TARGET=DIR installs the wheel there alone instead of into the image's Python."""
-import json, os, shutil, subprocess, sys, time
+import json, os, shutil, subprocess, sys, tempfile, time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -23,13 +23,12 @@ def find(root: Path, name: str, depth: int = 4) -> list[Path]:
 
 def install(whl: Path, target: str | None) -> dict:
     "pip-install paddy's wheel with its missing dependencies, pinning the image's torch; the environment the sweep runs in."
-    env = dict(os.environ)
+    env, kept = dict(os.environ), []
     if target:  # a rehearsal: paddy alone, ahead of what the running Python has
         cmd = ['--no-deps', '--target', target]
         env['PYTHONPATH'] = os.pathsep.join([target] + [p for p in [env.get('PYTHONPATH')] if p])
     else:
-        pins = Path('/tmp/paddy-pins.txt')
-        kept = []
+        pins = Path(tempfile.gettempdir()) / 'paddy-pins.txt'
         for n in KEEP:
             try: kept.append(f'{n}=={version(n)}')
             except PackageNotFoundError: pass
@@ -37,7 +36,8 @@ def install(whl: Path, target: str | None) -> dict:
         cmd = ['-c', str(pins)]
     print(f'installing {whl.name}…', flush=True)
     if subprocess.call([sys.executable, '-m', 'pip', 'install', '-q', '--no-input', *cmd, str(whl)], env=env):
-        fail(f"pip could not install {whl.name} (see above): the notebook needs Internet on for paddy's dependencies")
+        fail(f"pip could not install {whl.name}, for the reason above: the notebook needs Internet on, and paddy's "
+             f"dependencies must accept the image's {' and '.join(kept) or 'torch'}")
     return env
 
 

@@ -93,6 +93,17 @@ def target(kernel_: str | None, log: Path = LOG) -> str:
     return f"{rows[-1]['kernel']}/{rows[-1]['version']}" if rows[-1]['version'] else rows[-1]['kernel']
 
 
+def pinned(a, ref: str) -> str:
+    "`ref` with its version: the kernel's current one where none is given, so that a later push can't change what is meant."
+    owner_, slug, version = a.parse_kernel_string(ref)
+    if version: return ref
+    from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+    req = ApiGetKernelRequest()
+    req.user_name, req.kernel_slug = owner_, slug
+    with kaggle_errors(thing=f'kernel {owner_}/{slug}'), a.build_kaggle_client() as k: n = k.kernels.kernels_api_client.get_kernel(req).metadata.current_version_number
+    return f'{owner_}/{slug}/{n}' if n else f'{owner_}/{slug}'
+
+
 def state(a, ref: str) -> tuple[str, str | None]:
     with kaggle_errors(thing=f'kernel {ref}'): r = a.kernels_status(ref)
     return r.status.name.lower(), r.failure_message
@@ -100,8 +111,9 @@ def state(a, ref: str) -> tuple[str, str | None]:
 
 def status(kernel_: str | None = None, log: Path = LOG) -> str:
     "The kernel's state in one line."
-    ref = target(kernel_, log)
-    st, why = state(api(), ref)
+    a = api()
+    ref = pinned(a, target(kernel_, log))
+    st, why = state(a, ref)
     hint = {'complete': 'pull its runs with `paddy kaggle pull`', 'error': 'see its log with `paddy kaggle pull`'}.get(st, 'ask again later')
     return f"{ref}: {st}" + (f" ({why})" if why else '') + f"; {hint}"
 
@@ -139,13 +151,14 @@ def same(a: Path, b: Path) -> bool:
 def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path = LOG) -> list[str]:
     """Fetch the kernel's finished runs into models/ and preds/ (the .pkl with `models`), and its logs into
     sweeps/<kernel>-v<N>/; nothing is overwritten. A failed kernel's log tail is shown, and what it finished is still pulled."""
-    ref = target(kernel_, log)
+    kernel_ = target(kernel_, log)
     test_ids = tst_items(find_data(data))[0]  # the local copy of the competition the runs must fit
     a = api()
+    ref = pinned(a, kernel_)
     st, why = state(a, ref)
     if st in WAITING: raise PaddyError(f"{ref} is {st}: pull it once `paddy kaggle status` says complete")
     owner_, slug, version = a.parse_kernel_string(ref)
-    logs = Path('sweeps') / f"{slug}-v{version or 'latest'}"
+    logs = Path('sweeps') / (f'{slug}-v{version}' if version else slug)
     tmp = Path(tempfile.mkdtemp(prefix='paddy-pull-'))
     try:
         with kaggle_errors(thing=f'kernel {ref}'): a.kernels_output(ref, str(tmp), file_pattern=pattern(models), quiet=True)

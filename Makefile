@@ -9,7 +9,7 @@ SUB ?=
 MSG ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test download check sizes resize cache train sweep results report ensemble submit submissions list
+.PHONY: help install demo test download check sizes resize cache train sweep kaggle results report ensemble submit submissions list
 
 help: ## show these targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ train: install ## fine-tune one experiment: make train EXP=convnext_small_rect [
 sweep: install ## train many from a queue, one per GPU, resumable: make sweep EXP='convnext_small_rect vit_small_squish' [ARGS='--repeat 3']
 	@test -n "$(EXP)" || { echo "make sweep needs EXP='NAME NAME…': see make list"; exit 2; }
 	$(BIN)/paddy sweep $(EXP) $(ARGS)
+
+kaggle: install ## Kaggle's GPUs: make kaggle ARGS='run convnext_small_rect --repeat 2', then ARGS=status, ARGS=pull
+	@test -n "$(ARGS)" || { echo "make kaggle needs ARGS='run EXP…', ARGS=status or ARGS=pull (see README: No GPU? Use Kaggle's)"; exit 2; }
+	$(BIN)/paddy kaggle $(ARGS)
 
 results: install ## every finished run as one table [ARGS='--csv runs.csv']
 	$(BIN)/paddy results $(ARGS)

@@ -161,7 +161,7 @@ def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path 
     logs = Path('sweeps') / (f'{slug}-v{version}' if version else slug)
     tmp = Path(tempfile.mkdtemp(prefix='paddy-pull-'))
     try:
-        with kaggle_errors(thing=f'kernel {ref}'): a.kernels_output(ref, str(tmp), file_pattern=pattern(models), quiet=True)
+        with kaggle_errors(thing=f'kernel {ref}'): a.kernels_output(ref, str(tmp), file_pattern=pattern(models), quiet=not models)  # bars for the large .pkl
         lines = log_text((tmp / f'{slug}.log').read_text()) if (tmp / f'{slug}.log').is_file() else []
         if st != 'complete':
             print(f'{ref} ended {st}' + (f' ({why})' if why else '') + '; the end of its log:')

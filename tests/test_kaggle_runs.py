@@ -96,6 +96,13 @@ def test_unaccepted_rules_stop_the_push_in_one_line(stub):
     assert not Path('kaggle-runs.csv').exists()
 
 
+def test_a_quota_that_cannot_be_read_does_not_fail_the_push(stub):
+    stub.fail['GetAcceleratorQuotaStatistics'] = (503, 'unavailable')
+    r = run('kaggle', 'run', 'demo_scratch', *FAST)
+    assert r.exit_code == 0 and 'GPU quota unknown (Kaggle answered 503' in r.output and len(stub.kernels[KERNEL]) == 1, r.output
+    assert len(Path('kaggle-runs.csv').read_text().splitlines()) == 2  # the header and the push
+
+
 def error_after_progress(r, *needles):
     "Exit 2 with one error line that names the fix, after whatever progress went before it."
     errors = [line for line in r.output.splitlines() if line.startswith('paddy: error: ')]

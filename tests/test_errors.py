@@ -73,6 +73,7 @@ CASES = [  # (arguments, text the first line must hold); {comp} and {spec} are f
     (['sizes', '--data', 'nowhere'], 'no competition data at nowhere (--data)'),
     (['kaggle', 'run', 'nope', '--dry-run', 'out'], "no experiment 'nope' in experiments/"),
     (['kaggle', 'run', 'demo_scratch', '--repeat', '0'], '--repeat 0: give 1 or more'),
+    (['kaggle', 'run', 'demo_scratch', 'demo_scratch'], 'the same experiment is named twice: use --repeat'),
     (['kaggle', 'run', 'demo_scratch', '--accelerator', 'TpuV5E8'], 'paddy trains on a GPU'),
     (['kaggle', 'run', 'demo_lite0', '--set', 'pretrained={spec}'], "is a file on this machine, which a Kaggle notebook can't read"),
     (['kaggle', 'run', 'demo_scratch', '--title', 'abc'], "--title 'abc': Kaggle wants 5 to 50 characters"),

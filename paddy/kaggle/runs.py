@@ -35,6 +35,7 @@ def checked(exps: list[str], repeat: int, sets, accelerator: str, title: str | N
     if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
     if not exps: raise PaddyError("name at least one experiment: paddy kaggle run EXP… (see paddy list)")
     specs = [load(e, sets) for e in exps]
+    if len({s.name for s in specs}) < len(specs): raise PaddyError("the same experiment is named twice: use --repeat for repeats")
     for s in specs:
         validate(s)
         bundle.check_portable(s)
@@ -111,8 +112,9 @@ def state(a, ref: str) -> tuple[str, str | None]:
 
 def status(kernel_: str | None = None, log: Path = LOG) -> str:
     "The kernel's state in one line."
+    kernel_ = target(kernel_, log)
     a = api()
-    ref = pinned(a, target(kernel_, log))
+    ref = pinned(a, kernel_)
     st, why = state(a, ref)
     hint = {'complete': 'pull its runs with `paddy kaggle pull`', 'error': 'see its log with `paddy kaggle pull`'}.get(st, 'ask again later')
     return f"{ref}: {st}" + (f" ({why})" if why else '') + f"; {hint}"

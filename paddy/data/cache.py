@@ -1,6 +1,6 @@
 """The fast item pipeline: decode each photo at reduced scale when the target allows, item-transform it once, and keep
 the uint8 result in an on-disk cache that every later epoch, and every later run with the same item transform, reads."""
-import hashlib, json, os, shutil, sys, time
+import hashlib, json, os, shutil, sys, time, warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -56,9 +56,13 @@ def decode(fn, item: Item) -> np.ndarray:
 
 
 def _jpeg(fn) -> np.ndarray | None:
-    from torchvision.io import ImageReadMode, decode_jpeg, read_file
-    try: return np.ascontiguousarray(decode_jpeg(read_file(str(fn)), mode=ImageReadMode.RGB).numpy())
-    except RuntimeError: return None  # a JPEG that libjpeg-turbo's torchvision build refuses: PIL tries it next
+    "torchvision's decode, which warns on every call since 0.29 that it will move to torchcodec; where it is gone, PIL decodes."
+    try: from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    except ImportError: return None
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        try: return np.ascontiguousarray(decode_jpeg(read_file(str(fn)), mode=ImageReadMode.RGB).numpy())
+        except RuntimeError: return None  # a JPEG that libjpeg-turbo's torchvision build refuses: PIL tries it next
 
 
 def root() -> Path | None:

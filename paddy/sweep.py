@@ -5,7 +5,7 @@ from pathlib import Path
 from .data import find_data, num_workers
 from .data.verify import ensure
 from .errors import PaddyError
-from .provenance import read_json, stamp, write_json
+from .provenance import is_run_name, read_json, stamp, write_json
 from .results import metas
 from .spec import load
 
@@ -16,6 +16,17 @@ def finished(name: str, models: Path = Path('models')) -> dict[str, dict]:
     for _, meta in metas(models, warn=False):
         tag = str(meta.get('sweep') or '')
         if tag.startswith(f'{name}/'): out[tag.split('/', 1)[1]] = meta
+    return out
+
+
+def stopped(name: str, models: Path = Path('models')) -> dict[str, str]:
+    "Job → run of this sweep's stopped runs, whose saved state (`models/<run>.state/`) a resume goes on from."
+    out = {}
+    for f in sorted(models.glob('*.state/run.json')):
+        try: info = read_json(f)
+        except ValueError: continue  # caught mid-write: that run is not stopped
+        tag = str(info.get('sweep') or '')
+        if tag.startswith(f'{name}/') and is_run_name(str(info.get('run', ''))): out[tag.split('/', 1)[1]] = info['run']
     return out
 
 
@@ -78,8 +89,10 @@ class Sweep:
                 raise PaddyError(f"sweep {self.name} was started with other arguments (see {manifest}): use another --name")
         else: write_json(manifest, dict(name=self.name, args=self.args, jobs=list(self.exp), **stamp()))
 
-    def command(self, job: str) -> list[str]:
+    def command(self, job: str, go_on: str | None = None) -> list[str]:
+        "The job's `paddy train`; with `go_on`, the resume of its stopped run, which keeps its own experiment and settings."
         a = self.args
+        if go_on: return [sys.executable, '-m', 'paddy.cli', 'train', '--resume', go_on] + (['--data', a['data']] if a['data'] else []) + (['--wandb'] if a['wandb'] else [])
         return ([sys.executable, '-m', 'paddy.cli', 'train', self.exp[job], '--sweep', f'{self.name}/{job}']
                 + [x for s in a['set'] for x in ('--set', s)] + (['--data', a['data']] if a['data'] else []) + (['--wandb'] if a['wandb'] else []) + (['--fit-memory', str(a['fit_memory'])] if 'fit_memory' in a else []))
 
@@ -92,20 +105,23 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
     s.start()
     done = finished(s.name, models)
     todo = [j for j in s.exp if j not in done]
+    halted = {j: r for j, r in stopped(s.name, models).items() if j in todo}
     where = 'CPU, one at a time' if devs == [None] else f"GPU {','.join(devs)}, one run per GPU"
-    print(f'sweep {s.name}: {len(s.exp)} runs, {len(done)} already finished, {len(todo)} to go, on {where}; logs in {s.folder}/')
+    print(f'sweep {s.name}: {len(s.exp)} runs, {len(done)} already finished, {len(todo)} to go'
+          + (f" ({len(halted)} stopped, to resume)" if halted else '') + f', on {where}; logs in {s.folder}/')
     stop, procs, lock, counter = threading.Event(), {}, threading.Lock(), [len(done)]
 
     def launch(job, dev):
         env = run_env(dev, len(devs))
-        log = s.folder / f'{job}.log'
+        log, cmd = s.folder / f'{job}.log', s.command(job, halted.get(job))
         with open(log, 'a') as f:  # appended: an earlier, stopped attempt keeps its log
-            f.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(s.command(job))} (device {dev or 'cpu'})\n"); f.flush()
+            f.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)} (device {dev or 'cpu'})\n"); f.flush()
             t0 = time.time()
             with lock:
                 if stop.is_set(): return None
-                procs[job] = p = subprocess.Popen(s.command(job), stdout=f, stderr=subprocess.STDOUT, env=env)
-            print(f'  start {job} on {"GPU " + dev if dev else "CPU"} → {log}', flush=True)
+                procs[job] = p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+            what = f'resume {job} ({halted[job]})' if job in halted else f'start {job}'
+            print(f'  {what} on {"GPU " + dev if dev else "CPU"} → {log}', flush=True)
             rc = p.wait()
         with lock:
             procs.pop(job, None)

@@ -52,3 +52,24 @@ def test_resume_refuses_what_it_cannot_go_on_with(tiny_spec):
                          (['train', '--resume', 'nope-123456', '--set', 'epochs=1'], 'drop --set')):
         r = runner.invoke(app, args)
         assert r.exit_code == 2 and needle in r.output and r.output.count('\n') == 1, (args, r.output)
+
+
+def test_a_stopped_sweep_resumes_its_stopped_run(comp, tiny_spec):
+    "Ctrl-C stops a sweep's running job with its state saved; the same sweep command then resumes that run, not a new one."
+    cmd = [sys.executable, '-m', 'paddy', 'sweep', str(tiny_spec), '--data', str(comp), '--set', 'epochs=30', '--name', 's']
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+    t = time.time()
+    while state_epochs(Path('models')) < 2 and p.poll() is None and time.time() - t < 120: time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    out = p.communicate(timeout=60)[0]
+    assert p.returncode == 130, out
+    run = next(Path('models').glob('*.state')).name.removesuffix('.state')
+    done = state_epochs(Path('models'))
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert '1 to go (1 stopped, to resume)' in again.stdout and f'resume {Path(tiny_spec).stem}-1 ({run}) on CPU' in again.stdout
+    meta = json.loads(Path(f'models/{run}.json').read_text())
+    assert meta['resumed'] is True and meta['resumed_from_epoch'] == done and meta['sweep'] == 's/tiny-1'
+    assert [p.stem for p in Path('models').glob('*.json')] == [run] and not list(Path('models').glob('*.state'))
+    log = Path(f'sweeps/s/{Path(tiny_spec).stem}-1.log').read_text()
+    assert f'train --resume {run} --data {comp.resolve()}' in log

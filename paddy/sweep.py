@@ -92,9 +92,10 @@ class Sweep:
     def command(self, job: str, go_on: str | None = None) -> list[str]:
         "The job's `paddy train`; with `go_on`, the resume of its stopped run, which keeps its own experiment and settings."
         a = self.args
-        if go_on: return [sys.executable, '-m', 'paddy.cli', 'train', '--resume', go_on] + (['--data', a['data']] if a['data'] else []) + (['--wandb'] if a['wandb'] else [])
-        return ([sys.executable, '-m', 'paddy.cli', 'train', self.exp[job], '--sweep', f'{self.name}/{job}']
-                + [x for s in a['set'] for x in ('--set', s)] + (['--data', a['data']] if a['data'] else []) + (['--wandb'] if a['wandb'] else []) + (['--fit-memory', str(a['fit_memory'])] if 'fit_memory' in a else []))
+        both = (['--data', a['data']] if a['data'] else []) + (['--wandb'] if a['wandb'] else [])
+        if go_on: return [sys.executable, '-m', 'paddy.cli', 'train', '--resume', go_on] + both
+        return ([sys.executable, '-m', 'paddy.cli', 'train', self.exp[job], '--sweep', f'{self.name}/{job}'] + [x for s in a['set'] for x in ('--set', s)]
+                + both + (['--fit-memory', str(a['fit_memory'])] if 'fit_memory' in a else []))
 
 
 def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'), models=Path('models'),

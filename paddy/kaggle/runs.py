@@ -101,7 +101,8 @@ def pinned(a, ref: str) -> str:
     from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
     req = ApiGetKernelRequest()
     req.user_name, req.kernel_slug = owner_, slug
-    with kaggle_errors(thing=f'kernel {owner_}/{slug}'), a.build_kaggle_client() as k: n = k.kernels.kernels_api_client.get_kernel(req).metadata.current_version_number
+    with kaggle_errors(thing=f'kernel {owner_}/{slug}'), a.build_kaggle_client() as k:
+        n = k.kernels.kernels_api_client.get_kernel(req).metadata.current_version_number
     return f'{owner_}/{slug}/{n}' if n else f'{owner_}/{slug}'
 
 
@@ -163,7 +164,8 @@ def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path 
     logs = Path('sweeps') / (f'{slug}-v{version}' if version else slug)
     tmp = Path(tempfile.mkdtemp(prefix='paddy-pull-'))
     try:
-        with kaggle_errors(thing=f'kernel {ref}'): a.kernels_output(ref, str(tmp), file_pattern=pattern(models), quiet=not models)  # bars for the large .pkl
+        with kaggle_errors(thing=f'kernel {ref}'):  # the client's download bars only for the large .pkl
+            a.kernels_output(ref, str(tmp), file_pattern=pattern(models), quiet=not models)
         lines = log_text((tmp / f'{slug}.log').read_text()) if (tmp / f'{slug}.log').is_file() else []
         if st != 'complete':
             print(f'{ref} ended {st}' + (f' ({why})' if why else '') + '; the end of its log:')

@@ -282,10 +282,11 @@ def kaggle_run(exps: List[str] = typer.Argument(..., help='experiment names in e
                set_: List[str] = typer.Option([], '--set', help='override a field of every experiment: --set epochs=1'),
                accelerator: str = typer.Option(ACCELERATOR, '--accelerator', help="Kaggle's GPU: NvidiaTeslaT4 is two T4s"),
                title: Optional[str] = typer.Option(None, '--title', help="the notebook's title, which names it (default: paddy EXP…)"),
+               fit_memory: Optional[float] = typer.Option(None, '--fit-memory', help="GB of the GPU's memory: each run raises accum until it fits (15 for a T4)"),
                dry_run: Optional[Path] = typer.Option(None, '--dry-run', help='write the dataset and kernel folders to DIR and push nothing')):
     "Push paddy (as a private dataset, when it changed) and a kernel that runs `paddy sweep EXP… --repeat N` on Kaggle's GPU."
     from .kaggle.runs import run
-    run(exps, repeat, set_, accelerator, title, dry_run)
+    run(exps, repeat, set_, accelerator, title, dry_run, fit_memory=fit_memory)
 
 
 @kaggle_app.command('status')

@@ -36,7 +36,7 @@ def local():
 
 
 def test_dry_run_writes_both_folders_and_pushes_nothing(stub):
-    r = run('kaggle', 'run', 'demo_scratch', '--repeat', '2', *FAST, '--dry-run', 'out')
+    r = run('kaggle', 'run', 'demo_scratch', '--repeat', '2', *FAST, '--fit-memory', '15', '--dry-run', 'out')
     assert r.exit_code == 0, r.output
     assert stub.calls == [] and not Path('kaggle-runs.csv').exists()
     meta = json.loads(Path('out/kernel/kernel-metadata.json').read_text())
@@ -46,7 +46,7 @@ def test_dry_run_writes_both_folders_and_pushes_nothing(stub):
     manifest_file, = Path('out/dataset').glob('paddy-*.json')
     manifest = json.loads(manifest_file.read_text())
     assert manifest_file.name == f"paddy-{manifest['bundle']}.json" and manifest['experiments'] == ['demo_scratch']
-    assert f"'bundle': '{manifest['bundle']}'" in text and "'args': ['--repeat', '2', '--set', 'epochs=1', '--set', 'bs=8']" in text
+    assert f"'bundle': '{manifest['bundle']}'" in text and "'args': ['--repeat', '2', '--set', 'epochs=1', '--set', 'bs=8', '--fit-memory', '15']" in text
     spec = Path('out/dataset/demo_scratch.py').read_text()
     assert 'epochs = 1\n' in spec and 'bs = 8\n' in spec and "arch = 'resnet18'" in spec and 'import' not in spec  # its base, resolved
     from paddy.weights import sha256

@@ -43,29 +43,31 @@ def checked(exps: list[str], repeat: int, sets, accelerator: str, title: str | N
     return specs, kernel.check_title(title or kernel.default_title([s.name for s in specs]))
 
 
-def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerator: str, title: str) -> dict:
+def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerator: str, title: str, fit_memory: float | None = None) -> dict:
     "Write `folder/dataset` and `folder/kernel` for a sweep of `specs`."
     print(f"building paddy's wheel and the dataset of {', '.join(s.name for s in specs)}…", flush=True)
     manifest = bundle.build(folder / 'dataset', owner_, specs, sets)
     meta = kernel.metadata(owner_, title, f'{owner_}/{bundle.SLUG}', accelerator)
-    args = ['--repeat', str(repeat)] + [x for s in sets for x in ('--set', s)]
+    args = ['--repeat', str(repeat)] + [x for s in sets for x in ('--set', s)] + (['--fit-memory', f'{fit_memory:g}'] if fit_memory else [])
     kernel.write(folder / 'kernel', meta, kernel.script(manifest['bundle'], manifest['experiments'], args, meta['id']))
     return dict(meta=meta, manifest=manifest)
 
 
 def run(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.ACCELERATOR, title: str | None = None,
-        dry_run: Path | None = None, log: Path = LOG) -> dict:
-    "Push a kernel that sweeps `exps` on Kaggle's GPU, with paddy's dataset versioned first if it changed; `dry_run` only writes the folders."
+        dry_run: Path | None = None, log: Path = LOG, fit_memory: float | None = None) -> dict:
+    """Push a kernel that sweeps `exps` on Kaggle's GPU, with paddy's dataset versioned first if it changed; `dry_run` only
+    writes the folders. `fit_memory` (GB) lets each run raise its accum until it fits the GPU, as `paddy sweep --fit-memory`."""
+    if fit_memory is not None and fit_memory <= 0: raise PaddyError(f"--fit-memory {fit_memory:g}: give the GPU's memory in GB, e.g. 15 for a T4")
     if dry_run is not None and dry_run.exists() and any(dry_run.iterdir()):
         raise PaddyError(f"--dry-run {dry_run} exists and is not empty: give a new folder (nothing is overwritten)")
     specs, title = checked(exps, repeat, sets, accelerator, title)
     a = api()
     if dry_run is not None:
-        p = prepare(dry_run, owner(a), specs, repeat, sets, accelerator, title)
+        p = prepare(dry_run, owner(a), specs, repeat, sets, accelerator, title, fit_memory)
         print(f"wrote {dry_run}/dataset (paddy {p['manifest']['bundle']}) and {dry_run}/kernel ({p['meta']['id']}); nothing was pushed")
         return p
     with tempfile.TemporaryDirectory(prefix='paddy-kaggle-') as tmp:
-        p = prepare(Path(tmp), owner(a), specs, repeat, sets, accelerator, title)
+        p = prepare(Path(tmp), owner(a), specs, repeat, sets, accelerator, title, fit_memory)
         print(bundle.publish(a, Path(tmp) / 'dataset', owner(a), p['manifest']['bundle']))
         with kaggle_errors(): r = a.kernels_push(str(Path(tmp) / 'kernel'))
     meta = p['meta']

@@ -1,5 +1,6 @@
 """Where the training process spends one epoch of `paddy train`'s Learner (item cache, pinned batches, fused AdamW, auto
-precision, channels_last): Python's profiler over the main thread, top functions by own time and by total time.
+precision, channels_last): Python's profiler (every thread from Python 3.12, the main thread before it), top functions
+by own time and by total time.
 
 usage: python benchmarks/profile_learner.py DATA [--arch convnext_small] [--size 288 224] [--bs 64] [--batches 60] [--time-only]
 DATA is a competition folder, e.g. from benchmarks/make_synthetic.py. On CUDA the GPU runs ahead of Python, so time

@@ -98,5 +98,16 @@ def write_json(path: Path, obj: dict, replace: bool = False):
     with replaced(path) if replace else written_once(path) as tmp: tmp.write_text(json.dumps(obj, indent=1, default=str))
 
 
+def append_row(log: Path, columns, row: dict):
+    "Append `row` to the CSV `log`, with a header when the file is new: a log is only ever appended to."
+    import csv
+    new = not Path(log).is_file()
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, 'a', newline='') as f:
+        w = csv.DictWriter(f, columns)
+        if new: w.writeheader()
+        w.writerow(row)
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())

@@ -6,7 +6,7 @@ from pathlib import Path
 from ..data import COMPETITION, find_data, tst_items
 from ..errors import PaddyError
 from ..predict import load_preds
-from ..provenance import git_commit, is_run_name, written_once
+from ..provenance import append_row, git_commit, is_run_name, written_once
 from ..spec import load, validate
 from . import bundle, kernel
 from .client import api, kaggle_errors, rules_url
@@ -78,11 +78,7 @@ def run(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.ACC
                                                    "the dataset is not visible to it yet; run this again in a minute")
     row = dict(time=time.strftime('%Y-%m-%dT%H:%M:%S%z'), kernel=meta['id'], version=r.version_number, url=r.url, experiments=' '.join(exps),
                repeat=repeat, set=' '.join(sets), accelerator=accelerator, bundle=p['manifest']['bundle'], paddy_commit=git_commit())
-    new = not log.is_file()
-    with open(log, 'a', newline='') as f:
-        w = csv.DictWriter(f, COLUMNS)
-        if new: w.writeheader()
-        w.writerow(row)
+    append_row(log, COLUMNS, row)
     print(f"pushed {meta['id']} version {r.version_number}: {r.url}")
     print(quota(a))
     return dict(p, row=row)

@@ -1,12 +1,12 @@
 """Submit a linted CSV, log where it came from, and join the log with the leaderboard scores."""
-import csv, sys, time
+import sys, time
 from pathlib import Path
 
 import pandas as pd
 
 from ..data import COMPETITION, find_data
 from ..errors import PaddyError
-from ..provenance import read_json
+from ..provenance import append_row, read_json
 from ..weights import sha256
 from . import client
 from .lint import check_submission
@@ -30,16 +30,6 @@ def read_log(log: Path = LOG) -> pd.DataFrame:
     return pd.read_csv(log, dtype=str, keep_default_na=False) if log.is_file() else pd.DataFrame(columns=COLUMNS)
 
 
-def append_log(row: dict, log: Path = LOG):
-    "Append one row; the log is only ever appended to."
-    new = not log.is_file()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, 'a', newline='') as f:
-        w = csv.DictWriter(f, COLUMNS)
-        if new: w.writeheader()
-        w.writerow(row)
-
-
 def submit(sub: Path, message: str, comp: str = COMPETITION, data=None, log: Path = LOG, again: bool = False) -> dict:
     "Lint `sub`, upload it with `message`, and append what it was made from to `log`."
     sub = Path(sub)
@@ -57,7 +47,7 @@ def submit(sub: Path, message: str, comp: str = COMPETITION, data=None, log: Pat
     row = dict(time=time.strftime('%Y-%m-%dT%H:%M:%S%z'), competition=comp, file=str(sub), sha256=digest, message=message,
                runs=';'.join(meta.get('runs', [])), weights=';'.join(f'{w:.4g}' for w in meta.get('weights', [])),
                method=meta.get('method', ''), valid_error='' if ve is None else f'{ve:.5f}', ref=res['ref'], kaggle_message=res['message'])
-    append_log(row, log)
+    append_row(log, COLUMNS, row)
     print(f"{res['message'] or 'submitted'} (ref {res['ref']}); logged in {log}")
     return row
 

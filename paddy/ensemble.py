@@ -44,7 +44,8 @@ def of_folder(preds: Path, data=None) -> list[Path]:
             f"the runs in {preds}/ were predicted on {len(folders)} data folders ({', '.join(f or '(unrecorded)' for f in folders)}): pass --data DIR") from None
         path = find_data(folders[0])
     here = [f for f in found if where[f] == str(path.resolve())]
-    away = [f for f in found if f not in here and elsewhere(f, where[f], path)]
+    ids = pd.read_csv(path / 'sample_submission.csv', dtype=str).image_id.tolist()
+    away = [f for f in found if f not in here and elsewhere(f, where[f], ids)]
     if not here + away: raise PaddyError(f"none of the {len(found)} runs in {preds}/ was predicted on {path}: pass --data with the folder "
                                          f"they were (e.g. {next(iter(where.values())) or '?'}), or name the runs")
     others = len(found) - len(here) - len(away)
@@ -54,12 +55,11 @@ def of_folder(preds: Path, data=None) -> list[Path]:
     return sorted(here + away)
 
 
-def elsewhere(f: Path, folder: str, path: Path) -> bool:
-    """Whether run file `f` was predicted on another machine's copy of the competition at `path`, such as a Kaggle
-    notebook's /kaggle/input: its folder is not here, and its test ids are those of `path`'s sample_submission.csv."""
+def elsewhere(f: Path, folder: str, ids: list[str]) -> bool:
+    """Whether run file `f` was predicted on another machine's copy of the competition whose sample_submission.csv has
+    `ids`, such as a Kaggle notebook's /kaggle/input: its folder is not here, and its test ids are `ids`."""
     if not folder or Path(folder).exists(): return False
-    with np.load(f, allow_pickle=False) as z: ids = z['test_ids'].tolist()
-    return ids == pd.read_csv(path / 'sample_submission.csv', dtype=str).image_id.tolist()
+    with np.load(f, allow_pickle=False) as z: return z['test_ids'].tolist() == ids
 
 
 def combine(probs: list[np.ndarray], weights: np.ndarray, vote: bool = False) -> np.ndarray:

@@ -10,12 +10,18 @@ from .results import metas
 from .spec import load
 
 
+def job_of(tag, name: str) -> str | None:
+    "The job in a run's `sweep` tag (`<sweep>/<job>`) when the run belongs to sweep `name`."
+    tag = str(tag or '')
+    return tag.split('/', 1)[1] if tag.startswith(f'{name}/') else None
+
+
 def finished(name: str, models: Path = Path('models')) -> dict[str, dict]:
     "Job → metadata of the runs this sweep has finished: a run is finished once its .json is written, last."
     out = {}
     for _, meta in metas(models, warn=False):
-        tag = str(meta.get('sweep') or '')
-        if tag.startswith(f'{name}/'): out[tag.split('/', 1)[1]] = meta
+        job = job_of(meta.get('sweep'), name)
+        if job: out[job] = meta
     return out
 
 
@@ -25,8 +31,8 @@ def stopped(name: str, models: Path = Path('models')) -> dict[str, str]:
     for f in sorted(models.glob('*.state/run.json')):
         try: info = read_json(f)
         except ValueError: continue  # caught mid-write: that run is not stopped
-        tag = str(info.get('sweep') or '')
-        if tag.startswith(f'{name}/') and is_run_name(str(info.get('run', ''))): out[tag.split('/', 1)[1]] = info['run']
+        job = job_of(info.get('sweep'), name)
+        if job and is_run_name(str(info.get('run', ''))): out[job] = info['run']
     return out
 
 

@@ -118,9 +118,24 @@ def variants(df, exp, valid, auto):
     return rows
 
 
+def experiment(arch: str, size, bs: int, name: str = 'gpu') -> Experiment:
+    "The benchmarked recipe: `arch` from random init on 640×480 items, seen at `size`."
+    return Experiment(name=name, arch=arch, resize='squish', item_size=(640, 480), aug_size=tuple(size), bs=bs, pretrained=False)
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    "The arguments every GPU benchmark here takes: DATA, --arch, --size, --bs."
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument('data', type=Path)
+    ap.add_argument('--arch', default='convnext_small')
+    ap.add_argument('--size', type=int, nargs=2, default=(288, 224))
+    ap.add_argument('--bs', type=int, default=64)
+    return ap
+
+
 def main(data: Path, arch: str, size, bs: int, steps: int, compare: bool = False):
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'
-    exp = Experiment(name='gpu', arch=arch, resize='squish', item_size=(640, 480), aug_size=tuple(size), bs=bs, pretrained=False)
+    exp = experiment(arch, size, bs)
     df = read_train(data)
     valid = valid_ids(df.image_id, 42, exp.valid_pct)
     auto = precision('auto')
@@ -159,11 +174,7 @@ def main(data: Path, arch: str, size, bs: int, steps: int, compare: bool = False
 
 
 if __name__ == '__main__':
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('data', type=Path)
-    ap.add_argument('--arch', default='convnext_small')
-    ap.add_argument('--size', type=int, nargs=2, default=(288, 224))
-    ap.add_argument('--bs', type=int, default=64)
+    ap = parser(__doc__)
     ap.add_argument('--steps', type=int, default=40)
     ap.add_argument('--compare', action='store_true', help="instead: the cache's Learner with fused AdamW and pinned batches, each and both")
     a = ap.parse_args()

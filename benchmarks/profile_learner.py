@@ -6,22 +6,21 @@ usage: python benchmarks/profile_learner.py DATA [--arch convnext_small] [--size
 DATA is a competition folder, e.g. from benchmarks/make_synthetic.py. On CUDA the GPU runs ahead of Python, so time
 that shows up in a synchronising call (`.item()`, `.cpu()`, a blocking copy) is time Python waited for the GPU.
 """
-import argparse, cProfile, io, pstats, sys, time
+import cProfile, io, pstats, sys, time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gpu import ShortEpoch
+from gpu import ShortEpoch, experiment, parser
 
 from paddy.data import dataloaders, num_workers, read_train, valid_ids
 from paddy.models import adamw, learner, precision, speedups
-from paddy.spec import Experiment
 from paddy.weights import Weights
 
 
 def main(data: Path, arch: str, size, bs: int, batches: int, time_only: bool = False):
-    exp = Experiment(name='profile', arch=arch, resize='squish', item_size=(640, 480), aug_size=tuple(size), bs=bs, pretrained=False)
+    exp = experiment(arch, size, bs, 'profile')
     df = read_train(data)
     valid = valid_ids(df.image_id, 42, exp.valid_pct)
     cuda = torch.cuda.is_available()
@@ -47,11 +46,7 @@ def main(data: Path, arch: str, size, bs: int, batches: int, time_only: bool = F
 
 
 if __name__ == '__main__':
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('data', type=Path)
-    ap.add_argument('--arch', default='convnext_small')
-    ap.add_argument('--size', type=int, nargs=2, default=(288, 224))
-    ap.add_argument('--bs', type=int, default=64)
+    ap = parser(__doc__)
     ap.add_argument('--batches', type=int, default=60)
     ap.add_argument('--time-only', action='store_true', help='no profiler: img/s alone, e.g. to compare PADDY_WORKERS settings')
     a = ap.parse_args()

@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 demo: install ## run the whole pipeline offline on scikit-learn's digits → submissions/demo.csv
 	$(BIN)/paddy demo
 
-test: install ## run the test suite (CPU, no network)
+test: install ## lint with ruff, then run the test suite (CPU, no network)
+	$(BIN)/ruff check paddy tests benchmarks
 	$(BIN)/pytest
 
 download: install ## download and unzip the competition into data/ once (needs a Kaggle token: see README)

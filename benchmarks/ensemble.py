@@ -18,7 +18,8 @@ LABELS = ['bacterial_leaf_blight', 'bacterial_leaf_streak', 'bacterial_panicle_b
 
 
 def fake_runs(root: Path, runs: int, n_test: int = 3469, n_valid: int = 2081) -> Path:
-    "A competition folder's CSVs (no images: ensembling reads none) and `runs` prediction files like `paddy train` writes."
+    """A competition folder's CSVs (no images: ensembling reads none) and `runs` prediction files like `paddy train`
+    writes."""
     data = root / 'data'
     for d in ('train_images', 'test_images'): (data / d).mkdir(parents=True)
     ids = [f'{200001 + i}.jpg' for i in range(n_test)]
@@ -29,7 +30,8 @@ def fake_runs(root: Path, runs: int, n_test: int = 3469, n_valid: int = 2081) ->
     for r in range(runs):
         probs = lambda n: rng.dirichlet(np.ones(10), n).astype(np.float32)
         save_preds(root / 'preds' / f'run{r}.npz', f'run{r}', dict(
-            vocab=np.array(LABELS), data=np.array(str(data.resolve())), valid_ids=np.array([f'{100001 + i}.jpg' for i in range(n_valid)]),
+            vocab=np.array(LABELS), data=np.array(str(data.resolve())),
+            valid_ids=np.array([f'{100001 + i}.jpg' for i in range(n_valid)]),
             valid_probs=probs(n_valid), valid_targets=targets, test_ids=np.array(ids), test_probs=probs(n_test)))
     return data
 
@@ -43,9 +45,11 @@ def main(runs: int, repeats: int):
             t = time.perf_counter()
             ensemble(data=data, name=f'e{k}', preds=root / 'preds', submissions=root / 'submissions')
             times.append(time.perf_counter() - t)
-        print(f'in process: {runs} runs of 3469×10 → CSV in {min(times):.3f} s best, {np.median(times):.3f} s median of {repeats}')
+        print(f'in process: {runs} runs of 3469×10 → CSV in {min(times):.3f} s best, {np.median(times):.3f} s median '
+              f'of {repeats}')
         t = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).with_name('paddy')), 'ensemble', '--data', str(data), '--name', 'cli'], cwd=root, check=True,
+        subprocess.run([str(Path(sys.executable).with_name('paddy')), 'ensemble', '--data', str(data), '--name',
+                        'cli'], cwd=root, check=True,
                        capture_output=True)
         print(f'the whole `paddy ensemble` command (Python start and imports too): {time.perf_counter() - t:.2f} s')
     finally:

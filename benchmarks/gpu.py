@@ -21,9 +21,9 @@ from fastai.callback.core import Callback
 from fastai.vision.all import Adam, aug_transforms
 
 from paddy.data import dataloaders, num_workers, read_train, valid_ids
-from paddy.models import adamw, learner, precision, speedups
+from paddy.train.learner import adamw, learner, precision, speedups
 from paddy.spec import Experiment, hw
-from paddy.weights import Weights
+from paddy.train.weights import Weights
 
 
 class Utilisation:
@@ -113,14 +113,16 @@ def variants(df, exp, valid, auto):
     for name, dls, opt in (('cache', plain, Adam), ('cache, fused AdamW', plain, adamw()),
                            ('cache, pinned', pinned, Adam), ('cache, pinned, fused AdamW', pinned, adamw())):
         r, u = learner_epoch(dls, exp, auto, True, opt_func=opt)
-        rows.append(dict(what='paddy Learner, one epoch', pipeline=name, precision=auto, channels_last=True, img_s=round(r), gpu_util=u))
+        rows.append(dict(what='paddy Learner, one epoch', pipeline=name, precision=auto, channels_last=True,
+                         img_s=round(r), gpu_util=u))
         print(rows[-1], flush=True)
     return rows
 
 
 def experiment(arch: str, size, bs: int, name: str = 'gpu') -> Experiment:
     "The benchmarked recipe: `arch` from random init on 640×480 items, seen at `size`."
-    return Experiment(name=name, arch=arch, resize='squish', item_size=(640, 480), aug_size=tuple(size), bs=bs, pretrained=False)
+    return Experiment(name=name, arch=arch, resize='squish', item_size=(640, 480), aug_size=tuple(size), bs=bs,
+                      pretrained=False)
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
@@ -139,31 +141,38 @@ def main(data: Path, arch: str, size, bs: int, steps: int, compare: bool = False
     df = read_train(data)
     valid = valid_ids(df.image_id, 42, exp.valid_pct)
     auto = precision('auto')
-    print(f'{dev}: {arch} at {hw(exp.aug_size)}, bs {bs}, {len(df)} images from {data}, {num_workers()} loader workers, '
+    print(f'{dev}: {arch} at {hw(exp.aug_size)}, bs {bs}, {len(df)} images from {data}, {num_workers()} '
+          'loader workers, '
           f'{os.cpu_count()} cores, auto precision {auto}', flush=True)
     rows = []
     if compare:
         r = bare_loop(exp, auto, True, steps)
-        rows = [dict(what='bare timm loop, batch in memory', pipeline='-', precision=auto, channels_last=True, img_s=round(r), gpu_util=None)]
+        rows = [dict(what='bare timm loop, batch in memory', pipeline='-', precision=auto, channels_last=True,
+                     img_s=round(r), gpu_util=None)]
         print(rows[-1], flush=True)
         df = pd.DataFrame(rows + variants(df, exp, valid, auto))
         df['vs_first_learner'] = (df.img_s / df.img_s.iloc[1]).round(2)
         return print('\n' + df.to_string(index=False, na_rep=''))
     for prec, cl in (('fp16', False), (auto, True)):
         r = bare_loop(exp, prec if torch.cuda.is_available() else 'fp32', cl, steps)
-        rows.append(dict(what='bare timm loop, batch in memory', pipeline='-', precision=prec, channels_last=cl, img_s=round(r), gpu_util=None))
+        rows.append(dict(what='bare timm loop, batch in memory', pipeline='-', precision=prec, channels_last=cl,
+                         img_s=round(r), gpu_util=None))
         print(rows[-1], flush=True)
     t = time.perf_counter()
     cached = dataloaders(df, exp, valid, bs)
     build = time.perf_counter() - t
     print(f'item cache ready in {build:.1f} s', flush=True)
-    default = fastai_default(df, exp, bs, valid=valid, batch_tfms=aug_transforms(size=hw(exp.aug_size), min_scale=exp.min_scale))
+    default = fastai_default(df, exp, bs, valid=valid,
+                             batch_tfms=aug_transforms(size=hw(exp.aug_size), min_scale=exp.min_scale))
     pinned = dataloaders(df, exp, valid, bs, pin_memory=torch.cuda.is_available())
-    for name, dls, prec, cl, opt in (("fastai default (today's)", default, 'fp16', False, Adam), ('item cache', cached, 'fp16', False, Adam),
-                                     ('item cache', cached, auto, True, Adam), ('paddy train now: cache, pinned, fused AdamW', pinned, auto, True, adamw())):
+    for name, dls, prec, cl, opt in (("fastai default (today's)", default, 'fp16', False, Adam),
+                                     ('item cache', cached, 'fp16', False, Adam),
+                                     ('item cache', cached, auto, True, Adam),
+                                     ('paddy train now: cache, pinned, fused AdamW', pinned, auto, True, adamw())):
         if not torch.cuda.is_available(): prec = 'fp32'
         r, u = learner_epoch(dls, exp, prec, cl, opt_func=opt)
-        rows.append(dict(what='paddy Learner, one epoch', pipeline=name, precision=prec, channels_last=cl, img_s=round(r), gpu_util=u))
+        rows.append(dict(what='paddy Learner, one epoch', pipeline=name, precision=prec, channels_last=cl,
+                         img_s=round(r), gpu_util=u))
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     base = df.img_s[(df.pipeline == "fastai default (today's)")].iloc[0]
@@ -176,6 +185,7 @@ def main(data: Path, arch: str, size, bs: int, steps: int, compare: bool = False
 if __name__ == '__main__':
     ap = parser(__doc__)
     ap.add_argument('--steps', type=int, default=40)
-    ap.add_argument('--compare', action='store_true', help="instead: the cache's Learner with fused AdamW and pinned batches, each and both")
+    ap.add_argument('--compare', action='store_true',
+                    help="instead: the cache's Learner with fused AdamW and pinned batches, each and both")
     a = ap.parse_args()
     main(a.data, a.arch, a.size, a.bs, a.steps, a.compare)

@@ -18,7 +18,8 @@ LABELS = ['bacterial_leaf_blight', 'bacterial_leaf_streak', 'bacterial_panicle_b
 
 def image(rng, k):
     field = Image.fromarray(rng.integers(0, 255, (10, 8, 3), dtype=np.uint8)).resize((480, 640), Image.BICUBIC)
-    arr = np.asarray(field).astype(np.int16) + rng.normal(0, 4, (640, 480, 3)).astype(np.int16)  # (rows, cols): portrait
+    # (rows, cols): portrait
+    arr = np.asarray(field).astype(np.int16) + rng.normal(0, 4, (640, 480, 3)).astype(np.int16)
     y, x = rng.integers(100, 540), rng.integers(100, 380)
     arr[y - 60:y + 60, x - 60:x + 60] = np.array([25 * k, 255 - 25 * k, 128])
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8))

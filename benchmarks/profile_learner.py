@@ -1,11 +1,11 @@
 """Where the training process spends one epoch of `paddy train`'s Learner (item cache, pinned batches, fused AdamW, auto
-precision, channels_last): Python's profiler (every thread from Python 3.12, the main thread before it), top functions
-by own time and by total time.
+precision, channels_last): Python's profiler (every thread from Python 3.12, the main thread before it), top
+functions by own time and by total time.
 
-usage: python benchmarks/profile_learner.py DATA [--arch convnext_small] [--size 288 224] [--bs 64] [--batches 60] [--time-only]
-DATA is a competition folder, e.g. from benchmarks/make_synthetic.py. On CUDA the GPU runs ahead of Python, so time
-that shows up in a synchronising call (`.item()`, `.cpu()`, a blocking copy) is time Python waited for the GPU.
-"""
+usage: python benchmarks/profile_learner.py DATA [--arch convnext_small] [--size 288 224] [--bs 64] [--batches 60]
+[--time-only] DATA is a competition folder, e.g. from benchmarks/make_synthetic.py. On CUDA the GPU runs ahead of
+Python, so time that shows up in a synchronising call (`.item()`, `.cpu()`, a blocking copy) is time Python waited for
+the GPU."""
 import cProfile, io, pstats, sys, time
 from pathlib import Path
 
@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gpu import ShortEpoch, experiment, parser
 
 from paddy.data import dataloaders, num_workers, read_train, valid_ids
-from paddy.models import adamw, learner, precision, speedups
-from paddy.weights import Weights
+from paddy.train.learner import adamw, learner, precision, speedups
+from paddy.train.weights import Weights
 
 
 def main(data: Path, arch: str, size, bs: int, batches: int, time_only: bool = False):
@@ -35,7 +35,8 @@ def main(data: Path, arch: str, size, bs: int, batches: int, time_only: bool = F
         if cuda: torch.cuda.synchronize()
         prof.disable()
     wall = time.perf_counter() - t
-    print(f'{torch.cuda.get_device_name() if cuda else "cpu"}: {arch} at {tuple(size)}, bs {bs}, {num_workers()} loader workers: '
+    print(f'{torch.cuda.get_device_name() if cuda else "cpu"}: {arch} at {tuple(size)}, bs {bs}, {num_workers()} '
+          'loader workers: '
           f'{batches * bs / wall:.0f} img/s over {batches} batches ({wall:.1f} s, loader start included'
           + (')' if time_only else ', profiler on)'), flush=True)
     if time_only: return
@@ -48,6 +49,7 @@ def main(data: Path, arch: str, size, bs: int, batches: int, time_only: bool = F
 if __name__ == '__main__':
     ap = parser(__doc__)
     ap.add_argument('--batches', type=int, default=60)
-    ap.add_argument('--time-only', action='store_true', help='no profiler: img/s alone, e.g. to compare PADDY_WORKERS settings')
+    ap.add_argument('--time-only', action='store_true',
+                    help='no profiler: img/s alone, e.g. to compare PADDY_WORKERS settings')
     a = ap.parse_args()
     main(a.data, a.arch, a.size, a.bs, a.batches, a.time_only)

@@ -1,9 +1,9 @@
-"""One epoch of paddy's fastai Learner against a hand-written PyTorch loop: same timm model, same tensors, same batches, CPU.
+"""One epoch of paddy's fastai Learner against a hand-written PyTorch loop: same timm model, same tensors, same batches,
+CPU.
 
 usage: .venv/bin/python benchmarks/train_overhead.py [--arch resnet18] [--size 64] [--bs 32] [--batches 24] [--rounds 5]
 Both train one epoch with one-cycle AdamW and then score the validation batches; the ratio is what the Learner's
-callbacks, metrics, scheduler and optimizer cost on top of the same arithmetic.
-"""
+callbacks, metrics, scheduler and optimizer cost on top of the same arithmetic."""
 import argparse, copy, time
 
 import numpy as np
@@ -11,15 +11,16 @@ import torch
 import torch.nn.functional as F
 from fastai.vision.all import CrossEntropyLossFlat, DataLoader, DataLoaders, Learner
 
-from paddy.models import learner
+from paddy.train.learner import learner
 from paddy.spec import Experiment
-from paddy.train import fit
-from paddy.weights import Weights
+from paddy.train.loop import fit
+from paddy.train.weights import Weights
 
 
 def batches(n: int, bs: int, size: int, classes: int = 10, seed: int = 0) -> list:
     g = torch.Generator().manual_seed(seed)
-    return [(torch.rand(bs, 3, size, size, generator=g), torch.randint(0, classes, (bs,), generator=g)) for _ in range(n)]
+    return [(torch.rand(bs, 3, size, size,
+                        generator=g), torch.randint(0, classes, (bs,), generator=g)) for _ in range(n)]
 
 
 def paddy_epoch(learn: Learner, lr: float) -> float:
@@ -59,7 +60,8 @@ def main(arch: str, size: int, bs: int, n: int, rounds: int, lr: float = 1e-3):
     exp = Experiment(name='bench', arch=arch, item_size=size, aug_size=size, bs=bs, pretrained=False)
     learn = learner(dls, exp, Weights(False), loss_func=CrossEntropyLossFlat())  # what Categorize gives a real run
     start = copy.deepcopy(learn.model.state_dict())
-    print(f'{arch} at {size} px, bs {bs}, {n} training + {len(val)} validation batches, {torch.get_num_threads()} threads', flush=True)
+    print(f'{arch} at {size} px, bs {bs}, {n} training + {len(val)} validation batches, '
+          f'{torch.get_num_threads()} threads', flush=True)
     ours, hand = [], []
     for r in range(rounds + 1):  # the first round warms both up and is not counted
         learn.model.load_state_dict(start)
@@ -68,9 +70,11 @@ def main(arch: str, size: int, bs: int, n: int, rounds: int, lr: float = 1e-3):
         model.load_state_dict(start)
         h = hand_epoch(model, trn, val, lr)
         if r: ours.append(o); hand.append(h)
-        print(f"  round {r}{' (warm-up)' if not r else ''}: paddy Learner {o:.2f} s, hand loop {h:.2f} s, ratio {o / h:.3f}", flush=True)
+        print(f"  round {r}{' (warm-up)' if not r else ''}: paddy Learner {o:.2f} s, hand loop {h:.2f} s, "
+              f"ratio {o / h:.3f}", flush=True)
     o, h = np.median(ours), np.median(hand)
-    print(f'median of {rounds}: paddy Learner {o:.2f} s, hand loop {h:.2f} s per epoch; ratio {o / h:.3f} (target ≤ 1.10)')
+    print(f'median of {rounds}: paddy Learner {o:.2f} s, hand loop {h:.2f} s per epoch; ratio {o / h:.3f} '
+          '(target ≤ 1.10)')
 
 
 if __name__ == '__main__':

@@ -1,19 +1,31 @@
 """`paddy`: one thin command per library function; bad input ends in one line and exit code 2."""
 import functools, sys, warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
 from .data import COMPETITION
-from .kaggle.kernel import ACCELERATOR
 from .errors import PaddyError
+from .kaggle.kernel import ACCELERATOR
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Road to the Top for Paddy Doctor: experiments → train → TTA → ensemble → submission.")
-warnings.filterwarnings('ignore', category=FutureWarning, module='torch.jit')  # noise from an import, not the user's doing
+# noise from an import, not the user's doing
+warnings.filterwarnings('ignore', category=FutureWarning, module='torch.jit')
 
-DATA = typer.Option(None, '--data', help='competition folder (else $PADDY_DATA, /kaggle/input/…, data/paddy-disease-classification)')
+# options that several commands share, defined once
+DATA = Annotated[Optional[Path], typer.Option(
+    '--data', help='competition folder (else $PADDY_DATA, /kaggle/input/…, data/paddy-disease-classification)')]
+SETS = Annotated[List[str], typer.Option('--set', help='override a field, keeping its type: --set epochs=1')]
+WANDB = Annotated[bool,
+                  typer.Option('--wandb', help='also log to Weights & Biases (needs wandb; WANDB_MODE=offline works)')]
+FIT_MEMORY = Annotated[Optional[float], typer.Option(
+    '--fit-memory', help='GB of GPU memory to fit: measure a few steps, raise accum until they fit')]
+MODELS = Annotated[Path, typer.Option('--models', help="where the runs' .json files are")]
+COMP = Annotated[str, typer.Option('--competition', '-c', help="the competition's slug, as in its URL")]
+KERNEL = Annotated[Optional[str], typer.Argument(
+    help=r'owner/slug\[/version] (default: the last pushed, from kaggle-runs.csv)', show_default=False)]
 
 
 def show(df, digits: int):
@@ -24,8 +36,8 @@ def show(df, digits: int):
 
 
 def stoppable():
-    """SIGTERM (a scheduler, `timeout`, a stopping sweep) and SIGINT stop the work as Ctrl-C does, even when started with
-    SIGINT ignored (`cmd &` in a script), so an unfinished run still removes its files."""
+    """SIGTERM (a scheduler, `timeout`, a stopping sweep) and SIGINT stop the work as Ctrl-C does, even when started
+    with SIGINT ignored (`cmd &` in a script), so an unfinished run still removes its files."""
     import signal
     def stop(signum, frame): raise KeyboardInterrupt
     for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, stop)
@@ -54,91 +66,79 @@ def friendly(fn):
 
 @app.command()
 @friendly
-def train(exp: Optional[str] = typer.Argument(None, help='experiment name in experiments/, or a path to a .py spec'),
-          data: Optional[Path] = DATA,
-          set_: List[str] = typer.Option([], '--set', help='override a field, keeping its type: --set epochs=1'),
-          wandb: bool = typer.Option(False, '--wandb', help='also log the run to Weights & Biases (needs wandb; WANDB_MODE=offline works)'),
-          sweep: Optional[str] = typer.Option(None, hidden=True, help='SWEEP/JOB: set by paddy sweep, recorded in the metadata'),
-          no_cache: bool = typer.Option(False, '--no-cache', help='decode every image every epoch instead of keeping them in the item cache (see paddy cache)'),
-          precision: str = typer.Option('auto', help='on CUDA: auto (bf16 where the card has it, else fp16), bf16, fp16 or fp32'),
-          channels_last: bool = typer.Option(True, '--channels-last/--no-channels-last', help='on CUDA: channels_last memory format'),
-          resume: Optional[str] = typer.Option(None, '--resume', help='finish a stopped run from its last finished epoch (no EXP: the run names it)'),
-          fit_memory: Optional[float] = typer.Option(None, '--fit-memory', help='GB of GPU memory to fit: measure a few steps, raise accum until they fit'),
-          processes: int = typer.Option(1, '--processes', help='train on N processes (one per GPU; gloo on CPU) through `accelerate launch`')):
+def train(exp: Annotated[Optional[str],
+                         typer.Argument(help='experiment name in experiments/, or a path to a .py spec')] = None,
+          data: DATA = None, set_: SETS = [], wandb: WANDB = False,
+          sweep: Annotated[Optional[str], typer.Option(hidden=True, help='SWEEP/JOB: set by paddy sweep')] = None,
+          no_cache: Annotated[bool, typer.Option(
+              '--no-cache', help='decode every image every epoch instead of keeping them in the item cache')] = False,
+          precision: Annotated[str, typer.Option(
+              help='on CUDA: auto (bf16 where the card has it, else fp16), bf16, fp16 or fp32')] = 'auto',
+          channels_last: Annotated[bool, typer.Option(
+              '--channels-last/--no-channels-last', help='on CUDA: channels_last memory format')] = True,
+          resume: Annotated[Optional[str], typer.Option(
+              '--resume', help='finish a stopped run from its last finished epoch (no EXP: the run names it)')] = None,
+          fit_memory: FIT_MEMORY = None,
+          processes: Annotated[int, typer.Option(
+              '--processes', help='train on N processes (one per GPU; gloo on CPU) through `accelerate launch`')] = 1):
     "Fine-tune EXP, export models/<run>.pkl + .json, and save TTA probabilities to preds/<run>.npz."
-    from .spec import load
-    from .train import train
-    if (exp is None) == (resume is None): raise PaddyError("give an experiment (paddy train EXP) or a stopped run (paddy train --resume RUN), one of the two")
-    if resume and set_: raise PaddyError(f"--resume {resume} finishes the run as it was started: drop --set")
-    if processes < 1: raise PaddyError(f"--processes {processes}: give 1 or more")
-    if processes > 1:
-        from .distributed import launch
-        load(exp, set_) if exp else None  # a bad spec fails here, once, not in every process
-        argv = (['train'] + ([exp] if exp else ['--resume', resume]) + (['--data', str(data)] if data else [])
-                + [x for s in set_ for x in ('--set', s)] + (['--no-cache'] if no_cache else []) + ['--precision', precision]
-                + ([] if channels_last else ['--no-channels-last']) + (['--fit-memory', str(fit_memory)] if fit_memory else [])
-                + (['--wandb'] if wandb else []) + (['--sweep', sweep] if sweep else []))
-        raise typer.Exit(launch(argv, processes))
+    from .train import Settings
+    from .train.run import start
     stoppable(); plain_logs()
-    try: train(load(exp, set_) if exp else None, data=data, sweep=sweep, wandb=wandb, cache=not no_cache, prec=precision,
-               channels_last=channels_last, go_on=resume, fit_memory=fit_memory)
+    settings = Settings(data=None if data is None else str(data), cache=not no_cache, precision=precision,
+                        channels_last=channels_last, sweep=sweep, wandb=wandb, fit_memory=fit_memory,
+                        processes=processes)
+    try: raise typer.Exit(start(exp, set_, settings, resume))
     except KeyboardInterrupt: raise typer.Exit(130)  # what was saved, and how to go on, is already said
 
 
 @app.command()
 @friendly
-def check(data: Optional[Path] = DATA, deep: bool = typer.Option(False, '--deep', help='decode every image (in parallel), not only its header and end')):
-    "Check the competition folder before training: layout, train.csv against the folders, test ids, truncated or odd images."
-    from .data import find_data, num_workers
-    from .data.verify import verify
-    path = find_data(data)
-    problems = verify(path, deep=deep, workers=num_workers())
-    for p in problems: typer.echo(f"{'paddy: error' if p.fatal else 'note'}: {p}", err=True)
-    fatal = sum(p.fatal for p in problems)
-    if fatal: raise typer.Exit(2)
-    typer.echo(f"{path}: no problems{' (every image decoded)' if deep else ''}" + (f', {len(problems)} notes' if problems else ''))
+def check(data: DATA = None,
+          deep: Annotated[bool,
+                          typer.Option('--deep',
+                                       help='decode every image (in parallel), not only its header and end')] = False):
+    """Check the competition folder before training: layout, train.csv against the folders, test ids, truncated or odd
+    images."""
+    from .data.verify import check
+    typer.echo(check(data, deep))
 
 
 @app.command()
 @friendly
-def sizes(data: Optional[Path] = DATA, odd: int = typer.Option(20, help='list at most this many images of an unusual size')):
+def sizes(data: DATA = None,
+          odd: Annotated[int, typer.Option(help='list at most this many images of an unusual size')] = 20):
     "Census of image sizes from the headers, in parallel: counts per W×H and orientation, and the odd ones by id."
-    from .data import find_data
-    from .data.sizes import census, summary
-    typer.echo(summary(census(find_data(data)), odd))
+    from .data.sizes import report
+    typer.echo(report(data, odd))
 
 
 @app.command()
 @friendly
-def resize(max_size: int = typer.Option(..., '--max-size', help='the longest side of every image, e.g. 256 (a 480×640 photo becomes 192×256)'),
-           data: Optional[Path] = DATA,
-           dest: Optional[Path] = typer.Option(None, help='where the copy goes (default: beside the data, NAME-MAX_SIZE)')):
+def resize(max_size: Annotated[int, typer.Option(
+               '--max-size', help='the longest side of every image, e.g. 256 (a 480×640 photo becomes 192×256)')],
+           data: DATA = None,
+           dest: Annotated[Optional[Path],
+                           typer.Option(help='where the copy goes (default: beside the data, NAME-MAX_SIZE)')] = None):
     "Copy the competition folder with smaller images, in parallel and resumably; train on the copy with --data DEST."
-    from .data import find_data, num_workers
-    from .data.resize import resize
-    out = resize(find_data(data), dest, max_size, workers=num_workers())
-    typer.echo(f'{out}: ready; train on it with --data {out}')
+    from .data.resize import copy
+    typer.echo(copy(data, dest, max_size))
 
 
 @app.command()
 @friendly
-def cache(clear: bool = typer.Option(False, '--clear', help='remove every cached image set')):
+def cache(clear: Annotated[bool, typer.Option('--clear', help='remove every cached image set')] = False):
     "Where the item cache lives, each cached image set with its size on disk; --clear removes them."
-    import pandas as pd
-    from .data import cache as C
-    where = C.root()
-    if where is None: return typer.echo('the item cache is off (PADDY_ITEM_CACHE=off)')
-    if clear: return typer.echo(f'removed {where} ({C.gb(C.clear(where))})')
-    rows = C.caches(where)
-    typer.echo(f"{where}: {len(rows)} cached image sets, {C.gb(sum(r['bytes'] for r in rows))}; "
-               'set PADDY_ITEM_CACHE=DIR to move it, PADDY_ITEM_CACHE=off or paddy train --no-cache to go without')
-    if rows: show(pd.DataFrame(rows).drop(columns='bytes'), 2)
+    from .data.cache import describe
+    typer.echo(describe(clear))
 
 
 @app.command()
 @friendly
-def predict(run: str, data: Optional[Path] = DATA, out: Optional[Path] = typer.Option(None, help='where to write (default preds/RUN.npz)'),
-            trust: bool = typer.Option(False, '--trust', help='load a .pkl from outside models/ (unpickling runs the code it holds)')):
+def predict(run: str, data: DATA = None,
+            out: Annotated[Optional[Path], typer.Option(help='where to write (default preds/RUN.npz)')] = None,
+            trust: Annotated[bool, typer.Option(
+                '--trust', help='load a .pkl from outside models/ (unpickling runs the code it holds)')] = False):
     "Recompute RUN's TTA probabilities from its exported model (e.g. on CPU, or on another test folder)."
     from .predict import predict
     plain_logs()
@@ -147,26 +147,29 @@ def predict(run: str, data: Optional[Path] = DATA, out: Optional[Path] = typer.O
 
 @app.command()
 @friendly
-def ensemble(runs: List[str] = typer.Argument(None, help='runs or globs (default: every run with predictions)'),
-             weights: Optional[str] = typer.Option(None, help='comma-separated, one per run: --weights 2,1,1'),
-             vote: bool = typer.Option(False, '--vote', help='majority vote instead of averaging probabilities'),
-             name: Optional[str] = typer.Option(None, help='submissions/NAME.csv (default ensemble-DATE-TIME)'),
-             data: Optional[Path] = DATA,
-             select: Optional[str] = typer.Option(None, help='greedy: choose members and integer weights on the shared validation split (Caruana et al., 2004)'),
-             steps: Optional[int] = typer.Option(None, help='with --select greedy: how many additions to try (default twice the runs)')):
+def ensemble(runs: Annotated[Optional[List[str]], typer.Argument(
+                 help='runs or globs (default: every run with predictions)', show_default=False)] = None,
+             weights: Annotated[Optional[str],
+                                typer.Option(help='comma-separated, one per run: --weights 2,1,1')] = None,
+             vote: Annotated[bool,
+                             typer.Option('--vote', help='majority vote instead of averaging probabilities')] = False,
+             name: Annotated[Optional[str],
+                             typer.Option(help='submissions/NAME.csv (default ensemble-DATE-TIME)')] = None,
+             data: DATA = None,
+             select: Annotated[Optional[str], typer.Option(
+                 help='greedy: choose members and integer weights on the shared validation split (Caruana '
+                      'et al., 2004)')] = None,
+             steps: Annotated[Optional[int], typer.Option(
+                 help='with --select greedy: how many additions to try (default twice the runs)')] = None):
     "Average the runs' test probabilities and write submissions/<name>.csv in sample_submission's order."
     from .ensemble import ensemble
-    try: w = [float(x) for x in weights.split(',')] if weights else None
-    except ValueError: raise PaddyError(f"--weights {weights}: give numbers separated by commas, e.g. --weights 2,1") from None
-    ensemble(runs or (), weights=w, vote=vote, name=name, data=data, select=select, steps=steps)
-
-
-COMP = typer.Option(COMPETITION, '--competition', '-c', help="the competition's slug, as in its URL")
+    ensemble(runs or (), weights=weights, vote=vote, name=name, data=data, select=select, steps=steps)
 
 
 @app.command()
 @friendly
-def download(competition: str = COMP, dest: Path = typer.Option(Path('data'), help='the files go to DEST/COMPETITION/')):
+def download(competition: COMP = COMPETITION,
+             dest: Annotated[Path, typer.Option(help='the files go to DEST/COMPETITION/')] = Path('data')):
     "Download and unzip the competition's files once (inside a Kaggle notebook, use /kaggle/input/COMPETITION)."
     from .kaggle.download import download
     download(competition, dest)
@@ -174,18 +177,19 @@ def download(competition: str = COMP, dest: Path = typer.Option(Path('data'), he
 
 @app.command('check-submission')
 @friendly
-def check_submission(csv: Path, data: Optional[Path] = DATA):
+def check_submission(csv: Path, data: DATA = None):
     "Check CSV against sample_submission.csv: header, every id once and in its order, a known label on every row."
-    from .kaggle.lint import check_submission
-    from .data import find_data
-    typer.echo(f'{csv}: {check_submission(csv, find_data(data))} rows, ready to submit')
+    from .kaggle.lint import check_file
+    typer.echo(check_file(csv, data))
 
 
 @app.command()
 @friendly
-def submit(csv: Path, message: str = typer.Option(..., '--message', '-m', help='shown on the leaderboard page; say what is in it'),
-           competition: str = COMP, data: Optional[Path] = DATA,
-           again: bool = typer.Option(False, '--again', help='submit a file that was submitted before')):
+def submit(csv: Path,
+           message: Annotated[str,
+                              typer.Option('--message', '-m', help='shown on the leaderboard page; say what is in it')],
+           competition: COMP = COMPETITION, data: DATA = None,
+           again: Annotated[bool, typer.Option('--again', help='submit a file that was submitted before')] = False):
     "Check CSV, submit it through the kaggle client, and append it with its runs to submissions/log.csv."
     from .kaggle.submit import submit
     submit(csv, message, competition, data=data, again=again)
@@ -193,22 +197,23 @@ def submit(csv: Path, message: str = typer.Option(..., '--message', '-m', help='
 
 @app.command()
 @friendly
-def submissions(competition: str = COMP):
-    "Your submissions: the log's runs and validation error beside the public and private scores (the log alone when offline)."
+def submissions(competition: COMP = COMPETITION):
+    """Your submissions: the log's runs and validation error beside the public and private scores (the log alone when
+    offline)."""
     from .kaggle.submit import submissions
     show(submissions(competition), 5)
 
 
 @app.command()
 @friendly
-def sweep(exps: List[str] = typer.Argument(..., help='experiment names or spec paths'),
-          repeat: int = typer.Option(1, help='runs of each experiment'),
-          gpus: Optional[str] = typer.Option(None, help='GPU ids, one run per GPU at a time: --gpus 0,1,2 (default: all; none: CPU, one by one)'),
-          set_: List[str] = typer.Option([], '--set', help='override a field of every experiment'),
-          data: Optional[Path] = DATA,
-          name: Optional[str] = typer.Option(None, help='sweeps/NAME/ (default: from the arguments, so the same command resumes)'),
-          wandb: bool = typer.Option(False, '--wandb', help='log every run to Weights & Biases'),
-          fit_memory: Optional[float] = typer.Option(None, '--fit-memory', help='passed to every run: GB of GPU memory to fit by raising accum')):
+def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or spec paths')],
+          repeat: Annotated[int, typer.Option(help='runs of each experiment')] = 1,
+          gpus: Annotated[Optional[str], typer.Option(
+              help='GPU ids, one run per GPU at a time: --gpus 0,1,2 (default: all; none: CPU, one by one)')] = None,
+          set_: SETS = [], data: DATA = None,
+          name: Annotated[Optional[str], typer.Option(
+              help='sweeps/NAME/ (default: from the arguments, so the same command resumes)')] = None,
+          wandb: WANDB = False, fit_memory: FIT_MEMORY = None):
     "Train every EXP REPEAT times from a queue, a log file per run; stopped and started again, it skips finished runs."
     from .sweep import sweep
     stoppable()
@@ -220,36 +225,31 @@ def sweep(exps: List[str] = typer.Argument(..., help='experiment names or spec p
 
 @app.command()
 @friendly
-def results(models: Path = typer.Option(Path('models'), help='where the runs\' .json files are'),
-            csv: Optional[Path] = typer.Option(None, help='also write the table to this CSV')):
+def results(models: MODELS = Path('models'),
+            csv: Annotated[Optional[Path], typer.Option(help='also write the table to this CSV')] = None):
     "Every finished run as one table: experiment, arch, family, transforms, error rates, fit time, GPU memory."
-    from .results import results
-    df = results(models)
-    if csv is not None:
-        from .provenance import open_new
-        with open_new(csv, 'x', hint='choose another --csv') as f: df.to_csv(f, index=False)
-        typer.echo(f'wrote {csv} ({len(df)} runs)', err=True)
-    show(df.drop(columns=['created', 'sweep']), 4)
+    from .results import table
+    show(table(models, csv), 4)
 
 
 @app.command()
 @friendly
-def report(dataset: Optional[str] = typer.Option(None, help="only runs on this data folder's name, e.g. paddy-disease-classification"),
-           top: int = typer.Option(15, help='how many to list by score'),
-           score_constant: float = typer.Option(80, help='score = error_rate × (fit_time + SCORE_CONSTANT)'),
-           agg: str = typer.Option('min', help='over repeated runs: min (as the seed notebook) or mean'),
-           name: Optional[str] = typer.Option(None, help='reports/NAME.{png,csv,json} (default report-DATASET-DATE-TIME)'),
-           models: Path = typer.Option(Path('models'), help="where the runs' .json files are"),
-           wandb: Optional[str] = typer.Option(None, '--wandb', help='also import the runs of a W&B sweep: entity/project/sweep_id'),
-           gist: bool = typer.Option(False, '--gist', help='publish the CSV as a secret gist (needs GITHUB_TOKEN)')):
+def report(dataset: Annotated[Optional[str], typer.Option(
+               help="only runs on this data folder's name, e.g. paddy-disease-classification")] = None,
+           top: Annotated[int, typer.Option(help='how many to list by score')] = 15,
+           score_constant: Annotated[float, typer.Option(help='score = error_rate × (fit_time + SCORE_CONSTANT)')] = 80,
+           agg: Annotated[str, typer.Option(help='over repeated runs: min (as the seed notebook) or mean')] = 'min',
+           name: Annotated[Optional[str], typer.Option(
+               help='reports/NAME.{png,csv,json} (default report-DATASET-DATE-TIME)')] = None,
+           models: MODELS = Path('models'),
+           wandb: Annotated[Optional[str], typer.Option(
+               '--wandb', help='also import the runs of a W&B sweep: entity/project/sweep_id')] = None,
+           gist: Annotated[bool,
+                           typer.Option('--gist',
+                                        help='publish the CSV as a secret gist (needs GITHUB_TOKEN)')] = False):
     "Rank experiments: pivot by family and model, top N by score, the better-and-faster-than-median subset, and a plot."
-    from .gist import publish, token
-    from .report import report
-    from .results import collect
-    if gist: token()  # fail before any work
-    df, sources = collect(models, wandb)
-    r = report(df, dataset=dataset, top=top, constant=score_constant, agg=agg, name=name, sources=sources)
-    if gist: typer.echo(f"published {r['files']['csv']} as {publish([r['files']['csv']], 'paddy report ' + r['files']['csv'].stem)}")
+    from .report import publish
+    publish(models, wandb, gist, dataset=dataset, top=top, constant=score_constant, agg=agg, name=name)
 
 
 @app.command('list')
@@ -262,36 +262,46 @@ def list_():
 
 @app.command()
 @friendly
-def demo(set_: List[str] = typer.Option([], '--set', help='override a field of both demo experiments'),
-         data_only: bool = typer.Option(False, '--data-only', help='only lay the digits out in data/demo/, for your own runs or sweeps')):
+def demo(set_: Annotated[List[str], typer.Option('--set', help='override a field of every demo experiment')] = [],
+         data_only: Annotated[bool, typer.Option(
+             '--data-only', help='only lay the digits out in data/demo/, for your own runs or sweeps')] = False):
     "Run the whole pipeline offline on scikit-learn's digits and print validation and test accuracy."
-    from .demo import build_digits, demo
-    if data_only: return typer.echo(f"{build_digits(Path('data/demo'))}: the digits in the competition's layout")
+    from .demo import demo
     plain_logs()
-    demo(overrides=set_)
+    demo(overrides=set_, data_only=data_only)
 
 
-kaggle_app = typer.Typer(no_args_is_help=True, help="Train on Kaggle's GPUs: push a sweep as a notebook, ask how it does, pull its runs back.")
+kaggle_app = typer.Typer(no_args_is_help=True,
+                         help="Train on Kaggle's GPUs: push a sweep as a notebook, ask how it does, pull "
+                              "its runs back.")
 app.add_typer(kaggle_app, name='kaggle')
 
 
 @kaggle_app.command('run')
 @friendly
-def kaggle_run(exps: List[str] = typer.Argument(..., help='experiment names in experiments/'),
-               repeat: int = typer.Option(1, '--repeat', help='runs of each experiment (new splits only where seed = None)'),
-               set_: List[str] = typer.Option([], '--set', help='override a field of every experiment: --set epochs=1'),
-               accelerator: str = typer.Option(ACCELERATOR, '--accelerator', help="Kaggle's GPU: NvidiaTeslaT4 is two T4s"),
-               title: Optional[str] = typer.Option(None, '--title', help="the notebook's title, which names it (default: paddy EXP…)"),
-               fit_memory: Optional[float] = typer.Option(None, '--fit-memory', help="GB of the GPU's memory: each run raises accum until it fits (15 for a T4)"),
-               dry_run: Optional[Path] = typer.Option(None, '--dry-run', help='write the dataset and kernel folders to DIR and push nothing')):
-    "Push paddy (as a private dataset, when it changed) and a kernel that runs `paddy sweep EXP… --repeat N` on Kaggle's GPU."
+def kaggle_run(exps: Annotated[List[str], typer.Argument(help='experiment names in experiments/')],
+               repeat: Annotated[int, typer.Option(
+                   '--repeat', help='runs of each experiment (new splits only where seed = None)')] = 1,
+               set_: SETS = [],
+               accelerator: Annotated[str,
+                                      typer.Option('--accelerator',
+                                                   help="Kaggle's GPU: NvidiaTeslaT4 is two T4s")] = ACCELERATOR,
+               title: Annotated[Optional[str], typer.Option(
+                   '--title', help="the notebook's title, which names it (default: paddy EXP…)")] = None,
+               fit_memory: Annotated[Optional[float], typer.Option(
+                   '--fit-memory', help="GB of the GPU's memory: each run raises accum until it fits "
+                                        "(15 for a T4)")] = None,
+               dry_run: Annotated[Optional[Path], typer.Option(
+                   '--dry-run', help='write the dataset and kernel folders to DIR and push nothing')] = None):
+    """Push paddy (as a private dataset, when it changed) and a kernel that runs `paddy sweep EXP… --repeat N` on
+    Kaggle's GPU."""
     from .kaggle.runs import run
     run(exps, repeat, set_, accelerator, title, dry_run, fit_memory=fit_memory)
 
 
 @kaggle_app.command('status')
 @friendly
-def kaggle_status(kernel: Optional[str] = typer.Argument(None, help='owner/slug[/version] (default: the last pushed, from kaggle-runs.csv)')):
+def kaggle_status(kernel: KERNEL = None):
     "The kernel's state in one line: queued, running, complete or error."
     from .kaggle.runs import status
     typer.echo(status(kernel))
@@ -299,10 +309,13 @@ def kaggle_status(kernel: Optional[str] = typer.Argument(None, help='owner/slug[
 
 @kaggle_app.command('pull')
 @friendly
-def kaggle_pull(kernel: Optional[str] = typer.Argument(None, help='owner/slug[/version] (default: the last pushed, from kaggle-runs.csv)'),
-                models: bool = typer.Option(False, '--models', help='also the exported .pkl models, which are large'),
-                data: Optional[Path] = DATA):
-    "Bring a finished kernel's runs into models/ and preds/, where results, report and ensemble take them; never overwrites."
+def kaggle_pull(kernel: KERNEL = None,
+                models: Annotated[bool,
+                                  typer.Option('--models',
+                                               help='also the exported .pkl models, which are large')] = False,
+                data: DATA = None):
+    """Bring a finished kernel's runs into models/ and preds/, where results, report and ensemble take them; never
+    overwrites."""
     from .kaggle.runs import pull
     pull(kernel, models, data)
 

@@ -1,4 +1,4 @@
-"""The offline demo: scikit-learn's real handwritten digits, laid out like the competition, through the whole pipeline."""
+"""The offline demo: scikit-learn's real handwritten digits, laid out like the competition, through the pipeline."""
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +7,7 @@ import pandas as pd
 from .ensemble import ensemble
 from .predict import load_preds
 from .spec import load
-from .train import train
+from .train import Settings, train
 
 LABELS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
 EXPERIMENTS = ('demo_lite0', 'demo_scratch')
@@ -15,7 +15,8 @@ SIDE = 64  # the 8×8 digits, upsampled so convnets have something to downsample
 
 
 def build_digits(root: Path, test_pct: float = 0.2, seed: int = 0) -> Path:
-    "Write `load_digits()` as train_images/<label>/, test_images/, train.csv, sample_submission.csv and test_labels.csv."
+    """Write `load_digits()` as train_images/<label>/, test_images/, train.csv, sample_submission.csv and
+    test_labels.csv."""
     from PIL import Image
     from sklearn.datasets import load_digits
     if (root / 'test_labels.csv').exists(): return root  # written last, so its presence means complete
@@ -42,10 +43,14 @@ def accuracy(labels, root: Path) -> float:
 
 
 def demo(root: Path = Path('data/demo'), overrides=(), models: Path = Path('models'), preds: Path = Path('preds'),
-         submissions: Path = Path('submissions')) -> pd.DataFrame:
-    "Build the digits, train both demo experiments, ensemble them into submissions/demo.csv; return the score table."
+         submissions: Path = Path('submissions'), data_only: bool = False) -> pd.DataFrame | None:
+    """Build the digits, train the demo experiments, ensemble them into submissions/demo.csv; return the score table.
+    `data_only` stops once the digits are laid out."""
     path = build_digits(root)
-    metas = [train(load(e, overrides), data=path, models=models, preds=preds) for e in EXPERIMENTS]
+    if data_only:
+        print(f"{path}: the digits in the competition's layout")
+        return None
+    metas = [train(load(e, overrides), Settings(data=str(path)), models, preds) for e in EXPERIMENTS]
     files = [str(preds / f"{m['run']}.npz") for m in metas]
     # the demo always writes submissions/demo.csv, so rerunning it replaces its own last result
     sub = ensemble(files, name='demo', data=path, preds=preds, submissions=submissions, replace=True)
@@ -58,5 +63,6 @@ def demo(root: Path = Path('data/demo'), overrides=(), models: Path = Path('mode
     rows.append(dict(model='ensemble', weights='mean', valid_acc=1 - sub['valid_error']['ensemble'],
                      test_acc=accuracy(pd.read_csv(sub['csv'], dtype=str).label, path)))
     table = pd.DataFrame(rows)
-    print(f"\n{table.to_string(index=False, float_format='%.4f')}\n\nwrote {sub['csv']}; test labels held aside in {path/'test_labels.csv'}")
+    print(f"\n{table.to_string(index=False, float_format='%.4f')}\n\nwrote {sub['csv']}; test labels held aside in "
+          f"{path/'test_labels.csv'}")
     return table

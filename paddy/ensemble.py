@@ -1,5 +1,6 @@
 """Average (or vote) saved TTA probabilities and write `submissions/<name>.csv` in sample_submission's order."""
 import time
+from collections import Counter
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -9,11 +10,12 @@ import pandas as pd
 from .data import find_data
 from .errors import PaddyError
 from .predict import error, load_preds
-from .provenance import never_overwrite, open_new, stamp, write_json
-from .weights import sha256
+from .files import never_overwrite, open_new, sha256, write_json
+from .provenance import stamp
+from .selection import greedy
 
 
-def matching(patterns=(), preds: Path = Path("preds")) -> list[Path]:
+def find_preds(patterns=(), preds: Path = Path("preds")) -> list[Path]:
     "Prediction files whose run name matches a pattern (a run, a glob, or a path); all of them by default."
     found = sorted(preds.glob('*.npz'))
     if not patterns:
@@ -21,41 +23,46 @@ def matching(patterns=(), preds: Path = Path("preds")) -> list[Path]:
         return found
     out = []
     for pat in patterns:
-        hits = [Path(pat)] if pat.endswith('.npz') and Path(pat).is_file() else [p for p in found if fnmatch(p.stem, pat)]
+        hits = [Path(pat)] if pat.endswith('.npz') and Path(pat).is_file() else [p for p in found if fnmatch(p.stem,
+                                                                                                             pat)]
         if not hits: raise PaddyError(f"no predictions match '{pat}' in {preds}/: see `ls {preds}`")
         out += [h for h in hits if h not in out]
     return out
 
 
-def recorded(f: Path) -> str:
+def data_folder(f: Path) -> str:
     "The data folder a prediction file says it was made on ('' when it says none)."
     with np.load(f, allow_pickle=False) as z: return str(z['data']) if 'data' in z.files else ''
 
 
-def of_folder(preds: Path, data=None) -> list[Path]:
+def on_data_folder(preds: Path, data=None) -> list[Path]:
     """With no runs named: the runs predicted on the data folder in use (`data`, else the usual search), or, where no
     folder is in use, on the one folder they all share."""
-    found = matching((), preds)
-    where = {f: recorded(f) for f in found}
+    found = find_preds((), preds)
+    where = {f: data_folder(f) for f in found}
     try: path = find_data(data)
     except PaddyError:
         folders = sorted(set(where.values()))
         if data is not None or len(folders) != 1: raise PaddyError(
-            f"the runs in {preds}/ were predicted on {len(folders)} data folders ({', '.join(f or '(unrecorded)' for f in folders)}): pass --data DIR") from None
+            f"the runs in {preds}/ were predicted on {len(folders)} data folders "
+            f"({', '.join(f or '(unrecorded)' for f in folders)}): pass --data DIR") from None
         path = find_data(folders[0])
     here = [f for f in found if where[f] == str(path.resolve())]
     ids = pd.read_csv(path / 'sample_submission.csv', dtype=str).image_id.tolist()
-    away = [f for f in found if f not in here and elsewhere(f, where[f], ids)]
-    if not here + away: raise PaddyError(f"none of the {len(found)} runs in {preds}/ was predicted on {path}: pass --data with the folder "
-                                         f"they were (e.g. {next(iter(where.values())) or '?'}), or name the runs")
+    away = [f for f in found if f not in here and predicted_on_a_copy(f, where[f], ids)]
+    if not here + away:
+        raise PaddyError(f"none of the {len(found)} runs in {preds}/ was predicted on {path}: pass --data "
+                         "with the folder "
+                         f"they were (e.g. {next(iter(where.values())) or '?'}), or name the runs")
     others = len(found) - len(here) - len(away)
     print(f"taking the {len(here)} runs predicted on {path}"
-          + (f" and {len(away)} predicted on its copy elsewhere ({', '.join(sorted({where[f] for f in away}))})" if away else '')
+          + (f" and {len(away)} predicted on its copy elsewhere "
+             f"({', '.join(sorted({where[f] for f in away}))})" if away else '')
           + (f" ({others} others in {preds}/ were not)" if others else ''))
     return sorted(here + away)
 
 
-def elsewhere(f: Path, folder: str, ids: list[str]) -> bool:
+def predicted_on_a_copy(f: Path, folder: str, ids: list[str]) -> bool:
     """Whether run file `f` was predicted on another machine's copy of the competition whose sample_submission.csv has
     `ids`, such as a Kaggle notebook's /kaggle/input: its folder is not here, and its test ids are `ids`."""
     if not folder or Path(folder).exists(): return False
@@ -74,9 +81,11 @@ def _check_members(members: dict[str, dict]):
     runs = list(members)
     vocabs = {r: m['vocab'].tolist() for r, m in members.items()}
     if any(v != vocabs[runs[0]] for v in vocabs.values()):
-        raise PaddyError("runs have different vocabularies and cannot be averaged: " + '; '.join(f"{r}: {','.join(v)}" for r, v in vocabs.items()))
+        raise PaddyError("runs have different vocabularies and cannot be averaged: "
+                         + '; '.join(f"{r}: {','.join(v)}" for r, v in vocabs.items()))
     if any(not np.array_equal(m['test_ids'], members[runs[0]]['test_ids']) for m in members.values()):
-        raise PaddyError(f"runs predicted different test sets: ensemble runs of one competition folder ({', '.join(runs)})")
+        raise PaddyError("runs predicted different test sets: ensemble runs of one competition folder "
+                         f"({', '.join(runs)})")
 
 
 def shared_split(members: dict[str, dict]) -> bool:
@@ -86,13 +95,12 @@ def shared_split(members: dict[str, dict]) -> bool:
 
 def choose(members: dict[str, dict], steps: int | None) -> tuple[np.ndarray, dict]:
     "Greedy selection's integer weights over `members`, printing each step; refuses runs that don't share one split."
-    from .selection import greedy
-    from collections import Counter
     split = {r: m['valid_ids'].tobytes() if 'valid_ids' in m else b'' for r, m in members.items()}
     common = Counter(split.values()).most_common(1)[0][0]
     apart = [r for r, s in split.items() if s != common or not s]
     if apart: raise PaddyError(f"--select greedy needs runs that share one validation split, and {', '.join(apart)} "
-                               f"{'does' if len(apart) == 1 else 'do'} not share the others': name runs of one split seed")
+                               f"{'does' if len(apart) == 1 else 'do'} not share the others': name runs of "
+                               "one split seed")
     first = next(iter(members.values()))
     runs = list(members)
     w, history = greedy([m['valid_probs'] for m in members.values()], first['valid_targets'], steps)
@@ -100,20 +108,31 @@ def choose(members: dict[str, dict], steps: int | None) -> tuple[np.ndarray, dic
         what = 'the plain mean is better' if h['added'] is None else f"+ {runs[h['added']]}"
         print(f"step {h['step']}: {what}: validation error {h['error']:.4f} with {h['members']} runs")
     return w, dict(method='greedy', weights=dict(zip(runs, w.tolist())),
-                   steps=[dict(step=h['step'], added=None if h['added'] is None else runs[h['added']], error=h['error']) for h in history])
+                   steps=[dict(step=h['step'], added=None if h['added'] is None else runs[h['added']],
+                               error=h['error']) for h in history])
+
+
+def parse_weights(text: str | None) -> list[float] | None:
+    "`--weights 2,1,1` as numbers."
+    if text is None: return None
+    try: return [float(x) for x in text.split(',')]
+    except ValueError:
+        raise PaddyError(f"--weights {text}: give numbers separated by commas, e.g. --weights 2,1") from None
 
 
 def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = None, data=None,
              preds: Path = Path('preds'), submissions: Path = Path('submissions'), replace: bool = False,
              select: str | None = None, steps: int | None = None) -> dict:
-    """Ensemble the runs matching `patterns` into `submissions/<name>.csv`, with its provenance beside it. `select='greedy'`
-    picks members and integer weights on the shared validation split instead of `weights`."""
+    """Ensemble the runs matching `patterns` into `submissions/<name>.csv`, with its provenance beside it.
+    `select='greedy'` picks members and integer weights on the shared validation split instead of `weights`."""
+    if isinstance(weights, str): weights = parse_weights(weights)
     if select not in (None, 'greedy'): raise PaddyError(f"--select {select}: the one selection there is, is greedy")
-    if select and (weights is not None or vote): raise PaddyError("--select greedy chooses the weights itself: drop --weights and --vote")
+    if select and (weights is not None or vote):
+        raise PaddyError("--select greedy chooses the weights itself: drop --weights and --vote")
     name = name or time.strftime('ensemble-%Y%m%d-%H%M%S')
     csv = submissions / f'{name}.csv'
     if not replace: never_overwrite(csv, csv.with_suffix('.json'), hint='pass --name OTHER')  # before any work
-    files = matching(patterns, preds) if patterns else of_folder(preds, data)
+    files = find_preds(patterns, preds) if patterns else on_data_folder(preds, data)
     members = {f.stem: load_preds(f) for f in files}  # keyed by file: one run may have several predictions
     _check_members(members)
     chosen = None
@@ -122,12 +141,13 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     if len(w) != len(members) or (w < 0).any() or w.sum() <= 0:
         raise PaddyError(f"--weights needs {len(members)} non-negative numbers, one per run ({', '.join(members)})")
     w = w / w.sum()
-    recorded = {str(m.get('data', '')) for m in members.values()}
-    path = find_data(data, recorded.pop() if len(recorded) == 1 else None)  # by default, where they were predicted
+    folders = {str(m.get('data', '')) for m in members.values()}
+    path = find_data(data, folders.pop() if len(folders) == 1 else None)  # by default, where they were predicted
     sample = pd.read_csv(path / 'sample_submission.csv', dtype=str)
     first = next(iter(members.values()))
     if first['test_ids'].tolist() != sample.image_id.tolist():
-        raise PaddyError(f"the runs' test ids differ from {path/'sample_submission.csv'}: ensemble them with --data set to the folder they were predicted on")
+        raise PaddyError(f"the runs' test ids differ from {path/'sample_submission.csv'}: ensemble them with --data "
+                         "set to the folder they were predicted on")
     vocab = first['vocab']
     probs = combine([m['test_probs'] for m in members.values()], w, vote)
     sub = pd.DataFrame({'image_id': sample.image_id, 'label': vocab[probs.argmax(1)]})
@@ -135,14 +155,17 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     if shared_split(members) and all(v is not None for v in report['members'].values()):
         report['ensemble'] = error(first, combine([m['valid_probs'] for m in members.values()], w, vote))
         for r, e in report['members'].items(): print(f'{e:.4f}  {r}')
-        print(f"{report['ensemble']:.4f}  ensemble of {int((w > 0).sum())} ({'vote' if vote else 'greedy' if select else 'mean'}), validation error")
+        print(f"{report['ensemble']:.4f}  ensemble of {int((w > 0).sum())} "
+              f"({'vote' if vote else 'greedy' if select else 'mean'}), validation error")
     else: print('the runs do not share one validation split, so no ensemble validation error is given')
     submissions.mkdir(parents=True, exist_ok=True)
     if replace: sub.to_csv(csv, index=False)
     else:
         with open_new(csv, hint='pass --name OTHER') as f: sub.to_csv(f, index=False)
-    meta = dict(name=name, csv=str(csv), sha256=sha256(csv), method='vote' if vote else 'mean', runs=[str(m['run']) for m in members.values()],
-                weights=w.tolist(), selection=chosen, preds=[str(f) for f in files], valid_error=report, data=str(path.resolve()), **stamp())
+    meta = dict(name=name, csv=str(csv), sha256=sha256(csv), method='vote' if vote else 'mean',
+                runs=[str(m['run']) for m in members.values()],
+                weights=w.tolist(), selection=chosen, preds=[str(f) for f in files], valid_error=report,
+                data=str(path.resolve()), **stamp())
     write_json(csv.with_suffix('.json'), meta, replace=replace)
     print(f'wrote {csv} ({len(sub)} rows)')
     return meta

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from .errors import PaddyError
 
-NEEDS = "--gist needs a GitHub token with the gist scope in GITHUB_TOKEN (github.com → Settings → Developer settings → Tokens)"
+NEEDS = ("--gist needs a GitHub token with the gist scope in GITHUB_TOKEN (github.com → Settings → Developer "
+         "settings → Tokens)")
 
 
 def token() -> str:
@@ -16,11 +17,17 @@ def token() -> str:
 def publish(files: list[Path], description: str) -> str:
     "Upload `files` as one secret gist and return its URL."
     import requests
-    api = os.environ.get('PADDY_GITHUB_API', 'https://api.github.com')  # another host for GitHub Enterprise, or a test server
-    body = dict(description=description, public=False, files={Path(f).name: {'content': Path(f).read_text()} for f in files})
+    # another host for GitHub Enterprise, or a test server
+    api = os.environ.get('PADDY_GITHUB_API', 'https://api.github.com')
+    body = dict(description=description, public=False,
+                files={Path(f).name: {'content': Path(f).read_text()} for f in files})
     try: r = requests.post(f'{api}/gists', json=body, timeout=30,
                            headers={'Authorization': f'Bearer {token()}', 'Accept': 'application/vnd.github+json'})
-    except requests.RequestException as e: raise PaddyError(f"could not reach GitHub at {api} ({type(e).__name__}): the report is still in {files[0].parent}/") from None
-    if r.status_code in (401, 403): raise PaddyError(f"GitHub refused the token ({r.status_code}): {NEEDS.split(' needs ', 1)[1]}")
-    if r.status_code != 201: raise PaddyError(f"GitHub answered {r.status_code} to the gist: the report is still in {files[0].parent}/")
+    except requests.RequestException as e:
+        raise PaddyError(f"could not reach GitHub at {api} ({type(e).__name__}): the report is still in "
+                         f"{files[0].parent}/") from None
+    if r.status_code in (401, 403):
+        raise PaddyError(f"GitHub refused the token ({r.status_code}): {NEEDS.split(' needs ', 1)[1]}")
+    if r.status_code != 201:
+        raise PaddyError(f"GitHub answered {r.status_code} to the gist: the report is still in {files[0].parent}/")
     return r.json()['html_url']

@@ -1,12 +1,12 @@
 """TTA probabilities on the shared validation split and the test set, saved so ensembling never reloads a model."""
-import os
+import os, pickle
 from pathlib import Path
 
 import numpy as np
 
 from .data import find_data, num_workers, read_train, tst_items
 from .errors import PaddyError
-from .provenance import is_run_name, never_overwrite, open_new, read_json
+from .files import is_run_name, never_overwrite, open_new, read_json
 
 
 def tta(learn, files, n: int = 4) -> np.ndarray:
@@ -34,7 +34,8 @@ def tta_preds(learn, path: Path, valid: list[str], df=None) -> dict:
                    valid_targets=np.array([vocab.index(l) for l in rows.label]))
     ids, files = tst_items(path)
     print(f'TTA on {len(ids)} test images')
-    out.update(test_ids=np.array(ids), test_probs=tta(learn, files)[:, :len(vocab)])  # a variety head's columns come after
+    # a variety head's columns come after
+    out.update(test_ids=np.array(ids), test_probs=tta(learn, files)[:, :len(vocab)])
     return out
 
 
@@ -59,17 +60,35 @@ def model_file(run: str, models: Path, trust: bool = False) -> tuple[Path, str]:
     any other pickle loads only with `trust`, since unpickling runs whatever code the file holds."""
     p = Path(run)
     if run.endswith('.pkl') or '/' in run or os.sep in run:
-        if p.parent.resolve() == models.resolve() and p.with_suffix('.json').is_file(): return p, p.stem  # one of ours, by path
-        if not trust: raise PaddyError(f"{run} is not a run in {models}/ with its .json, and loading a pickle runs any code in it: "
-                                       f"pass --trust if you know where it came from")
+        if p.parent.resolve() == models.resolve() and p.with_suffix('.json').is_file():
+            return p, p.stem  # one of ours, by path
+        if not trust:
+            raise PaddyError(f"{run} is not a run in {models}/ with its .json, and loading a pickle runs any "
+                             "code in it: "
+                             f"pass --trust if you know where it came from")
         if not p.is_file(): raise PaddyError(f"no file {run}: check the path")
         return p, p.stem
     if not is_run_name(run): raise PaddyError(f"'{run}' is not a run name: see `ls {models}`")
     pkl, meta = models / f'{run}.pkl', models / f'{run}.json'
-    if not pkl.exists(): raise PaddyError(f"no exported model {pkl}: train one with `paddy train EXP`, or check `ls {models}`")
+    if not pkl.exists():
+        raise PaddyError(f"no exported model {pkl}: train one with `paddy train EXP`, or check `ls {models}`")
     if not meta.exists() and not trust:
-        raise PaddyError(f"{pkl} has no {meta.name}, so it did not finish or was not made here: pass --trust to load it anyway")
+        raise PaddyError(f"{pkl} has no {meta.name}, so it did not finish or was not made here: pass --trust to "
+                         "load it anyway")
     return pkl, run
+
+
+# classes a variety head's Learner pickled before paddy/train/ existed, and the modules that hold them now
+MOVED = {('paddy.heads', 'Lookup'): 'paddy.data.labels', ('paddy.heads', 'TwoHeads'): 'paddy.train.heads',
+         ('paddy.heads', 'HeadError'): 'paddy.train.heads'}
+
+
+class renamed:
+    "A `pickle_module` for `load_learner` that finds a moved class where it lives now, so older exports still load."
+    load, loads = pickle.load, pickle.loads
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name): return super().find_class(MOVED.get((module, name), module), name)
 
 
 def predict(run: str, data=None, out: Path | None = None, models: Path = Path('models'), preds: Path = Path('preds'),
@@ -84,7 +103,7 @@ def predict(run: str, data=None, out: Path | None = None, models: Path = Path('m
     path = find_data(data)
     out = out or preds / f'{run}.npz'
     never_overwrite(out, hint='pass --out OTHER.npz')  # before the TTA, not after it
-    learn = load_learner(pkl, cpu=not torch.cuda.is_available())
+    learn = load_learner(pkl, cpu=not torch.cuda.is_available(), pickle_module=renamed)
     p = tta_preds(learn, path, meta.get('valid_ids', []))
     save_preds(out, run, p)
     err = error(p)

@@ -4,8 +4,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import gist, wandb_io
 from .errors import PaddyError
-from .provenance import never_overwrite, open_new, stamp, write_json
+from .files import never_overwrite, open_new, write_json
+from .provenance import stamp
+from .results import results
 
 KEYS = ['dataset', 'family', 'experiment', 'arch', 'resize', 'size']
 
@@ -23,7 +26,8 @@ def pivot(df: pd.DataFrame, agg: str = 'min') -> pd.DataFrame:
 
 
 def score(p: pd.DataFrame, constant: float = 80) -> pd.Series:
-    "error_rate × (fit_time + constant): the constant stands for the fixed cost of a run, so speed counts but not alone."
+    """error_rate × (fit_time + constant): the constant stands for the fixed cost of a run, so speed counts but not
+    alone."""
     return p.error_rate * (p.fit_time + constant)
 
 
@@ -55,7 +59,8 @@ def plot(p: pd.DataFrame, path: Path, runs: pd.DataFrame | None = None):
             ax.annotate(row.experiment, (row.fit_time, row.error_rate), fontsize=7, textcoords='offset points',
                         xytext=(5, 6 if i % 2 == 0 else -11))
         ax.set_xscale('log'); ax.margins(0.08)
-        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter): axis(FuncFormatter(lambda x, _: f'{x:g}'))  # 300, not 3×10²
+        for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+            axis(FuncFormatter(lambda x, _: f'{x:g}'))  # 300, not 3×10²
         ax.set(xlabel='fit time (s, log scale)', ylabel='error rate', title=ds); ax.grid(alpha=0.3)
         ax.legend(title='family', fontsize=8)
     fig.tight_layout()
@@ -67,7 +72,8 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
            name: str | None = None, out: Path = Path('reports'), sources: dict | None = None) -> dict:
     "Print the pivot, the top `top` by score and the better-and-faster subset; write reports/<name>.{png,csv,json}."
     if dataset is not None:
-        if dataset not in set(df.dataset): raise PaddyError(f"no runs on dataset '{dataset}': there are {', '.join(sorted(set(df.dataset)))}")
+        if dataset not in set(df.dataset):
+            raise PaddyError(f"no runs on dataset '{dataset}': there are {', '.join(sorted(set(df.dataset)))}")
         df = df[df.dataset == dataset]
     df = df.dropna(subset=['error_rate', 'fit_time'])
     if df.empty: raise PaddyError("no run has both an error rate and a fit time to rank")
@@ -79,14 +85,38 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
     never_overwrite(*files.values(), hint='pass --name OTHER')
     fast = better_and_faster(p)
     with pd.option_context('display.width', 250, 'display.max_rows', 500, 'display.float_format', '{:.4f}'.format):
-        print(f'{len(df)} runs of {len(p)} experiments; score = error_rate × (fit_time + {constant:g}), {agg} over repeats\n')
+        print(f'{len(df)} runs of {len(p)} experiments; score = error_rate × (fit_time + {constant:g}), {agg} '
+              'over repeats\n')
         print(p.to_string(index=False), '\n')
-        print(f'top {top} by score:\n{p.head(top)[KEYS[1:3] + ["error_rate", "fit_time", "score"]].to_string(index=False)}\n')
-        print('better and faster than the median:\n' + (fast[KEYS[1:3] + ['error_rate', 'fit_time']].to_string(index=False) if len(fast) else '(none)'))
+        ranked = p.head(top)[KEYS[1:3] + ["error_rate", "fit_time", "score"]]
+        print(f'top {top} by score:\n{ranked.to_string(index=False)}\n')
+        print('better and faster than the median:\n'
+              + (fast[KEYS[1:3] + ['error_rate', 'fit_time']].to_string(index=False) if len(fast) else '(none)'))
     out.mkdir(parents=True, exist_ok=True)
     plot(p, files['png'], df)
     with open_new(files['csv']) as f: p.to_csv(f, index=False)
-    write_json(files['json'], dict(name=name, dataset=dataset, top=top, score_constant=constant, agg=agg, runs=df.run.tolist(),
+    write_json(files['json'],
+               dict(name=name, dataset=dataset, top=top, score_constant=constant, agg=agg, runs=df.run.tolist(),
                                    sources=sources or {}, files={k: str(v) for k, v in files.items()}, **stamp()))
     print(f'\nwrote {files["png"]}, {files["csv"]}')
     return dict(pivot=p, top=p.head(top), better_and_faster=fast, files=files)
+
+
+def collect(models: Path = Path('models'), wandb: str | None = None) -> tuple[pd.DataFrame, dict]:
+    "This project's runs, plus a W&B sweep's when `wandb` names one; and where they came from."
+    frames, sources = [], {}
+    if wandb:
+        frames.append(wandb_io.sweep_results(wandb)); sources['wandb'] = wandb
+    if Path(models).is_dir() or not frames: frames.append(results(models)); sources['models'] = str(models)
+    return pd.concat(frames, ignore_index=True), sources
+
+
+def publish(models: Path = Path('models'), wandb: str | None = None, to_gist: bool = False, **kwargs) -> dict:
+    "`report` the runs in `models` (and a W&B sweep's); with `to_gist`, publish its CSV as a secret gist."
+    if to_gist: gist.token()  # fail before any work
+    df, sources = collect(models, wandb)
+    r = report(df, sources=sources, **kwargs)
+    if to_gist:
+        csv = r['files']['csv']
+        print(f"published {csv} as {gist.publish([csv], 'paddy report ' + csv.stem)}")
+    return r

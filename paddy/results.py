@@ -5,13 +5,15 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import PaddyError
+from .files import open_new
 
 COLUMNS = ['run', 'dataset', 'experiment', 'recipe', 'arch', 'family', 'resize', 'item_size', 'size', 'accum', 'epochs',
            'error_rate', 'tta_error_rate', 'tta_helped', 'fit_time', 'gpu_mem_gb', 'device', 'sweep', 'created']
 
 
 def family(arch: str) -> str:
-    "convnext_small.fb_in22k → convnext, swinv2_base_window12_192 → swinv2, resnet26d → resnetd; anything else is its own."
+    """convnext_small.fb_in22k → convnext, swinv2_base_window12_192 → swinv2, resnet26d → resnetd; anything else is its
+    own."""
     name = arch.split('.')[0].lower()
     name = re.sub(r'^(tf|test)_', '', name)  # TF ports and timm's tiny test models belong to the family they copy
     # the rule of the seed's "which image models are best" analysis: the leading letters, keeping a v2
@@ -24,8 +26,10 @@ def family(arch: str) -> str:
 
 
 def recipe(exp: dict) -> str:
-    "A short hash of every field but the name and the split seed: runs of one recipe are repeats; `--set` makes another."
-    return hashlib.sha1(json.dumps({k: v for k, v in exp.items() if k not in ('name', 'seed')}, sort_keys=True).encode()).hexdigest()[:6]
+    """A short hash of every field but the name and the split seed: runs of one recipe are repeats; `--set` makes
+    another."""
+    return hashlib.sha1(json.dumps({k: v for k, v in exp.items() if k not in ('name', 'seed')},
+                                   sort_keys=True).encode()).hexdigest()[:6]
 
 
 def _size(s) -> str:
@@ -33,14 +37,19 @@ def _size(s) -> str:
 
 
 def row(meta: dict) -> dict:
-    "One run's metadata as a table row; `tta_helped` compares at 6 places, as fastai's error is float32 and TTA's float64."
+    """One run's metadata as a table row; `tta_helped` compares at 6 places, as fastai's error is float32 and TTA's
+    float64."""
     exp = meta.get('experiment', {})
     err, tta = meta.get('error_rate'), meta.get('tta_error_rate')
-    return dict(run=meta.get('run'), dataset=Path(str(meta.get('data', ''))).name, experiment=exp.get('name'), recipe=recipe(exp), arch=exp.get('arch'),
-                family=family(str(exp.get('arch', ''))), resize=exp.get('resize'), item_size=_size(exp.get('item_size')),
+    return dict(run=meta.get('run'), dataset=Path(str(meta.get('data', ''))).name, experiment=exp.get('name'),
+                recipe=recipe(exp), arch=exp.get('arch'),
+                family=family(str(exp.get('arch', ''))), resize=exp.get('resize'),
+                item_size=_size(exp.get('item_size')),
                 size=_size(exp.get('aug_size')), accum=exp.get('accum'), epochs=exp.get('epochs'), error_rate=err,
-                tta_error_rate=tta, tta_helped=None if err is None or tta is None else round(tta, 6) < round(err, 6), fit_time=meta.get('fit_time'),
-                gpu_mem_gb=meta.get('peak_gpu_mem_gb'), device=meta.get('device'), sweep=meta.get('sweep'), created=meta.get('created'))
+                tta_error_rate=tta, tta_helped=None if err is None or tta is None else round(tta, 6) < round(err, 6),
+                fit_time=meta.get('fit_time'),
+                gpu_mem_gb=meta.get('peak_gpu_mem_gb'), device=meta.get('device'), sweep=meta.get('sweep'),
+                created=meta.get('created'))
 
 
 def metas(models: Path = Path('models'), warn: bool = True) -> list[tuple[Path, dict]]:
@@ -61,15 +70,15 @@ def results(models: Path = Path('models')) -> pd.DataFrame:
         try: rows.append(row(meta))
         except (AttributeError, TypeError) as e:
             print(f"warning: skipping {f}: not a run's metadata ({type(e).__name__})", file=sys.stderr)
-    if not rows: raise PaddyError(f"no finished runs in {models}/: train some with `paddy train EXP` or `paddy sweep EXP…`")
+    if not rows:
+        raise PaddyError(f"no finished runs in {models}/: train some with `paddy train EXP` or `paddy sweep EXP…`")
     return pd.DataFrame(rows, columns=COLUMNS).sort_values('created', kind='stable').reset_index(drop=True)
 
 
-def collect(models: Path = Path('models'), wandb: str | None = None) -> tuple[pd.DataFrame, dict]:
-    "This project's runs, plus a W&B sweep's when `wandb` names one; and where they came from."
-    frames, sources = [], {}
-    if wandb:
-        from .wandb_io import sweep_results
-        frames.append(sweep_results(wandb)); sources['wandb'] = wandb
-    if Path(models).is_dir() or not frames: frames.append(results(models)); sources['models'] = str(models)
-    return pd.concat(frames, ignore_index=True), sources
+def table(models: Path = Path('models'), csv: Path | None = None) -> pd.DataFrame:
+    "`results` to show, and written to `csv` too when given (a new file: nothing is overwritten)."
+    df = results(models)
+    if csv is not None:
+        with open_new(csv, 'x', hint='choose another --csv') as f: df.to_csv(f, index=False)
+        print(f'wrote {csv} ({len(df)} runs)', file=sys.stderr)
+    return df.drop(columns=['created', 'sweep'])

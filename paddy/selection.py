@@ -1,4 +1,4 @@
-"""Ensemble selection on the shared validation split: greedy forward selection with replacement (Caruana et al., 2004)."""
+"""Ensemble selection on the shared validation split: greedy forward selection with replacement (Caruana, 2004)."""
 import numpy as np
 
 
@@ -30,5 +30,7 @@ def greedy(valid: list[np.ndarray], targets: np.ndarray, steps: int | None = Non
                             weights=counts.copy()))
     chosen = min(history, key=lambda h: (h['error'], h['step']))
     mean = _error(np.mean(valid, 0), targets)
-    if mean < chosen['error']: return np.ones(n, int), history + [dict(step='mean', added=None, error=mean, members=n, weights=np.ones(n, int))]
+    if mean < chosen['error']:
+        return np.ones(n,
+                       int), history + [dict(step='mean', added=None, error=mean, members=n, weights=np.ones(n, int))]
     return chosen['weights'], history

@@ -62,7 +62,8 @@ def _fits(tp, v) -> bool:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType): return any(_fits(a, v) for a in args)
     if tp is type(None): return v is None
-    if origin is tuple: return isinstance(v, tuple) and len(v) == len(args) and all(_fits(a, o) for a, o in zip(args, v))
+    if origin is tuple:
+        return isinstance(v, tuple) and len(v) == len(args) and all(_fits(a, o) for a, o in zip(args, v))
     if tp is float: return isinstance(v, (int, float)) and not isinstance(v, bool)
     if tp is int: return isinstance(v, int) and not isinstance(v, bool)
     return isinstance(v, tp)
@@ -72,7 +73,8 @@ def _check(key: str, v, where: str):
     "Return `v` as field `key`'s type, or raise naming the field and where it came from."
     if key not in FIELDS:
         close = difflib.get_close_matches(key, FIELDS, n=1)
-        raise PaddyError(f"{where}: unknown field '{key}'" + (f" (did you mean '{close[0]}'?)" if close else f"; fields are {', '.join(FIELDS)}"))
+        raise PaddyError(f"{where}: unknown field '{key}'"
+                         + (f" (did you mean '{close[0]}'?)" if close else f"; fields are {', '.join(FIELDS)}"))
     tp = FIELDS[key].type
     if isinstance(v, list): v = tuple(v)
     if not _fits(tp, v): raise PaddyError(f"{where}: {key}={v!r} must be of type {_tname(tp)}")
@@ -105,7 +107,8 @@ def load(name: str, overrides: typing.Sequence[str] = (), folder: Path | None = 
     finally:
         sys.path.pop(0)
         for m in set(sys.modules) - before: del sys.modules[m]  # bases are re-read every time
-    vals = {k: _check(k, v, str(p)) for k, v in ns.items() if not k.startswith('_') and not isinstance(v, types.ModuleType)}
+    vals = {k: _check(k, v,
+                      str(p)) for k, v in ns.items() if not k.startswith('_') and not isinstance(v, types.ModuleType)}
     if 'arch' not in vals: raise PaddyError(f"{p}: set `arch`, e.g. arch = 'convnext_small'")
     exp = Experiment(name=p.stem, **vals)
     return replace(exp, **dict(parse_override(o) for o in overrides))
@@ -117,14 +120,17 @@ def hw(size: Size) -> tuple[int, int]:
 
 
 def validate(exp: Experiment) -> list[str]:
-    "Raise on a spec that cannot train; return warnings for one that trains badly."
-    from .models import check_arch
-    if exp.resize not in RESIZE_METHODS: raise PaddyError(f"{exp.name}: resize='{exp.resize}' must be one of {', '.join(RESIZE_METHODS)}")
-    if exp.accum < 1 or exp.bs % exp.accum: raise PaddyError(f"{exp.name}: accum={exp.accum} must be ≥1 and divide bs={exp.bs}")
+    """Raise on fields that cannot train; return warnings for ones that train badly. The arch is checked where it is
+    built."""
+    if exp.resize not in RESIZE_METHODS:
+        raise PaddyError(f"{exp.name}: resize='{exp.resize}' must be one of {', '.join(RESIZE_METHODS)}")
+    if exp.accum < 1 or exp.bs % exp.accum:
+        raise PaddyError(f"{exp.name}: accum={exp.accum} must be ≥1 and divide bs={exp.bs}")
     if not 0 < exp.valid_pct < 1: raise PaddyError(f"{exp.name}: valid_pct={exp.valid_pct} must be between 0 and 1")
-    if min(*hw(exp.item_size), *hw(exp.aug_size), exp.epochs, exp.bs) < 1: raise PaddyError(f"{exp.name}: sizes, epochs and bs must be positive")
-    check_arch(exp)
-    msgs = [f"{exp.name}: {key}={getattr(exp, key)} has a side that is not a multiple of 32, which wastes compute or distorts the last feature map"
+    if min(*hw(exp.item_size), *hw(exp.aug_size), exp.epochs, exp.bs) < 1:
+        raise PaddyError(f"{exp.name}: sizes, epochs and bs must be positive")
+    msgs = [f"{exp.name}: {key}={getattr(exp, key)} has a side that is not a multiple of 32, which wastes compute or "
+            "distorts the last feature map"
             for key in ('item_size', 'aug_size') if any(s % 32 for s in hw(getattr(exp, key)))]
     for m in msgs: print(f'warning: {m}', file=sys.stderr)
     return msgs
@@ -137,5 +143,7 @@ def table(folder: Path | None = None) -> str:
     for n in available(folder):
         try: rows.append(vars(load(n, folder=folder)))
         except PaddyError as e: rows.append(dict(name=n, arch=f'error: {e}'))
-    if not rows: raise PaddyError(f"no experiments in {folder or experiments_dir()}/: add one, e.g. copy experiments/convnext_small_squish.py")
+    if not rows:
+        raise PaddyError(f"no experiments in {folder or experiments_dir()}/: add one, e.g. copy "
+                         "experiments/convnext_small_squish.py")
     return pd.DataFrame(rows).fillna('').to_string(index=False)

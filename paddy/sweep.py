@@ -1,13 +1,15 @@
-"""Many runs from a queue: one `paddy train` process per GPU (or one after another on CPU), resumable, a log file each."""
+"""Many runs from a queue: one `paddy train` process per GPU (or one by one on CPU), resumable, a log file each."""
 import hashlib, json, os, queue, signal, subprocess, sys, threading, time
 from pathlib import Path
 
 from .data import find_data, num_workers
 from .data.verify import ensure
 from .errors import PaddyError
-from .provenance import is_run_name, read_json, stamp, write_json
+from .files import is_run_name, read_json, write_json
+from .provenance import stamp
 from .results import metas
 from .spec import load
+from .train.settings import Settings
 
 
 def job_of(tag, name: str) -> str | None:
@@ -31,7 +33,7 @@ def stopped(name: str, models: Path = Path('models')) -> dict[str, str]:
     for f in sorted(models.glob('*.state/run.json')):
         try: info = read_json(f)
         except ValueError: continue  # caught mid-write: that run is not stopped
-        job = job_of(info.get('sweep'), name)
+        job = job_of((info.get('settings') or info).get('sweep'), name)  # older states kept it at the top
         if job and is_run_name(str(info.get('run', ''))): out[job] = info['run']
     return out
 
@@ -44,7 +46,8 @@ def devices(gpus: str | None) -> list[str | None]:
     ids = [g.strip() for g in gpus.split(',') if g.strip()]
     bad = [g for g in ids if not g.isdigit() or int(g) >= n]
     if bad or not ids:
-        raise PaddyError(f"--gpus {gpus}: this machine has {n} GPU{'s' * (n != 1)}" + (f" (0…{n - 1})" if n else ": leave out --gpus to run on CPU"))
+        raise PaddyError(f"--gpus {gpus}: this machine has {n} GPU{'s' * (n != 1)}"
+                         + (f" (0…{n - 1})" if n else ": leave out --gpus to run on CPU"))
     return ids
 
 
@@ -52,12 +55,14 @@ def run_env(dev: str | None, n_devices: int, base=None) -> dict:
     "A run's environment: its one GPU, and a share of the CPU cores for its image loaders when runs go in parallel."
     env = dict(os.environ if base is None else base)
     if dev is not None: env['CUDA_VISIBLE_DEVICES'] = dev
-    if n_devices > 1 and 'PADDY_WORKERS' not in env: env['PADDY_WORKERS'] = str(max(1, (os.cpu_count() or 1) // n_devices))
+    if n_devices > 1 and 'PADDY_WORKERS' not in env:
+        env['PADDY_WORKERS'] = str(max(1, (os.cpu_count() or 1) // n_devices))
     return env
 
 
 def run_queue(jobs: list[str], devs: list, launch, stop: threading.Event) -> dict[str, int]:
-    "Run `launch(job, device)` for every job, at most one at a time per device; job → exit code (absent if not started)."
+    """Run `launch(job, device)` for every job, at most one at a time per device; job → exit code (absent if not
+    started)."""
     q, codes = queue.Queue(), {}
     for j in jobs: q.put(j)
 
@@ -76,15 +81,19 @@ def run_queue(jobs: list[str], devs: list, launch, stop: threading.Event) -> dic
 class Sweep:
     "The jobs `<exp>-<k>` for k in 1…repeat of every experiment, under sweeps/<name>/ with one log per job."
 
-    def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'), fit_memory=None):
+    def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'),
+                 fit_memory=None):
         if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
         specs = [load(e, sets) for e in exps]  # a typo in any experiment stops the sweep before any run starts
         ensure(find_data(data), num_workers())  # as does bad data, instead of failing every run in turn
-        self.args = dict(experiments=list(exps), repeat=repeat, set=list(sets), data=None if data is None else str(Path(data).resolve()), wandb=wandb)
-        if fit_memory is not None: self.args['fit_memory'] = fit_memory  # only when given: older sweeps keep their names
+        self.args = dict(experiments=list(exps), repeat=repeat, set=list(sets),
+                         data=None if data is None else str(Path(data).resolve()), wandb=wandb)
+        if fit_memory is not None:
+            self.args['fit_memory'] = fit_memory  # only when given: older sweeps keep their names
         self.name = name or 'sweep-' + hashlib.sha1(json.dumps(self.args, sort_keys=True).encode()).hexdigest()[:8]
         self.exp = {f'{s.name}-{k}': e for s, e in zip(specs, exps) for k in range(1, repeat + 1)}
-        if len(set(s.name for s in specs)) < len(specs): raise PaddyError("the same experiment is named twice: use --repeat for repeats")
+        if len(set(s.name for s in specs)) < len(specs):
+            raise PaddyError("the same experiment is named twice: use --repeat for repeats")
         self.folder = root / self.name
 
     def start(self):
@@ -92,21 +101,23 @@ class Sweep:
         manifest = self.folder / 'sweep.json'
         if manifest.is_file():
             if read_json(manifest)['args'] != self.args:
-                raise PaddyError(f"sweep {self.name} was started with other arguments (see {manifest}): use another --name")
+                raise PaddyError(f"sweep {self.name} was started with other arguments (see {manifest}): use "
+                                 "another --name")
         else: write_json(manifest, dict(name=self.name, args=self.args, jobs=list(self.exp), **stamp()))
 
-    def command(self, job: str, go_on: str | None = None) -> list[str]:
-        "The job's `paddy train`; with `go_on`, the resume of its stopped run, which keeps its own experiment and settings."
-        a = self.args
-        both = (['--data', a['data']] if a['data'] else []) + (['--wandb'] if a['wandb'] else [])
-        if go_on: return [sys.executable, '-m', 'paddy.cli', 'train', '--resume', go_on] + both
-        return ([sys.executable, '-m', 'paddy.cli', 'train', self.exp[job], '--sweep', f'{self.name}/{job}'] + [x for s in a['set'] for x in ('--set', s)]
-                + both + (['--fit-memory', str(a['fit_memory'])] if 'fit_memory' in a else []))
+    def command(self, job: str, stopped: str | None = None) -> list[str]:
+        "The job's `paddy train`; for a `stopped` run, its resume, which keeps the experiment and settings it recorded."
+        a, paddy = self.args, [sys.executable, '-m', 'paddy.cli']
+        if stopped: return paddy + Settings(data=a['data'], wandb=a['wandb']).argv('train', '--resume', stopped)
+        s = Settings(data=a['data'], wandb=a['wandb'], fit_memory=a.get('fit_memory'), sweep=f'{self.name}/{job}')
+        return paddy + s.argv('train', self.exp[job], sets=a['set'])
 
 
-def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'), models=Path('models'),
+def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'),
+          models=Path('models'),
           fit_memory=None) -> dict:
-    "Run every job not yet finished; Ctrl-C stops the running ones (they leave nothing behind) and the same command resumes."
+    """Run every job not yet finished; Ctrl-C stops the running ones (they leave nothing behind) and the same command
+    resumes."""
     s = Sweep(exps, repeat, sets, data, name, wandb, root, fit_memory)
     devs = devices(gpus)
     s.start()
@@ -135,7 +146,8 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
             if rc == 0: counter[0] += 1
             meta = finished(s.name, models).get(job) if rc == 0 else None
             what = (f"error {meta['error_rate']:.4f}, {meta['run']}" if meta else f'FAILED (exit {rc}), see {log}')
-            if not stop.is_set(): print(f'  [{counter[0]}/{len(s.exp)}] {job}: {what}, {time.time() - t0:.0f}s', flush=True)
+            if not stop.is_set():
+                print(f'  [{counter[0]}/{len(s.exp)}] {job}: {what}, {time.time() - t0:.0f}s', flush=True)
         return rc
 
     try: codes = run_queue(todo, devs, launch, stop)
@@ -148,6 +160,8 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
             except subprocess.TimeoutExpired: p.kill()
         raise
     failed = [j for j, rc in codes.items() if rc]
-    if failed: raise PaddyError(f"{len(failed)} of {len(s.exp)} runs failed ({', '.join(failed)}): see their logs in {s.folder}/, then run the same command to retry them")
+    if failed:
+        raise PaddyError(f"{len(failed)} of {len(s.exp)} runs failed ({', '.join(failed)}): see their logs in "
+                         f"{s.folder}/, then run the same command to retry them")
     print(f'sweep {s.name}: all {len(s.exp)} runs finished; compare them with `paddy report`')
     return finished(s.name, models)

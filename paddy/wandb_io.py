@@ -57,11 +57,13 @@ def from_run(name: str, config: dict, summary: dict) -> dict:
     "A results row from a W&B run: paddy's own runs, or the seed's sweep (model_name, resize_method, GPU_mem)."
     exp = config.get('experiment') or dict(name=config.get('model_name') or config.get('arch') or name,
                                            arch=config.get('model_name') or config.get('arch') or name,
-                                           resize=config.get('resize_method'), aug_size=config.get('size'), epochs=config.get('epochs'))
+                                           resize=config.get('resize_method'), aug_size=config.get('size'),
+                                           epochs=config.get('epochs'))
     fit = summary.get('fit_time', summary.get('_runtime'))
     mem = summary.get('peak_gpu_mem_gb', summary.get('GPU_mem'))
     return row(dict(run=name, experiment=exp, data=config.get('data') or config.get('dataset') or 'wandb',
-                    error_rate=summary.get('error_rate'), tta_error_rate=summary.get('tta_error_rate'), fit_time=fit, peak_gpu_mem_gb=mem))
+                    error_rate=summary.get('error_rate'), tta_error_rate=summary.get('tta_error_rate'), fit_time=fit,
+                    peak_gpu_mem_gb=mem))
 
 
 def sweep_results(path: str) -> pd.DataFrame:
@@ -69,5 +71,7 @@ def sweep_results(path: str) -> pd.DataFrame:
     wandb = _wandb()
     if path.count('/') != 2: raise PaddyError(f"--wandb {path}: give entity/project/sweep_id")
     try: runs = [r for r in wandb.Api().sweep(path).runs if r.state == 'finished']
-    except Exception as e: raise PaddyError(f"cannot read the W&B sweep {path} ({type(e).__name__}): check the path and `wandb login`") from None
+    except Exception as e:
+        raise PaddyError(f"cannot read the W&B sweep {path} ({type(e).__name__}): check the path and "
+                         "`wandb login`") from None
     return pd.DataFrame([from_run(r.name, dict(r.config), dict(r.summary)) for r in runs], columns=COLUMNS)

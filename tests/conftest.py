@@ -30,7 +30,8 @@ def workdir(tmp_path, monkeypatch, tmp_path_factory):
     (tmp_path / 'experiments').symlink_to(ROOT / 'experiments')
     monkeypatch.setenv('PADDY_CACHE', str(tmp_path_factory.getbasetemp() / 'paddy-cache'))
     monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path / 'hf-empty'))
-    for var in ('HF_HUB_OFFLINE', 'HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy'): monkeypatch.delenv(var, raising=False)
+    for var in ('HF_HUB_OFFLINE', 'HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy'):
+        monkeypatch.delenv(var, raising=False)
     return tmp_path
 
 
@@ -52,7 +53,8 @@ def make_comp(root: Path, labels=('cat', 'dog', 'fish'), n=12, n_test=6, size=(4
     for j, i in enumerate(ids):
         arr = np.clip(rng.normal(60 + 70 * (j % len(labels)), 40, (*size, 3)), 0, 255).astype(np.uint8)
         Image.fromarray(arr).save(root / 'test_images' / i)
-    pd.DataFrame({'image_id': list(rng.permutation(ids)), 'label': 'normal'}).to_csv(root / 'sample_submission.csv', index=False)
+    pd.DataFrame({'image_id': list(rng.permutation(ids)),
+                  'label': 'normal'}).to_csv(root / 'sample_submission.csv', index=False)
     return root
 
 

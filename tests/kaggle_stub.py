@@ -1,6 +1,6 @@
 """A stand-in Kaggle on loopback port 7777, where kagglesdk's TEST environment points: it answers the endpoints that
-download, submit, the submissions list, datasets, kernels and the GPU quota use, the way api.kaggle.com does, and records
-what it received."""
+download, submit, the submissions list, datasets, kernels and the GPU quota use, the way api.kaggle.com does, and
+records what it received."""
 import json, re, threading
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +29,8 @@ class StubKaggle(ThreadingHTTPServer):
         self.state: dict[str, tuple[str, str | None]] = {}  # owner/slug → (KernelWorkerStatus name, failure message)
         self.outputs: dict[str, dict[str, bytes]] = {}  # owner/slug → its output files, path → bytes
         self.logs: dict[str, str] = {}              # owner/slug → its log, as Kaggle keeps it
-        self.quota = dict(quotaRefreshTime='2026-11-30T00:00:00Z', gpuQuota=dict(timeUsed='36000s', timeReserved='0s', totalTimeAllowed='108000s'))
+        self.quota = dict(quotaRefreshTime='2026-11-30T00:00:00Z',
+                          gpuQuota=dict(timeUsed='36000s', timeReserved='0s', totalTimeAllowed='108000s'))
 
     def endpoints(self): return [c[0] for c in self.calls]
 
@@ -88,8 +89,10 @@ class Handler(BaseHTTPRequestHandler):
         elif name in ('CreateDataset', 'CreateDatasetVersion'):
             ref = f"{body['ownerSlug']}/{body.get('slug') or body.get('datasetSlug')}"
             files = (body.get('body') or body).get('files', [])
-            if (name == 'CreateDataset') == (ref in s.datasets): return self._json({'code': 400, 'message': f'{name} of {ref}'}, 400)
-            if any(f['token'] not in s.uploads for f in files): return self._json({'code': 400, 'message': 'unknown blob'}, 400)
+            if (name == 'CreateDataset') == (ref in s.datasets):
+                return self._json({'code': 400, 'message': f'{name} of {ref}'}, 400)
+            if any(f['token'] not in s.uploads for f in files):
+                return self._json({'code': 400, 'message': 'unknown blob'}, 400)
             s.datasets.setdefault(ref, []).append({s.blob_names[f['token']]: s.uploads[f['token']] for f in files})
             self._json({'ref': ref, 'url': f'{BASE}/datasets/{ref}', 'status': 'Ok'})
         elif name in ('GetDatasetStatus', 'ListDatasetFiles'):
@@ -102,27 +105,33 @@ class Handler(BaseHTTPRequestHandler):
             s.kernels.setdefault(ref, []).append(body)
             missing = [d for d in body.get('datasetDataSources', []) if d not in s.datasets]
             s.state[ref] = ('QUEUED', None)
-            self._json({'ref': f'/code/{ref}', 'url': f'{BASE}/code/{ref}', 'versionNumber': len(s.kernels[ref]), 'invalidDatasetSources': missing})
+            self._json({'ref': f'/code/{ref}', 'url': f'{BASE}/code/{ref}', 'versionNumber': len(s.kernels[ref]),
+                        'invalidDatasetSources': missing})
         elif name == 'GetKernel':
             ref = f"{body['userName']}/{body['kernelSlug']}"
             if ref not in s.kernels: return self._json({'code': 404, 'message': f'kernel {ref} not found'}, 404)
-            self._json({'metadata': {'ref': ref, 'slug': body['kernelSlug'], 'currentVersionNumber': len(s.kernels[ref])}, 'blob': {}})
+            self._json({'metadata': {'ref': ref, 'slug': body['kernelSlug'],
+                                     'currentVersionNumber': len(s.kernels[ref])}, 'blob': {}})
         elif name in ('GetKernelSessionStatus', 'ListKernelSessionOutput'):
             ref = f"{body['userName']}/{body['kernelSlug']}"
             if ref not in s.kernels: return self._json({'code': 404, 'message': f'kernel {ref} not found'}, 404)
             if name == 'GetKernelSessionStatus':
                 status, why = s.state[ref]
                 return self._json({'status': status, **({'failureMessage': why} if why else {})})
-            self._json({'files': [{'url': f'{BASE}/output/{ref}/{f}', 'fileName': f} for f in s.outputs.get(ref, {})], 'log': s.logs.get(ref, '')})
+            self._json({'files': [{'url': f'{BASE}/output/{ref}/{f}', 'fileName': f} for f in s.outputs.get(ref, {})],
+                        'log': s.logs.get(ref, '')})
         elif name == 'GetAcceleratorQuotaStatistics': self._json(s.quota)
         elif name == 'CreateSubmission':
-            if body.get('blobFileTokens') not in s.uploads: return self._json({'code': 400, 'message': 'unknown blob'}, 400)
+            if body.get('blobFileTokens') not in s.uploads:
+                return self._json({'code': 400, 'message': 'unknown blob'}, 400)
             s.submissions.append(body)
-            self._json({'message': 'Successfully submitted to Paddy Doctor: Paddy Disease Classification', 'ref': 1000 + len(s.submissions)})
+            self._json({'message': 'Successfully submitted to Paddy Doctor: Paddy Disease Classification',
+                        'ref': 1000 + len(s.submissions)})
         elif name == 'ListSubmissions':
             subs = [dict(ref=1000 + k, date='2026-11-26T12:00:00Z', description=b.get('submissionDescription', ''),
                          fileName='submission.csv', status='COMPLETE' if 1000 + k in s.scores else 'PENDING',
-                         **(dict(zip(('publicScore', 'privateScore'), s.scores[1000 + k])) if 1000 + k in s.scores else {}))
+                         **(dict(zip(('publicScore', 'privateScore'), s.scores[1000 + k])) if 1000
+                            + k in s.scores else {}))
                     for k, b in enumerate(s.submissions, 1)]
             page, size = int(body.get('page', 1)), int(body.get('pageSize', 20))
             self._json({'submissions': subs[::-1][(page - 1) * size:page * size]})
@@ -135,7 +144,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith('/output/'):  # a kernel's output file, as behind its signed URL
             owner, slug, f = self.path[len('/output/'):].split('/', 2)
             got = self.server.outputs.get(f'{owner}/{slug}', {})
-            if f in got: return self._send(200, got[f], 'application/octet-stream', [('Last-Modified', formatdate(usegmt=True))])
+            if f in got:
+                return self._send(200, got[f], 'application/octet-stream', [('Last-Modified', formatdate(usegmt=True))])
         self._send(404)
 
     def do_PUT(self):

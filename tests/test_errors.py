@@ -22,8 +22,10 @@ def fake_run(name: str, comp: Path, vocab=('cat', 'dog', 'fish'), ids=None):
     "A prediction file as `paddy train` writes it, without the training."
     ids = pd.read_csv(comp / 'sample_submission.csv').image_id.tolist() if ids is None else ids
     rng = np.random.default_rng(0)
-    save_preds(Path(f'preds/{name}.npz'), name, dict(vocab=np.array(vocab), data=np.array(str(comp.resolve())), test_ids=np.array(ids),
-                                                    test_probs=rng.dirichlet(np.ones(len(vocab)), len(ids)).astype(np.float32)))
+    save_preds(Path(f'preds/{name}.npz'), name,
+               dict(vocab=np.array(vocab), data=np.array(str(comp.resolve())), test_ids=np.array(ids),
+                                                    test_probs=rng.dirichlet(np.ones(len(vocab)),
+                                                                             len(ids)).astype(np.float32)))
 
 
 @pytest.fixture
@@ -39,8 +41,10 @@ def scene(comp, tiny_spec):
     fake_run('c-000003', comp, ids=[f'x{i}.jpg' for i in range(6)])
     Path('submissions').mkdir()
     Path('submissions/taken.csv').write_text('image_id,label\n')
-    Path('bad.csv').write_text('id,label\n' + ''.join(f'{i},cat\n' for i in pd.read_csv(comp / 'sample_submission.csv').image_id))
-    (comp / 'train_images' / 'cat' / 'cat000.jpg').write_bytes((comp / 'train_images' / 'cat' / 'cat000.jpg').read_bytes()[:-200])
+    Path('bad.csv').write_text('id,label\n'
+                               + ''.join(f'{i},cat\n' for i in pd.read_csv(comp / 'sample_submission.csv').image_id))
+    img = comp / 'train_images' / 'cat' / 'cat000.jpg'
+    img.write_bytes(img.read_bytes()[:-200])
     return comp, tiny_spec
 
 
@@ -49,22 +53,27 @@ CASES = [  # (arguments, text the first line must hold); {comp} and {spec} are f
     (['train', 'specs/broken.py'], 'specs/broken.py: SyntaxError'),
     (['train', 'specs/empty.py'], "specs/empty.py: set `arch`"),
     (['train', 'specs/unknown_arch.py'], "unknown arch 'convnext_smal'; close matches: convnext_small"),
-    (['train', 'vit_small_squish', '--set', 'aug_size=288'], 'only takes 224×224 input but aug_size is 288×288: set aug_size = 224'),
+    (['train', 'vit_small_squish', '--set',
+      'aug_size=288'], 'only takes 224×224 input but aug_size is 288×288: set aug_size = 224'),
     (['train', 'convnext_small_rect', '--set', 'epoch=3'], "unknown field 'epoch' (did you mean 'epochs'?)"),
     (['train', 'convnext_small_rect', '--set', 'epochs=many'], "epochs='many' must be of type int"),
     (['train', 'convnext_small_rect'], 'no competition data at data/paddy-disease-classification'),
-    (['train', '{spec}', '--data', 'nodata'], 'nodata lacks train_images, test_images, train.csv, sample_submission.csv'),
+    (['train', '{spec}', '--data',
+      'nodata'], 'nodata lacks train_images, test_images, train.csv, sample_submission.csv'),
     (['train', '{spec}', '--data', '{comp}'], 'train_images/cat/cat000.jpg: truncated (no JPEG end-of-image marker)'),
-    (['train', '{spec}', '--data', '{comp}', '--precision', 'fp8'], '--precision fp8: choose one of auto, bf16, fp16, fp32'),
+    (['train', '{spec}', '--data', '{comp}', '--precision',
+      'fp8'], '--precision fp8: choose one of auto, bf16, fp16, fp32'),
     (['train', '--resume', 'nope-123456'], 'no saved state models/nope-123456.state/run.json'),
     (['train', '--resume', '../models/x'], '--resume ../models/x: give a run name'),
     (['ensemble', 'a-*', 'b-*'], 'runs have different vocabularies and cannot be averaged'),
     (['ensemble', 'a-*', 'c-*'], 'runs predicted different test sets'),
     (['ensemble', 'z*'], "no predictions match 'z*' in preds/"),
     (['ensemble', 'a-*', '--weights', '1,2'], '--weights needs 1 non-negative numbers, one per run'),
-    (['ensemble', 'a-*', '--name', 'taken', '--data', '{comp}'], 'submissions/taken.csv exists and is never overwritten: pass --name OTHER'),
+    (['ensemble', 'a-*', '--name', 'taken', '--data',
+      '{comp}'], 'submissions/taken.csv exists and is never overwritten: pass --name OTHER'),
     (['predict', 'nope-123456'], 'no exported model models/nope-123456.pkl'),
-    (['predict', 'bad.csv.pkl'], 'is not a run in models/ with its .json, and loading a pickle runs any code in it: pass --trust'),
+    (['predict', 'bad.csv.pkl'], 'is not a run in models/ with its .json, and loading a pickle runs any code in it: '
+                                 'pass --trust'),
     (['predict', '..'], "'..' is not a run name"),
     (['check-submission', 'bad.csv', '--data', '{comp}'], "its header is 'id,label'"),
     (['check', '--data', 'nodata'], 'nodata lacks train_images'),
@@ -75,7 +84,8 @@ CASES = [  # (arguments, text the first line must hold); {comp} and {spec} are f
     (['kaggle', 'run', 'demo_scratch', '--repeat', '0'], '--repeat 0: give 1 or more'),
     (['kaggle', 'run', 'demo_scratch', 'demo_scratch'], 'the same experiment is named twice: use --repeat'),
     (['kaggle', 'run', 'demo_scratch', '--accelerator', 'TpuV5E8'], 'paddy trains on a GPU'),
-    (['kaggle', 'run', 'demo_lite0', '--set', 'pretrained={spec}'], "is a file on this machine, which a Kaggle notebook can't read"),
+    (['kaggle', 'run', 'demo_lite0', '--set',
+      'pretrained={spec}'], "is a file on this machine, which a Kaggle notebook can't read"),
     (['kaggle', 'run', 'demo_scratch', '--title', 'abc'], "--title 'abc': Kaggle wants 5 to 50 characters"),
     (['kaggle', 'status'], 'no kernel pushed from here (kaggle-runs.csv is missing or empty)'),
 ]
@@ -102,7 +112,7 @@ def test_the_cases_are_distinct_and_documented():
 
 def test_a_write_stopped_halfway_leaves_nothing_and_replaces_nothing(tmp_path):
     from paddy.errors import PaddyError
-    from paddy.provenance import open_new
+    from paddy.files import open_new
     p = tmp_path / 'out' / 'x.json'
     with pytest.raises(RuntimeError):
         with open_new(p) as f:

@@ -23,7 +23,8 @@ def kaggle_env(monkeypatch, tmp_path):
     monkeypatch.setenv('KAGGLE_USERNAME', 'tester')
     monkeypatch.setenv('KAGGLE_KEY', KEY)
     monkeypatch.setenv('NO_PROXY', 'localhost,127.0.0.1')
-    for var in ('KAGGLE_API_TOKEN', 'KAGGLE_KERNEL_RUN_TYPE', 'HTTP_PROXY', 'http_proxy'): monkeypatch.delenv(var, raising=False)
+    for var in ('KAGGLE_API_TOKEN', 'KAGGLE_KERNEL_RUN_TYPE', 'HTTP_PROXY', 'http_proxy'):
+        monkeypatch.delenv(var, raising=False)
     from kaggle.api.kaggle_api_extended import KaggleApi
     monkeypatch.setattr(KaggleApi, 'config', str(tmp_path / 'home' / 'no-kaggle.json'))
 
@@ -56,15 +57,21 @@ def ensembled(data: Path, name='best') -> Path:
     rng = np.random.default_rng(0)
     for run_name in ('a-000001', 'b-000002'):
         save_preds(Path('preds') / f'{run_name}.npz', run_name, dict(
-            vocab=np.array(['cat', 'dog', 'fish']), data=np.array(str(data.resolve())), valid_ids=np.array(['cat000.jpg', 'dog000.jpg']),
-            valid_probs=rng.dirichlet(np.ones(3), 2), valid_targets=np.array([0, 1]), test_ids=sample, test_probs=rng.dirichlet(np.ones(3), len(sample))))
+            vocab=np.array(['cat', 'dog',
+                            'fish']), data=np.array(str(data.resolve())),
+                                                                     valid_ids=np.array(['cat000.jpg', 'dog000.jpg']),
+            valid_probs=rng.dirichlet(np.ones(3),
+                                      2), valid_targets=np.array([0,
+                                                                  1]), test_ids=sample,
+                                                                     test_probs=rng.dirichlet(np.ones(3), len(sample))))
     r = run('ensemble', '--name', name, '--weights', '3,1')
     assert r.exit_code == 0, r.output
     return Path('submissions') / f'{name}.csv'
 
 
 def test_download_then_submit_end_to_end(stub, downloaded):
-    assert all((downloaded / p).exists() for p in ('train_images/cat', 'test_images', 'train.csv', 'sample_submission.csv'))
+    assert all((downloaded / p).exists() for p in ('train_images/cat', 'test_images', 'train.csv',
+                                                   'sample_submission.csv'))
     assert not list(Path('data').glob('.*')), 'no partial download or staging folder is left behind'
     assert stub.endpoints() == ['DownloadDataFiles'] and stub.calls[0][1] == {'competitionName': COMP}
     assert stub.auth[0] == 'Basic ' + base64.b64encode(f'tester:{KEY}'.encode()).decode()
@@ -74,7 +81,9 @@ def test_download_then_submit_end_to_end(stub, downloaded):
     assert r.exit_code == 0, r.output
     assert stub.endpoints() == ['DownloadDataFiles', 'StartSubmissionUpload', 'CreateSubmission']
     start, create = stub.calls[1][1], stub.calls[2][1]
-    assert start['competitionName'] == COMP and start['fileName'] == 'best.csv' and start['contentLength'] == csv.stat().st_size
+    assert start['competitionName'] == COMP
+    assert start['fileName'] == 'best.csv'
+    assert start['contentLength'] == csv.stat().st_size
     assert stub.uploads[create['blobFileTokens']] == csv.read_bytes()
     assert create['competitionName'] == COMP and create['submissionDescription'] == 'convnext + vit, 3:1'
 
@@ -82,7 +91,10 @@ def test_download_then_submit_end_to_end(stub, downloaded):
     assert len(log) == 1
     row = log.iloc[0]
     meta = pd.read_json(csv.with_suffix('.json'), typ='series')
-    assert row.file == str(csv) and row.sha256 == meta.sha256 and row.message == 'convnext + vit, 3:1' and row.competition == COMP
+    assert row.file == str(csv)
+    assert row.sha256 == meta.sha256
+    assert row.message == 'convnext + vit, 3:1'
+    assert row.competition == COMP
     assert row.runs == 'a-000001;b-000002' and row.weights == '0.75;0.25' and row.method == 'mean' and row.ref == '1001'
     assert float(row.valid_error) == pytest.approx(meta.valid_error['ensemble'], abs=1e-5)
     assert KEY not in r.output and KEY not in Path('submissions/log.csv').read_text()
@@ -125,13 +137,15 @@ def test_kaggle_notebook_uses_its_input_folder(stub, monkeypatch, tmp_path):
 
 
 def test_unaccepted_rules_name_the_rules_page(stub):
-    stub.fail['DownloadDataFiles'] = (403, 'You must accept this competition\u2019s rules before you\u2019ll be able to download files.')
+    stub.fail['DownloadDataFiles'] = (403, 'You must accept this competition\u2019s rules before you\u2019ll be able '
+                                           'to download files.')
     one_line_error(run('download'), '403', f'https://www.kaggle.com/competitions/{COMP}/rules')
     assert not (Path('data') / COMP).exists() and not list(Path('data').iterdir())
 
 
 def test_unknown_slug_suggests_the_right_one(stub):
-    one_line_error(run('download', '-c', 'paddy-disease-clasification'), "no competition 'paddy-disease-clasification'", f'did you mean {COMP}?')
+    one_line_error(run('download', '-c', 'paddy-disease-clasification'),
+                   "no competition 'paddy-disease-clasification'", f'did you mean {COMP}?')
 
 
 def test_rejected_credentials(stub):
@@ -170,9 +184,12 @@ def test_check_submission_passes_a_good_file(comp):
     (lambda d: d.sort_values('image_id'), ["not in sample_submission.csv's order"]),
     (lambda d: d.iloc[:-2], ['2 ids of sample_submission.csv are missing', 'predict every test image']),
     (lambda d: pd.concat([d, d.iloc[:1]]), ['1 ids appear more than once']),
-    (lambda d: d.replace({'image_id': {d.image_id.iloc[0]: 'x.jpg'}}), ['are not in sample_submission.csv (x.jpg)', 'are missing']),
+    (lambda d: d.replace({'image_id': {d.image_id.iloc[0]: 'x.jpg'}}), ['are not in sample_submission.csv (x.jpg)',
+                                                                        'are missing']),
     (lambda d: d.assign(label=['cat', '', 'fish'] * 2), ['2 rows have no label', 'rows 3, 6']),
-    (lambda d: d.assign(label=['cat', 'blast', 'fish'] * 2), ['2 labels are not the competition', 'blast', 'use one of cat, dog, fish']),
+    (lambda d: d.assign(label=['cat', 'blast',
+                               'fish'] * 2), ['2 labels are not the competition', 'blast',
+                                              'use one of cat, dog, fish']),
 ])
 def test_check_submission_refuses_each_bad_case(comp, spoil, needles):
     r = run('check-submission', write(spoil(good_submission(comp))), '--data', comp)
@@ -185,7 +202,10 @@ def test_check_submission_refuses_each_bad_case(comp, spoil, needles):
 def test_check_submission_lists_every_problem_one_line_each(comp):
     bad = good_submission(comp).iloc[::-1].assign(label=['cat', '', 'hat'] * 2)
     lines = run('check-submission', write(bad), '--data', comp).output.strip().splitlines()
-    assert len(lines) == 3 and any('order' in l for l in lines) and any('no label' in l for l in lines) and any('hat' in l for l in lines)
+    assert len(lines) == 3
+    assert any('order' in l for l in lines)
+    assert any('no label' in l for l in lines)
+    assert any('hat' in l for l in lines)
 
 
 def test_check_submission_names_a_stray_index_column(comp):
@@ -232,7 +252,8 @@ def test_submissions_joins_the_log_with_the_scores(stub, comp):
     rows = {l.split()[1]: l for l in r.output.splitlines()[1:] if len(l.split()) > 1}
     meta = pd.read_json(csv.with_suffix('.json'), typ='series')
     assert '0.98100' in rows['submissions/best.csv'] and '0.97900' in rows['submissions/best.csv']
-    assert f"{meta.valid_error['ensemble']:.5f}" in rows['submissions/best.csv'] and 'a-000001;b-000002' in rows['submissions/best.csv']
+    assert f"{meta.valid_error['ensemble']:.5f}" in rows['submissions/best.csv']
+    assert 'a-000001;b-000002' in rows['submissions/best.csv']
     assert 'pending' in rows['sub.csv']
     assert 'from the website' in r.output and '(not in the log)' in r.output
     assert stub.endpoints()[-1] == 'ListSubmissions' and stub.calls[-1][1]['competitionName'] == COMP

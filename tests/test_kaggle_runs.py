@@ -1,4 +1,4 @@
-"""`paddy kaggle run/status/pull` through the real kaggle client against the stand-in, and the kernel's script run here."""
+"""`paddy kaggle run/status/pull` through the real kaggle client against the stand-in; the kernel's script run here."""
 import csv, json, os, shutil, subprocess, sys
 from pathlib import Path
 
@@ -40,22 +40,30 @@ def test_dry_run_writes_both_folders_and_pushes_nothing(stub):
     assert r.exit_code == 0, r.output
     assert stub.calls == [] and not Path('kaggle-runs.csv').exists()
     meta = json.loads(Path('out/kernel/kernel-metadata.json').read_text())
-    assert meta['id'] == KERNEL and meta['competition_sources'] == [COMP] and meta['dataset_sources'] == ['tester/paddy-lib']
-    assert meta['enable_gpu'] is True and meta['enable_internet'] is True and meta['kernel_type'] == 'script' and meta['machine_shape'] == 'NvidiaTeslaT4'
+    want = dict(id=KERNEL, competition_sources=[COMP], dataset_sources=['tester/paddy-lib'], enable_gpu=True,
+                enable_internet=True, kernel_type='script', machine_shape='NvidiaTeslaT4')
+    assert {k: meta[k] for k in want} == want
     text = Path('out/kernel', meta['code_file']).read_text()
     manifest_file, = Path('out/dataset').glob('paddy-*.json')
     manifest = json.loads(manifest_file.read_text())
     assert manifest_file.name == f"paddy-{manifest['bundle']}.json" and manifest['experiments'] == ['demo_scratch']
-    assert f"'bundle': '{manifest['bundle']}'" in text and "'args': ['--repeat', '2', '--set', 'epochs=1', '--set', 'bs=8', '--fit-memory', '15']" in text
+    assert f"'bundle': '{manifest['bundle']}'" in text
+    assert "'args': ['--repeat', '2', '--set', 'epochs=1', '--set', 'bs=8', '--fit-memory', '15']" in text
     spec = Path('out/dataset/demo_scratch.py').read_text()
-    assert 'epochs = 1\n' in spec and 'bs = 8\n' in spec and "arch = 'resnet18'" in spec and 'import' not in spec  # its base, resolved
-    from paddy.weights import sha256
+    assert 'epochs = 1\n' in spec
+    assert 'bs = 8\n' in spec
+    assert "arch = 'resnet18'" in spec
+    assert 'import' not in spec  # its base, resolved
+    from paddy.files import sha256
     assert {f: sha256(Path('out/dataset') / f) for f in manifest['files']} == manifest['files']
-    assert KEY not in r.output and not any(KEY in p.read_text(errors='ignore') for p in Path('out').rglob('*') if p.is_file())
+    assert KEY not in r.output
+    assert not any(KEY in p.read_text(errors='ignore') for p in Path('out').rglob('*') if p.is_file())
 
     one_line_error(run('kaggle', 'run', 'demo_scratch', '--dry-run', 'out'), 'not empty')
-    one_line_error(run('kaggle', 'run', 'demo_scratch', '--accelerator', 'TpuV5E8', '--dry-run', 'out2'), 'NvidiaTeslaT4')
-    one_line_error(run('kaggle', 'run', 'demo_scratch', '--set', 'pretrained=/home/me/w.pth', '--dry-run', 'out3'), "Kaggle notebook can't read")
+    one_line_error(run('kaggle', 'run', 'demo_scratch', '--accelerator', 'TpuV5E8', '--dry-run', 'out2'),
+                   'NvidiaTeslaT4')
+    one_line_error(run('kaggle', 'run', 'demo_scratch', '--set', 'pretrained=/home/me/w.pth', '--dry-run', 'out3'),
+                   "Kaggle notebook can't read")
     one_line_error(run('kaggle', 'run', 'demo_scrach', '--dry-run', 'out4'), 'did you mean demo_scratch')
     assert not any(Path(f'out{k}').exists() for k in (2, 3, 4))
 
@@ -63,7 +71,8 @@ def test_dry_run_writes_both_folders_and_pushes_nothing(stub):
 def test_push_versions_the_dataset_only_when_it_changed(stub):
     r = run('kaggle', 'run', 'demo_scratch', *FAST)
     assert r.exit_code == 0, r.output
-    assert stub.endpoints() == ['GetDatasetStatus'] * 2 + ['StartBlobUpload'] * 3 + ['CreateDataset', 'GetDatasetStatus', 'SaveKernel', 'GetAcceleratorQuotaStatistics']
+    assert (stub.endpoints() == ['GetDatasetStatus'] * 2 + ['StartBlobUpload'] * 3
+            + ['CreateDataset', 'GetDatasetStatus', 'SaveKernel', 'GetAcceleratorQuotaStatistics'])
     files, = stub.datasets['tester/paddy-lib']
     manifest = json.loads(next(v for k, v in files.items() if k.startswith('paddy-') and k.endswith('.json')))
     assert set(files) == {'paddy-0.1.0-py3-none-any.whl', 'demo_scratch.py', f"paddy-{manifest['bundle']}.json"}
@@ -71,35 +80,42 @@ def test_push_versions_the_dataset_only_when_it_changed(stub):
     create = dict(stub.calls)['CreateDataset']
     assert create['isPrivate'] is True and create['ownerSlug'] == 'tester' and create['slug'] == 'paddy-lib'
     push = dict(stub.calls)['SaveKernel']
-    assert push['slug'] == KERNEL and push['competitionDataSources'] == [COMP] and push['datasetDataSources'] == ['tester/paddy-lib']
-    assert push['enableGpu'] is True and push['enableInternet'] is True and push['kernelType'] == 'script' and push['machineShape'] == 'NvidiaTeslaT4'
+    want = dict(slug=KERNEL, competitionDataSources=[COMP], datasetDataSources=['tester/paddy-lib'], enableGpu=True,
+                enableInternet=True, kernelType='script', machineShape='NvidiaTeslaT4')
+    assert {k: push[k] for k in want} == want
     assert f"'bundle': '{manifest['bundle']}'" in push['text'] and 'def main(' in push['text']
     assert f'http://localhost:7777/code/{KERNEL}' in r.output and '20.0 of 30.0 GPU hours left' in r.output
 
     assert run('kaggle', 'run', 'demo_scratch', *FAST).exit_code == 0  # the same contents: no new version
-    assert len(stub.datasets['tester/paddy-lib']) == 1 and 'already holds' in run('kaggle', 'run', 'demo_scratch', *FAST).output
+    assert len(stub.datasets['tester/paddy-lib']) == 1
+    assert 'already holds' in run('kaggle', 'run', 'demo_scratch', *FAST).output
     r = run('kaggle', 'run', 'demo_scratch', '--set', 'epochs=2', '--set', 'bs=8')
     assert r.exit_code == 0 and 'versioned' in r.output
-    assert len(stub.datasets['tester/paddy-lib']) == 2 and b'epochs = 2\n' in stub.datasets['tester/paddy-lib'][1]['demo_scratch.py']
+    assert len(stub.datasets['tester/paddy-lib']) == 2
+    assert b'epochs = 2\n' in stub.datasets['tester/paddy-lib'][1]['demo_scratch.py']
     assert [c[0] for c in stub.calls].count('CreateDatasetVersion') == 1
 
     rows = list(csv.DictReader(Path('kaggle-runs.csv').read_text().splitlines()))
-    assert [(x['kernel'], x['version'], x['set']) for x in rows] == [(KERNEL, str(k), s) for k, s in
-                                                                   ((1, 'epochs=1 bs=8'), (2, 'epochs=1 bs=8'), (3, 'epochs=1 bs=8'), (4, 'epochs=2 bs=8'))]
-    assert rows[0]['bundle'] == manifest['bundle'] and rows[0]['experiments'] == 'demo_scratch' and rows[0]['paddy_commit']
+    pushed = ((1, 'epochs=1 bs=8'), (2, 'epochs=1 bs=8'), (3, 'epochs=1 bs=8'), (4, 'epochs=2 bs=8'))
+    assert [(x['kernel'], x['version'], x['set']) for x in rows] == [(KERNEL, str(k), s) for k, s in pushed]
+    assert rows[0]['bundle'] == manifest['bundle']
+    assert rows[0]['experiments'] == 'demo_scratch'
+    assert rows[0]['paddy_commit']
     assert KEY not in r.output and KEY not in Path('kaggle-runs.csv').read_text()
 
 
 def test_unaccepted_rules_stop_the_push_in_one_line(stub):
     stub.fail['SaveKernel'] = (403, 'You must accept the competition rules to use its data')
-    error_after_progress(run('kaggle', 'run', 'demo_scratch', *FAST), '403', f'https://www.kaggle.com/competitions/{COMP}/rules')
+    error_after_progress(run('kaggle', 'run', 'demo_scratch', *FAST), '403',
+                         f'https://www.kaggle.com/competitions/{COMP}/rules')
     assert not Path('kaggle-runs.csv').exists()
 
 
 def test_a_quota_that_cannot_be_read_does_not_fail_the_push(stub):
     stub.fail['GetAcceleratorQuotaStatistics'] = (503, 'unavailable')
     r = run('kaggle', 'run', 'demo_scratch', *FAST)
-    assert r.exit_code == 0 and 'GPU quota unknown (Kaggle answered 503' in r.output and len(stub.kernels[KERNEL]) == 1, r.output
+    assert (r.exit_code == 0 and 'GPU quota unknown (Kaggle answered 503' in r.output
+            and len(stub.kernels[KERNEL]) == 1), r.output
     assert len(Path('kaggle-runs.csv').read_text().splitlines()) == 2  # the header and the push
 
 
@@ -120,21 +136,28 @@ def kaggle_log(*lines: str) -> str:
 
 
 def test_script_trains_here_then_pull_brings_its_runs_to_ensemble(stub, local, tmp_path):
-    "Done when: the dry run's script, run against a fake /kaggle/input, trains; pull brings its runs; ensemble uses them."
+    """Done when: the dry run's script, run against a fake /kaggle/input, trains; pull brings its runs; ensemble uses
+    them."""
     assert run('kaggle', 'run', 'demo_scratch', '--repeat', '2', *FAST, '--dry-run', 'out').exit_code == 0
     inp, work = tmp_path / 'kaggle' / 'input', tmp_path / 'kaggle' / 'working'
     make_comp(inp / COMP)
     shutil.copytree('out/dataset', inp / 'paddy-lib')
     work.mkdir()
-    env = dict(os.environ, PADDY_KAGGLE_INPUT=str(inp), PADDY_KAGGLE_TARGET=str(tmp_path / 'site'), PADDY_WORKERS='0', CUDA_VISIBLE_DEVICES='')
-    p = subprocess.run([sys.executable, Path('out/kernel/paddy_kaggle.py').resolve()], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    env = dict(os.environ, PADDY_KAGGLE_INPUT=str(inp), PADDY_KAGGLE_TARGET=str(tmp_path / 'site'), PADDY_WORKERS='0',
+               CUDA_VISIBLE_DEVICES='')
+    p = subprocess.run([sys.executable, Path('out/kernel/paddy_kaggle.py').resolve()], cwd=work, env=env,
+                       capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
     jsons = sorted((work / 'models').glob('*.json'))
-    assert len(jsons) == 2 and len(list((work / 'preds').glob('*.npz'))) == 2 and len(list((work / 'models').glob('*.pkl'))) == 2
+    assert len(jsons) == 2
+    assert len(list((work / 'preds').glob('*.npz'))) == 2
+    assert len(list((work / 'models').glob('*.pkl'))) == 2
     manifest = json.loads(next(Path('out/dataset').glob('paddy-*.json')).read_text())
     for j in jsons:  # trained by the wheel's paddy, which knows its commit only from the wheel
         meta = json.loads(j.read_text())
-        assert meta['git_commit'] == manifest['git_commit'] and meta['data'] == str((inp / COMP).resolve()) and meta['experiment']['epochs'] == 1
+        assert meta['git_commit'] == manifest['git_commit']
+        assert meta['data'] == str((inp / COMP).resolve())
+        assert meta['experiment']['epochs'] == 1
     assert json.loads((work / 'paddy-kaggle-run.json').read_text())['exit_code'] == 0
 
     shutil.rmtree(inp)  # the runs' data folder was on Kaggle, not here
@@ -143,10 +166,12 @@ def test_script_trains_here_then_pull_brings_its_runs_to_ensemble(stub, local, t
     r = run('kaggle', 'pull', KERNEL)
     assert r.exit_code == 0, r.output
     runs = sorted(j.stem for j in jsons)
-    assert sorted(p.stem for p in Path('models').glob('*.json')) == runs and sorted(p.stem for p in Path('preds').glob('*.npz')) == runs
+    assert sorted(p.stem for p in Path('models').glob('*.json')) == runs
+    assert sorted(p.stem for p in Path('preds').glob('*.npz')) == runs
     assert not list(Path('models').glob('*.pkl')), 'the large models come only with --models'
     logs = Path('sweeps/paddy-demo-scratch-v1')  # the kernel's current version, asked for since none was given
-    assert (logs / 'kernel.log').read_text().strip() == 'sweep finished' and len(list(logs.glob('sweep-*/demo_scratch-*.log'))) == 2
+    assert (logs / 'kernel.log').read_text().strip() == 'sweep finished'
+    assert len(list(logs.glob('sweep-*/demo_scratch-*.log'))) == 2
 
     r = run('ensemble', '--name', 'mixed')
     assert r.exit_code == 0, r.output
@@ -168,10 +193,14 @@ def run_output(data: Path, run_name: str, seed=0, test_ids=None) -> dict[str, by
     rng = np.random.default_rng(seed)
     ids = test_ids or pd.read_csv(data / 'sample_submission.csv', dtype=str).image_id.tolist()
     npz = Path(f'{run_name}.npz')
-    save_preds(npz, run_name, dict(vocab=np.array(['cat', 'dog', 'fish']), data=np.array(f'/kaggle/input/{COMP}'), valid_ids=np.array(['cat000.jpg']),
-                                   valid_probs=rng.dirichlet(np.ones(3), 1), valid_targets=np.array([0]), test_ids=np.array(ids),
+    save_preds(npz, run_name,
+               dict(vocab=np.array(['cat', 'dog', 'fish']), data=np.array(f'/kaggle/input/{COMP}'),
+                    valid_ids=np.array(['cat000.jpg']),
+                                   valid_probs=rng.dirichlet(np.ones(3), 1), valid_targets=np.array([0]),
+                    test_ids=np.array(ids),
                                    test_probs=rng.dirichlet(np.ones(3), len(ids))))
-    out = {f'preds/{run_name}.npz': npz.read_bytes(), f'models/{run_name}.json': json.dumps(dict(run=run_name, error_rate=0.5)).encode()}
+    out = {f'preds/{run_name}.npz': npz.read_bytes(),
+           f'models/{run_name}.json': json.dumps(dict(run=run_name, error_rate=0.5)).encode()}
     npz.unlink()
     return out
 
@@ -181,17 +210,21 @@ def test_status_is_one_line_and_a_failed_kernel_shows_its_log_tail(stub, local):
     assert run('kaggle', 'run', 'demo_scratch', *FAST).exit_code == 0
     r = run('kaggle', 'status')
     assert r.exit_code == 0 and r.output.strip() == f'{KERNEL}/1: queued; ask again later'
-    assert dict(stub.calls)['GetKernelSessionStatus'] == {'userName': 'tester', 'kernelSlug': 'paddy-demo-scratch', 'versionLabel': 'v1'}
+    assert (dict(stub.calls)['GetKernelSessionStatus'] == {'userName': 'tester', 'kernelSlug': 'paddy-demo-scratch',
+                                                           'versionLabel': 'v1'})
     one_line_error(run('kaggle', 'pull'), 'is queued', 'paddy kaggle status')
 
     stub.state[KERNEL] = ('ERROR', 'Your notebook hit an error')
     stub.outputs[KERNEL] = run_output(local, 'demo_scratch-a1b2c3')  # one run finished before the failure
-    stub.logs[KERNEL] = kaggle_log(*[f'line {k}' for k in range(30)], 'paddy: error: 1 of 2 runs failed (demo_scratch-2)')
+    stub.logs[KERNEL] = kaggle_log(*[f'line {k}' for k in range(30)],
+                                   'paddy: error: 1 of 2 runs failed (demo_scratch-2)')
     r = run('kaggle', 'status')
     assert r.output.strip() == f'{KERNEL}/1: error (Your notebook hit an error); see its log with `paddy kaggle pull`'
     r = run('kaggle', 'pull')
     error_after_progress(r, 'ended error', 'paddy kaggle run')
-    assert '  | paddy: error: 1 of 2 runs failed (demo_scratch-2)' in r.output and '  | line 11' in r.output and 'line 10\n' not in r.output
+    assert '  | paddy: error: 1 of 2 runs failed (demo_scratch-2)' in r.output
+    assert '  | line 11' in r.output
+    assert 'line 10\n' not in r.output
     assert Path('models/demo_scratch-a1b2c3.json').is_file() and Path('preds/demo_scratch-a1b2c3.npz').is_file()
     one_line_error(run('kaggle', 'status', 'tester/nobody-here'), 'has no kernel tester/nobody-here', '404')
 
@@ -201,8 +234,11 @@ def test_pull_never_overwrites_and_checks_the_test_ids(stub, local):
     stub.outputs[KERNEL] = {**run_output(local, 'demo_scratch-aaaaaa'), **run_output(local, 'demo_scratch-bbbbbb', 1)}
     Path('models').mkdir()
     Path('models/demo_scratch-bbbbbb.json').write_text('mine')
-    one_line_error(run('kaggle', 'pull', KERNEL), 'models/demo_scratch-bbbbbb.json exists with other contents', 'nothing was pulled')
-    assert Path('models/demo_scratch-bbbbbb.json').read_text() == 'mine' and os.listdir('models') == ['demo_scratch-bbbbbb.json'] and not Path('preds').exists()
+    one_line_error(run('kaggle', 'pull', KERNEL), 'models/demo_scratch-bbbbbb.json exists with other contents',
+                   'nothing was pulled')
+    assert Path('models/demo_scratch-bbbbbb.json').read_text() == 'mine'
+    assert os.listdir('models') == ['demo_scratch-bbbbbb.json']
+    assert not Path('preds').exists()
 
     stub.outputs[KERNEL] = run_output(local, 'demo_scratch-cccccc', test_ids=['x.jpg'])
     one_line_error(run('kaggle', 'pull', KERNEL), "demo_scratch-cccccc's predictions are not of the test ids")
@@ -210,7 +246,8 @@ def test_pull_never_overwrites_and_checks_the_test_ids(stub, local):
 
 
 def test_each_version_pulls_its_own_logs(stub, local):
-    "Without a version, pull takes the kernel's current one: a later version's logs go beside the earlier ones, not over them."
+    """Without a version, pull takes the kernel's current one: a later version's logs go beside the earlier ones, not
+    over them."""
     stub.kernels[KERNEL], stub.state[KERNEL] = [{}], ('COMPLETE', None)
     stub.outputs[KERNEL] = {**run_output(local, 'demo_scratch-aaaaaa'), 'sweeps/sweep-1/demo_scratch-1.log': b'first'}
     assert run('kaggle', 'pull', KERNEL).exit_code == 0
@@ -225,15 +262,21 @@ def test_each_version_pulls_its_own_logs(stub, local):
 
 
 def test_on_kaggle_pip_keeps_the_images_torch(monkeypatch, tmp_path):
-    "Outside a rehearsal the wheel installs with its dependencies, constrained to the torch and torchvision already there."
+    """Outside a rehearsal the wheel installs with its dependencies, constrained to the torch and torchvision already
+    there."""
     from paddy.kaggle import notebook
     calls = []
     monkeypatch.setattr(notebook, 'version', lambda n: {'torch': '2.6.0+cu124', 'torchvision': '0.21.0+cu124'}[n])
-    monkeypatch.setattr(notebook.subprocess, 'call', lambda cmd, env: calls.append((cmd, Path(cmd[cmd.index('-c') + 1]).read_text())) or 0)
+    monkeypatch.setattr(notebook.subprocess, 'call', lambda cmd,
+                        env: calls.append((cmd, Path(cmd[cmd.index('-c') + 1]).read_text())) or 0)
     notebook.install(tmp_path / 'paddy-0.1.0-py3-none-any.whl', None)
     (cmd, pins), = calls
-    assert cmd[1:5] == ['-m', 'pip', 'install', '-q'] and '--no-deps' not in cmd and cmd[-1].endswith('paddy-0.1.0-py3-none-any.whl')
+    assert cmd[1:5] == ['-m', 'pip', 'install', '-q']
+    assert '--no-deps' not in cmd
+    assert cmd[-1].endswith('paddy-0.1.0-py3-none-any.whl')
     assert pins == 'torch==2.6.0+cu124\ntorchvision==0.21.0+cu124\n'
     monkeypatch.setattr(notebook.subprocess, 'call', lambda cmd, env: 1)
-    with pytest.raises(SystemExit, match=r"paddy: error: pip could not install .*accept the image's torch==2.6.0\+cu124 and torchvision"):
+    with pytest.raises(SystemExit,
+                       match=r"paddy: error: pip could not install .*accept the image's torch==2.6.0\+cu124 "
+                             r"and torchvision"):
         notebook.install(tmp_path / 'paddy-0.1.0-py3-none-any.whl', None)

@@ -10,7 +10,7 @@ from paddy.ensemble import ensemble
 from paddy.errors import PaddyError
 from paddy.predict import load_preds, predict, save_preds
 from paddy.spec import load
-from paddy.train import train
+from paddy.train import Settings, train
 
 
 @pytest.fixture(scope='module')
@@ -20,8 +20,9 @@ def trained_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp('trained')
     comp = make_comp(d / 'comp')
     (d / 'tiny.py').write_text(TINY)
-    a = train(load(str(d / 'tiny.py')), data=comp, models=d / 'models', preds=d / 'preds')
-    b = train(load(str(d / 'tiny.py'), ['arch=test_efficientnet', 'epochs=2']), data=comp, models=d / 'models', preds=d / 'preds')
+    a = train(load(str(d / 'tiny.py')), Settings(data=comp), models=d / 'models', preds=d / 'preds')
+    b = train(load(str(d / 'tiny.py'), ['arch=test_efficientnet', 'epochs=2']), Settings(data=comp),
+              models=d / 'models', preds=d / 'preds')
     return d, comp, a, b
 
 
@@ -41,7 +42,8 @@ def test_train_exports_model_metadata_and_predictions(trained):
         assert Path(f"models/{m['run']}.pkl").exists() and Path(f"preds/{m['run']}.npz").exists()
         meta = json.loads(Path(f"models/{m['run']}.json").read_text())
         assert meta['vocab'] == ['cat', 'dog', 'fish']
-        assert meta['experiment']['arch'] in ('test_convnext', 'test_efficientnet') and meta['experiment']['epochs'] in (1, 2)
+        assert meta['experiment']['arch'] in ('test_convnext', 'test_efficientnet')
+        assert meta['experiment']['epochs'] in (1, 2)
         assert meta['split_seed'] == 42 and len(meta['valid_ids']) == meta['n_valid'] == 7
         assert 0 <= meta['error_rate'] <= 1 and 0 <= meta['tta_error_rate'] <= 1
         assert meta['fit_time'] > 0 and meta['peak_gpu_mem_gb'] == 0 and meta['mixed_precision'] is False
@@ -91,7 +93,9 @@ def test_ensemble_writes_sample_submission_ids_in_order(trained):
     mean = (pa['test_probs'] + pb['test_probs']) / 2
     assert sub.label.tolist() == pa['vocab'][mean.argmax(1)].tolist()
     prov = json.loads(Path('submissions/both.json').read_text())
-    assert sorted(prov['runs']) == sorted([a['run'], b['run']]) and prov['weights'] == [0.5, 0.5] and prov['method'] == 'mean'
+    assert sorted(prov['runs']) == sorted([a['run'], b['run']])
+    assert prov['weights'] == [0.5, 0.5]
+    assert prov['method'] == 'mean'
     assert prov['valid_error']['ensemble'] is not None and meta['sha256'] == prov['sha256']
 
 
@@ -117,7 +121,8 @@ def test_ensemble_never_overwrites(trained):
 def test_ensemble_refuses_different_vocabularies(trained):
     comp, a, _ = trained
     p = load_preds(Path(f"preds/{a['run']}.npz"))
-    save_preds(Path('preds/other.npz'), 'other', {**{k: v for k, v in p.items() if k != 'run'}, 'vocab': np.array(['a', 'b', 'c'])})
+    save_preds(Path('preds/other.npz'), 'other',
+               {**{k: v for k, v in p.items() if k != 'run'}, 'vocab': np.array(['a', 'b', 'c'])})
     with pytest.raises(PaddyError, match='different vocabularies'): ensemble(data=comp)
 
 
@@ -127,7 +132,7 @@ def test_ensemble_of_nothing_is_an_error(comp):
 
 
 def test_fresh_split_is_recorded(comp, tiny_spec):
-    m = train(load(str(tiny_spec), ['seed=None']), data=comp)
+    m = train(load(str(tiny_spec), ['seed=None']), Settings(data=comp))
     assert m['experiment']['seed'] is None and isinstance(m['split_seed'], int)
     from paddy.data import valid_ids, read_train
     assert valid_ids(read_train(comp).image_id, m['split_seed']) == m['valid_ids']  # the split can be rebuilt
@@ -138,7 +143,7 @@ def test_ensemble_scores_only_a_shared_split(trained, tiny_spec, capsys):
     ensemble(name='shared', data=comp)
     out = capsys.readouterr().out
     assert f"{a['run']}" in out and 'ensemble of 2 (mean), validation error' in out
-    train(load(str(tiny_spec), ['seed=None']), data=comp)
+    train(load(str(tiny_spec), ['seed=None']), Settings(data=comp))
     meta = ensemble(name='mixed', data=comp)
     assert meta['valid_error']['ensemble'] is None and len(meta['runs']) == 3
     assert 'do not share one validation split' in capsys.readouterr().out
@@ -153,11 +158,13 @@ def test_a_pickle_from_outside_models_needs_trust(trained, capsys):
     shutil.copy(f"models/{a['run']}.pkl", 'elsewhere/model.pkl')
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in Path('.').rglob('*') if p.is_file()}
     runner = CliRunner()
-    for bad, needle in (('elsewhere/model.pkl', 'not a run in models/ with its .json, and loading a pickle runs any code in it: pass --trust'),
+    for bad, needle in (('elsewhere/model.pkl', 'not a run in models/ with its .json, and loading a pickle runs any '
+                                                'code in it: pass --trust'),
                         ('models/../elsewhere/model.pkl', 'pass --trust'),  # a way out of models/
                         ('../../etc/passwd', 'pass --trust'), ('..', "'..' is not a run name")):
         r = runner.invoke(app, ['predict', bad, '--data', str(comp)])
-        assert r.exit_code == 2 and r.output.count('\n') == 1 and needle in r.output and 'Traceback' not in r.output, (bad, r.output)
+        assert (r.exit_code == 2 and r.output.count('\n') == 1 and needle in r.output
+                and 'Traceback' not in r.output), (bad, r.output)
     Path(f"models/{a['run']}.json").rename('elsewhere/meta.json')  # a model whose run never finished
     r = runner.invoke(app, ['predict', a['run'], '--data', str(comp)])
     assert r.exit_code == 2 and 'has no' in r.output and 'did not finish or was not made here: pass --trust' in r.output
@@ -165,7 +172,8 @@ def test_a_pickle_from_outside_models_needs_trust(trained, capsys):
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in Path('.').rglob('*') if p.is_file()} == before
     r = runner.invoke(app, ['predict', 'elsewhere/model.pkl', '--data', str(comp), '--trust'])
     assert r.exit_code == 0, r.output
-    assert load_preds(Path('preds/model.npz'))['test_ids'].tolist() == pd.read_csv(comp / 'sample_submission.csv').image_id.tolist()
+    ids = pd.read_csv(comp / 'sample_submission.csv').image_id.tolist()
+    assert load_preds(Path('preds/model.npz'))['test_ids'].tolist() == ids
     r = runner.invoke(app, ['predict', f"models/{a['run']}.pkl", '--data', str(comp), '--out', 'preds/bypath.npz'])
     assert r.exit_code == 0, r.output  # a path to one of ours is that run
 
@@ -175,12 +183,14 @@ def test_ensemble_of_no_runs_named_takes_the_data_folder_in_use(trained, tmp_pat
     comp, a, b = trained
     other = make_comp(tmp_path / 'other')  # the same competition, another copy of it
     p = load_preds(Path(f"preds/{a['run']}.npz"))
-    save_preds(Path('preds/elsewhere.npz'), 'elsewhere', {**{k: v for k, v in p.items() if k != 'run'}, 'data': np.array(str(other.resolve()))})
+    save_preds(Path('preds/elsewhere.npz'), 'elsewhere',
+               {**{k: v for k, v in p.items() if k != 'run'}, 'data': np.array(str(other.resolve()))})
     meta = ensemble(name='here', data=comp)
     assert sorted(meta['runs']) == sorted([a['run'], b['run']])
     assert f'taking the 2 runs predicted on {comp} (1 others in preds/ were not)' in capsys.readouterr().out
     assert ensemble(name='there', data=other)['runs'] == ['elsewhere']
-    with pytest.raises(PaddyError, match=r'predicted on 2 data folders \(.*\): pass --data DIR'): ensemble(name='nowhere')
+    with pytest.raises(PaddyError, match=r'predicted on 2 data folders \(.*\): pass --data DIR'):
+        ensemble(name='nowhere')
     assert not Path('submissions/nowhere.csv').exists()
 
 
@@ -192,9 +202,14 @@ def test_greedy_selection_is_never_worse_than_the_mean_on_real_runs(trained, tin
     assert meta['valid_error']['ensemble'] <= mean
     assert 'step 1: + ' in out and 'validation error' in out
     sel = meta['selection']
-    assert sel['method'] == 'greedy' and set(sel['weights']) == {a['run'], b['run']} and all(isinstance(v, int) for v in sel['weights'].values())
+    assert sel['method'] == 'greedy'
+    assert set(sel['weights']) == {a['run'], b['run']}
+    assert all(isinstance(v, int) for v in sel['weights'].values())
     assert meta['weights'] == pytest.approx([v / sum(sel['weights'].values()) for v in sel['weights'].values()])
     p = load_preds(Path(f"preds/{a['run']}.npz"))
-    save_preds(Path('preds/apart.npz'), 'apart', {**{k: v for k, v in p.items() if k != 'run'}, 'valid_ids': p['valid_ids'][::-1]})
-    with pytest.raises(PaddyError, match="needs runs that share one validation split, and apart does not share"): ensemble(name='g2', data=comp, select='greedy')
-    with pytest.raises(PaddyError, match='drop --weights and --vote'): ensemble(name='g3', data=comp, select='greedy', vote=True)
+    save_preds(Path('preds/apart.npz'), 'apart',
+               {**{k: v for k, v in p.items() if k != 'run'}, 'valid_ids': p['valid_ids'][::-1]})
+    with pytest.raises(PaddyError, match="needs runs that share one validation split, and apart does not share"):
+        ensemble(name='g2', data=comp, select='greedy')
+    with pytest.raises(PaddyError, match='drop --weights and --vote'):
+        ensemble(name='g3', data=comp, select='greedy', vote=True)

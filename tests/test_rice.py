@@ -6,14 +6,15 @@ import pandas as pd
 
 from paddy.ensemble import ensemble
 from paddy.spec import load
-from paddy.train import train
+from paddy.train import Settings, train
 
 
 def test_rice_photos_end_to_end(rice):
     # the competition's own recipe shape, scaled down: squish the portrait photos, then a rectangle
-    exp = load('convnext_small_rect', ['arch=test_convnext', 'pretrained=False', 'item_size=(128,96)', 'aug_size=(64,48)',
+    exp = load('convnext_small_rect',
+               ['arch=test_convnext', 'pretrained=False', 'item_size=(128,96)', 'aug_size=(64,48)',
                                        'epochs=1', 'bs=16'])
-    m = train(exp, data=rice)
+    m = train(exp, Settings(data=rice))
     assert m['vocab'] == ['bacterial_leaf_blight', 'blast', 'brown_spot', 'tungro']
     assert m['n_train'] + m['n_valid'] == 120 and m['n_valid'] == 24
     assert json.loads(Path(f"models/{m['run']}.json").read_text())['experiment']['item_size'] == [128, 96]

@@ -16,7 +16,10 @@ def test_it_picks_the_good_member_and_not_the_noise():
     y = rng.integers(0, 3, 200)
     good, noise = onehot(y), [onehot(rng.integers(0, 3, 200)) for _ in range(3)]
     w, history = greedy([noise[0], good, noise[1], noise[2]], y)
-    assert w.tolist() == [0, history[0]['weights'][1], 0, 0] and w[1] >= 1 and history[0]['added'] == 1 and history[0]['error'] == 0
+    assert w.tolist() == [0, history[0]['weights'][1], 0, 0]
+    assert w[1] >= 1
+    assert history[0]['added'] == 1
+    assert history[0]['error'] == 0
 
 
 def test_ties_go_to_fewer_members():

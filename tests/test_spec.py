@@ -3,13 +3,15 @@ import timm
 import pytest
 
 from paddy.errors import PaddyError
-from paddy.spec import Experiment, available, hw, load, validate
+from paddy.spec import Experiment, available, hw, load
+from paddy.train.learner import _torchvision, check
 
 SHIPPED = available()
 
 
 def test_seed_experiments_are_shipped():
-    need = {'convnext_small_squish', 'convnext_small_crop', 'convnext_small_pad', 'convnext_small_rect', 'vit_small_squish',
+    need = {'convnext_small_squish', 'convnext_small_crop', 'convnext_small_pad', 'convnext_small_rect',
+            'vit_small_squish',
             'vit_small_pad', 'swinv2_base_squish', 'swin_small_squish', 'convnext_large_rect', 'vit_large_squish',
             'swinv2_large_squish', 'swin_large_squish', 'demo_lite0', 'demo_scratch'}
     assert need <= set(SHIPPED)
@@ -20,7 +22,7 @@ def test_every_experiment_loads_and_validates(name):
     exp = load(name)
     assert exp.name == name
     assert timm.is_model(exp.arch)
-    validate(exp)
+    check(exp)
     cfg = timm.models.get_pretrained_cfg(exp.arch)
     if cfg.fixed_input_size: assert hw(exp.aug_size) == tuple(cfg.input_size[1:])
 
@@ -37,7 +39,8 @@ def test_variant_changes_only_what_it_sets():
 
 
 def test_overrides_keep_types():
-    exp = load('convnext_small_rect', ['epochs=1', 'lr=1', 'pretrained=False', 'seed=None', 'aug_size=(320,224)', 'arch=resnet18'])
+    exp = load('convnext_small_rect',
+               ['epochs=1', 'lr=1', 'pretrained=False', 'seed=None', 'aug_size=(320,224)', 'arch=resnet18'])
     assert exp.epochs == 1 and type(exp.epochs) is int
     assert exp.lr == 1.0 and type(exp.lr) is float
     assert exp.pretrained is False and exp.seed is None
@@ -64,33 +67,46 @@ def test_unknown_experiment_names_close_matches():
 
 def test_unknown_arch_names_close_matches():
     with pytest.raises(PaddyError, match="unknown arch 'convnxt_small'; close matches: convnext_small"):
-        validate(load('convnext_small_squish', ['arch=convnxt_small']))
+        check(load('convnext_small_squish', ['arch=convnxt_small']))
 
 
 def test_unknown_pretrained_tag_is_an_error():
-    with pytest.raises(PaddyError, match='no pretrained tag'): validate(load('convnext_small_squish', ['arch=convnext_small.nope']))
+    with pytest.raises(PaddyError, match='no pretrained tag'):
+        check(load('convnext_small_squish', ['arch=convnext_small.nope']))
 
 
 def test_vit_cannot_take_another_size():
     with pytest.raises(PaddyError, match=r'only takes 224×224 input but aug_size is 288×288: set aug_size = 224'):
-        validate(load('vit_small_squish', ['aug_size=288']))
-    with pytest.raises(PaddyError, match='only takes 192×192'): validate(load('swinv2_base_squish', ['aug_size=(288,224)']))
+        check(load('vit_small_squish', ['aug_size=288']))
+    with pytest.raises(PaddyError,
+                       match='only takes 192×192'): check(load('swinv2_base_squish', ['aug_size=(288,224)']))
 
 
 def test_convnext_takes_rectangles():
-    assert validate(load('convnext_small_rect')) == []
+    assert check(load('convnext_small_rect')) == []
 
 
 def test_side_not_multiple_of_32_warns(capsys):
-    msgs = validate(load('convnext_small_squish', ['aug_size=(300,224)']))
+    msgs = check(load('convnext_small_squish', ['aug_size=(300,224)']))
     assert len(msgs) == 1 and 'aug_size=(300, 224)' in msgs[0]
     assert 'not a multiple of 32' in capsys.readouterr().err
 
 
-def test_torchvision_arch_is_accepted():
-    validate(Experiment(name='x', arch='vgg11_bn', pretrained=False))  # torchvision only, not timm
+def test_torchvision_arch_is_accepted(comp):
+    import torchvision
+    from paddy.data import dataloaders, read_train
+    from paddy.train.learner import learner
+    from paddy.train.weights import Weights
+    exp = Experiment(name='x', arch='squeezenet1_1', pretrained=False, item_size=32, aug_size=32)  # not in timm
+    assert not timm.is_model(exp.arch) and _torchvision(exp.arch) is torchvision.models.squeezenet1_1
+    assert check(exp) == []
+    learn = learner(dataloaders(read_train(comp), exp, [], 4), exp, Weights(False))
+    assert any(type(m).__name__ == 'Fire' for m in learn.model.modules())  # squeezenet's own block
 
 
-@pytest.mark.parametrize('field,value', [('resize', "'stretch'"), ('accum', '3'), ('valid_pct', '1.5'), ('epochs', '0'), ('aug_size', '(0,224)')])
+@pytest.mark.parametrize('field,value',
+                         [('resize', "'stretch'"), ('accum', '3'), ('valid_pct', '1.5'), ('epochs', '0'),
+                          ('aug_size', '(0,224)')])
 def test_impossible_values_are_errors(field, value):
-    with pytest.raises(PaddyError, match=field.split('_')[-1]): validate(load('convnext_small_squish', [f'{field}={value}']))
+    with pytest.raises(PaddyError, match=field.split('_')[-1]):
+        check(load('convnext_small_squish', [f'{field}={value}']))

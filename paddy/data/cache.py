@@ -9,6 +9,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import PaddyError
+from ..files import cache_dir
+from ..provenance import stamp
+from .sizes import headers
 
 FORMAT = 1  # bump when what is stored changes, so an old cache is never read as a new one
 OFF = ('0', 'off', 'false', 'no')
@@ -35,8 +38,9 @@ def _resize(item: Item):
 
 
 def decode(fn, item: Item) -> np.ndarray:
-    """`fn` decoded and item-transformed, as a contiguous (3, rows, cols) uint8 array. squish and pad equal fastai's `Resize`
-    in validation (pad centred); crop keeps the whole photo scaled to cover `item.size`, for `CropTensor` to cut."""
+    """`fn` decoded and item-transformed, as a contiguous (3, rows, cols) uint8 array. squish and pad equal fastai's
+    `Resize` in validation (pad centred); crop keeps the whole photo scaled to cover `item.size`, for `CropTensor` to
+    cut."""
     with Image.open(fn) as im:
         w, h = im.size
         size = item.content(w, h)
@@ -46,7 +50,8 @@ def decode(fn, item: Item) -> np.ndarray:
         # a JPEG decodes at 1/2, 1/4 or 1/8 scale in the DCT, never below the target: a fraction of the work
         im.draft(None, size)
         im.load()
-        im = im._new(im.im)  # a plain Image, as fastai's `load_image` makes: its transforms keep the type they are given
+        # a plain Image, as fastai's `load_image` makes: its transforms keep the type they are given
+        im = im._new(im.im)
     if im.mode != 'RGB': im = im.convert('RGB')  # grayscale, CMYK, RGBA, palette; an RGB convert would only copy
     if item.method == 'pad': im = _resize(item)(im, split_idx=1)
     # squish and crop are one bilinear resize (fastai's squish first crops to the whole photo, which changes nothing)
@@ -56,7 +61,8 @@ def decode(fn, item: Item) -> np.ndarray:
 
 
 def _jpeg(fn) -> np.ndarray | None:
-    "torchvision's decode, which warns on every call since 0.29 that it will move to torchcodec; where it is gone, PIL decodes."
+    """torchvision's decode, which warns on every call since 0.29 that it will move to torchcodec; where it is gone, PIL
+    decodes."""
     try: from torchvision.io import ImageReadMode, decode_jpeg, read_file
     except ImportError: return None
     with warnings.catch_warnings():
@@ -70,7 +76,6 @@ def root() -> Path | None:
     env = os.environ.get('PADDY_ITEM_CACHE', '')
     if env.lower() in OFF and env: return None
     if env: return Path(env)
-    from ..weights import cache_dir
     return cache_dir() / 'items'
 
 
@@ -113,8 +118,8 @@ def gb(n: int) -> str: return f'{n / 1e9:.1f} GB' if n >= 1e8 else f'{n / 1e6:.1
 def shapes(files, item: Item, workers: int = 0) -> np.ndarray:
     "(3, rows, cols) of each file once transformed: fixed for squish and pad, from each file's header for crop."
     if item.method != 'crop': return np.tile(np.array([3, *item.size], np.int64), (len(files), 1))
-    from .sizes import headers
-    return np.array([(3, *item.content(w, h)[::-1]) for w, h in headers(files, workers, desc='item cache: sizes')], np.int64)
+    return np.array([(3, *item.content(w, h)[::-1]) for w, h in headers(files, workers, desc='item cache: sizes')],
+                    np.int64)
 
 
 _fd = None
@@ -129,8 +134,10 @@ def _put(job):
     "Decode one file and write it at its place in the pixel file: the workers write, so no image crosses a pipe."
     fn, item, offset, shape = job
     a = decode(fn, item)
-    if a.shape != tuple(shape): raise PaddyError(f"{fn} decoded to {a.shape}, not {tuple(shape)}: report this as a paddy bug")
-    if os.pwrite(_fd, a.data, offset) != a.nbytes: raise OSError(f"short write to the item cache at {fn}: is the disk full?")
+    if a.shape != tuple(shape):
+        raise PaddyError(f"{fn} decoded to {a.shape}, not {tuple(shape)}: report this as a paddy bug")
+    if os.pwrite(_fd, a.data, offset) != a.nbytes:
+        raise OSError(f"short write to the item cache at {fn}: is the disk full?")
 
 
 def _write(files, item: Item, folder: Path, shape: np.ndarray, workers: int, data: str | None):
@@ -151,7 +158,8 @@ def _write(files, item: Item, folder: Path, shape: np.ndarray, workers: int, dat
             from concurrent.futures import ProcessPoolExecutor
             # spawned, not forked: a fork of a process whose torch has started its threads can hang, and an executor
             # raises where a Pool would wait forever for a worker that died
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_open, initargs=(str(tmp / 'pixels.u8'),)) as ex:
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_open,
+                                     initargs=(str(tmp / 'pixels.u8'),)) as ex:
                 for _ in tqdm(ex.map(_put, jobs, chunksize=16), **bar): pass
         else:
             _open(str(tmp / 'pixels.u8'))
@@ -159,8 +167,8 @@ def _write(files, item: Item, folder: Path, shape: np.ndarray, workers: int, dat
                 for j in tqdm(jobs, **bar): _put(j)
             finally: os.close(_fd)
         np.save(tmp / 'spans.npy', np.column_stack([offsets, shape]))
-        from ..provenance import stamp
-        meta = dict(format=FORMAT, item=dict(method=item.method, size=list(item.size)), data=data, n=len(files), bytes=int(sizes.sum()),
+        meta = dict(format=FORMAT, item=dict(method=item.method, size=list(item.size)), data=data, n=len(files),
+                    bytes=int(sizes.sum()),
                     build_s=round(time.perf_counter() - t0, 1), files=[str(f) for f in files], **stamp())
         (tmp / 'meta.json').write_text(json.dumps(meta))  # last: a folder with meta.json is whole
         os.rename(tmp, folder)
@@ -177,11 +185,13 @@ def _prune(folder: Path, meta: dict):
         except (OSError, ValueError): continue
         if old.get('data') == meta['data'] and old.get('item') == meta['item']:
             shutil.rmtree(m.parent, ignore_errors=True)
-            print(f"item cache: removed {m.parent} ({gb(old.get('bytes', 0))}), made before the images changed", file=sys.stderr)
+            print(f"item cache: removed {m.parent} ({gb(old.get('bytes', 0))}), made before the images changed",
+                  file=sys.stderr)
 
 
 def build(files, item: Item, where: Path, workers: int = 0, data: str | None = None) -> Cache:
-    "The cache of `files` under `item` in `where`, built once; runs started together wait for one writer, then share it."
+    """The cache of `files` under `item` in `where`, built once; runs started together wait for one writer, then share
+    it."""
     files = [str(f) for f in files]
     k = key(files, item)
     folder = where / k
@@ -190,8 +200,9 @@ def build(files, item: Item, where: Path, workers: int = 0, data: str | None = N
         where.mkdir(parents=True, exist_ok=True)
         shape = shapes(files, item, workers)
         need, free = int(shape.prod(1).sum()), shutil.disk_usage(where).free
-        if need > free: raise PaddyError(f"the item cache needs {gb(need)} in {where} but {gb(free)} is free: free some space, "
-                                         f"set PADDY_ITEM_CACHE=DIR on a bigger disk, or train with --no-cache")
+        if need > free:
+            raise PaddyError(f"the item cache needs {gb(need)} in {where} but {gb(free)} is free: free some space, "
+                             f"set PADDY_ITEM_CACHE=DIR on a bigger disk, or train with --no-cache")
         with open(where / f'{k}.lock', 'w') as lock:
             _lock(lock)
             if not (folder / 'meta.json').exists():
@@ -199,7 +210,8 @@ def build(files, item: Item, where: Path, workers: int = 0, data: str | None = N
                 built = True
     c = Cache(folder)
     print(f"item cache: {'built' if built else 'reusing'} {folder} ({gb(c.meta['bytes'])}, {len(c)} images"
-          + (f", {c.meta['build_s']:.0f} s)" if built else ')') + "; PADDY_ITEM_CACHE=off or --no-cache turns it off", file=sys.stderr)
+          + (f", {c.meta['build_s']:.0f} s)" if built else ')') + "; PADDY_ITEM_CACHE=off or --no-cache turns it off",
+          file=sys.stderr)
     if built and data: _prune(folder, c.meta)
     return c
 
@@ -217,9 +229,24 @@ def caches(where: Path | None = None) -> list[dict]:
     rows = []
     for m in sorted(where.glob('*/meta.json')):
         meta = json.loads(m.read_text())
-        rows.append(dict(cache=m.parent.name, data=meta.get('data'), item=f"{meta['item']['method']} {tuple(meta['item']['size'])}",
+        rows.append(dict(cache=m.parent.name, data=meta.get('data'),
+                         item=f"{meta['item']['method']} {tuple(meta['item']['size'])}",
                          images=meta['n'], size=gb(meta['bytes']), bytes=meta['bytes'], created=meta.get('created')))
     return rows
+
+
+def describe(clear_all: bool = False) -> str:
+    "Where the item cache lives and each image set it holds, with its size; `clear_all` removes them all instead."
+    import pandas as pd
+    where = root()
+    if where is None: return 'the item cache is off (PADDY_ITEM_CACHE=off)'
+    if clear_all: return f'removed {where} ({gb(clear(where))})'
+    rows = caches(where)
+    head = (f"{where}: {len(rows)} cached image sets, {gb(sum(r['bytes'] for r in rows))}; set PADDY_ITEM_CACHE=DIR "
+            "to move it, PADDY_ITEM_CACHE=off or paddy train --no-cache to go without")
+    if not rows: return head
+    with pd.option_context('display.width', 250, 'display.max_colwidth', 60):
+        return head + '\n' + pd.DataFrame(rows).drop(columns='bytes').to_string(index=False, na_rep='')
 
 
 def clear(where: Path | None = None) -> int:

@@ -28,17 +28,22 @@ def find_data(data: str | Path | None = None, recorded: str | Path | None = None
     else: path, src = LOCAL, 'default'
     if not path.is_dir(): raise PaddyError(f"no competition data at {path} ({src}): {HOW_TO_GET}")
     missing = [p for p in LAYOUT if not (path / p).exists()]
-    if missing: raise PaddyError(f"{path} lacks {', '.join(missing)}: it needs the competition's layout ({', '.join(LAYOUT)}); {HOW_TO_GET}")
+    if missing:
+        raise PaddyError(f"{path} lacks {', '.join(missing)}: it needs the competition's layout ({', '.join(LAYOUT)}); "
+                         f"{HOW_TO_GET}")
     return path
 
 
 def read_train(path: Path) -> pd.DataFrame:
     "train.csv with a `path` column; every listed image must exist."
     df = pd.read_csv(path / 'train.csv', dtype=str, keep_default_na=False)
-    if not {'image_id', 'label'} <= set(df.columns): raise PaddyError(f"{path/'train.csv'} needs the columns image_id,label")
+    if not {'image_id', 'label'} <= set(df.columns):
+        raise PaddyError(f"{path/'train.csv'} needs the columns image_id,label")
     df['path'] = [str(path / 'train_images' / l / i) for i, l in zip(df.image_id, df.label)]
     missing = [p for p in df.path if not os.path.exists(p)]
-    if missing: raise PaddyError(f"{len(missing)} images in train.csv are not under train_images/<label>/, e.g. {missing[0]}: re-extract the data")
+    if missing:
+        raise PaddyError(f"{len(missing)} images in train.csv are not under train_images/<label>/, e.g. {missing[0]}: "
+                         "re-extract the data")
     return df
 
 
@@ -47,7 +52,9 @@ def tst_items(path: Path) -> tuple[list[str], list[str]]:
     ids = pd.read_csv(path / 'sample_submission.csv', dtype=str).image_id.tolist()
     files = [str(path / 'test_images' / i) for i in ids]
     missing = [f for f in files if not os.path.exists(f)]
-    if missing: raise PaddyError(f"{len(missing)} images in sample_submission.csv are missing from test_images/, e.g. {missing[0]}: re-extract the data")
+    if missing:
+        raise PaddyError(f"{len(missing)} images in sample_submission.csv are missing from test_images/, e.g. "
+                         f"{missing[0]}: re-extract the data")
     return ids, files
 
 

@@ -1,4 +1,5 @@
-"""fastai DataLoaders for an experiment: cached, item-transformed uint8 images in, fastai's batch augmentation on the device."""
+"""fastai DataLoaders for an experiment: cached, item-transformed uint8 images in, fastai's batch augmentation on the
+device."""
 import os
 
 import numpy as np
@@ -21,22 +22,27 @@ def batch_tfms(exp: Experiment):
     return aug_transforms(size=hw(exp.aug_size), min_scale=exp.min_scale, do_flip=exp.flip)
 
 
-def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, device=None, cache: bool = True, data=None, **kwargs):
-    """fastai DataLoaders over `read_train`'s `df`, validating on `valid` ids; labels come from the folder name. With `cache`
-    (and PADDY_ITEM_CACHE not off), the item-transformed images of `df` are built once and read back every epoch.
-    `kwargs` go to fastai's `DataLoader`, e.g. `pin_memory`."""
-    from fastai.vision.all import CategoryBlock, DataBlock, IndexSplitter, IntToFloatTensor, TransformBlock, parent_label
+def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, device=None, cache: bool = True,
+                data=None, **kwargs):
+    """fastai DataLoaders over `read_train`'s `df`, validating on `valid` ids; labels come from the folder name. With
+    `cache` (and PADDY_ITEM_CACHE not off), the item-transformed images of `df` are built once and read back every
+    epoch. `kwargs` go to fastai's `DataLoader`, e.g. `pin_memory`."""
+    from fastai.vision.all import (CategoryBlock, DataBlock, IndexSplitter, IntToFloatTensor, TransformBlock,
+                                   parent_label)
     from .tfms import CachedImage, CropTensor
     it, where = item(exp), C.root()
-    store = C.build(df.path.tolist(), it, where, num_workers(), str(data) if data else None) if cache and where else None
+    store = C.build(df.path.tolist(), it, where, num_workers(),
+                    str(data) if data else None) if cache and where else None
     idx = np.flatnonzero(df.image_id.isin(set(valid)).values).tolist()
     # uint8 through collate and onto the device; IntToFloatTensor makes floats there, before the batch augmentation
     images = TransformBlock(type_tfms=CachedImage(it, store), batch_tfms=IntToFloatTensor)
     ys = dict(blocks=(images, CategoryBlock), get_y=parent_label)
     if exp.variety:  # the disease from the folder, the variety from train.csv, as two targets of one input
-        from ..heads import Lookup
-        ys = dict(blocks=(images, CategoryBlock, CategoryBlock), n_inp=1, get_y=[parent_label, Lookup(dict(zip(df.path, df.variety)))])
-    dblock = DataBlock(**ys, splitter=IndexSplitter(idx), item_tfms=[CropTensor(it.size)] if exp.resize == 'crop' else [],
+        from .labels import Lookup
+        ys = dict(blocks=(images, CategoryBlock, CategoryBlock), n_inp=1,
+                  get_y=[parent_label, Lookup(dict(zip(df.path, df.variety)))])
+    dblock = DataBlock(**ys, splitter=IndexSplitter(idx),
+                       item_tfms=[CropTensor(it.size)] if exp.resize == 'crop' else [],
                        batch_tfms=batch_tfms(exp))
     dls = dblock.dataloaders(df.path.tolist(), bs=bs, num_workers=num_workers(), device=device, **kwargs)
     dls.item_cache = store  # for the run's metadata; an exported Learner keeps only the transforms

@@ -1,19 +1,23 @@
-"""A smaller copy of a competition folder, the longest side at most `max_size`, aspect kept: Road to the Top's 256-px copy."""
+"""A smaller copy of a competition folder, the longest side at most `max_size`, aspect kept: Road to the Top's 256-px
+copy."""
 import json, shutil, sys
 from pathlib import Path
 
 from PIL import Image
 
 from ..errors import PaddyError
-from ..provenance import replaced
+from ..files import replaced
+from ..provenance import stamp as prov
+from .folder import find_data
+from .loaders import num_workers
 from .pool import pmap
 
 STAMP = 'paddy-resize.json'
 
 
 def shrink(src: Path, dest: Path, max_size: int) -> bool:
-    """Write `src` to `dest` with its longest side `max_size` (a plain copy when already that small), through a temporary
-    name, so a stopped copy leaves no half image under its real name. True when it was resized."""
+    """Write `src` to `dest` with its longest side `max_size` (a plain copy when already that small), through a
+    temporary name, so a stopped copy leaves no half image under its real name. True when it was resized."""
     with replaced(dest) as tmp, Image.open(src) as im:
         w, h = im.size
         r = max_size / max(w, h)
@@ -42,10 +46,10 @@ def resize(src: Path, dest: Path | None, max_size: int, workers: int = 0) -> Pat
     if stamp.exists():
         prev = json.loads(stamp.read_text())
         if prev.get('max_size') != max_size or prev.get('source') != str(src.resolve()):
-            raise PaddyError(f"{dest} is a copy of {prev.get('source')} at --max-size {prev.get('max_size')}: choose another --dest")
+            raise PaddyError(f"{dest} is a copy of {prev.get('source')} at --max-size {prev.get('max_size')}: choose "
+                             "another --dest")
     elif dest.exists() and any(dest.iterdir()):
         raise PaddyError(f"{dest} exists and is not a copy that paddy resize made: choose another --dest")
-    from ..provenance import stamp as prov
     meta = dict(source=str(src.resolve()), max_size=max_size, complete=False)
     dest.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(meta, indent=1))  # first, so a stopped copy is known as ours and resumes
@@ -56,9 +60,16 @@ def resize(src: Path, dest: Path | None, max_size: int, workers: int = 0) -> Pat
     for d in {(dest / f).parent for f in todo}: d.mkdir(parents=True, exist_ok=True)
     print(f"{src} → {dest}: {len(files)} images, {len(files) - len(todo)} already done", file=sys.stderr)
     jobs = [(src / f, dest / f, max_size) for f in todo]
-    resized = sum(pmap(_job, jobs, workers, 'resize', chunksize=16, serial_below=65, total=len(files), initial=len(files) - len(todo), leave=True))
+    resized = sum(pmap(_job, jobs, workers, 'resize', chunksize=16, serial_below=65, total=len(files),
+                       initial=len(files) - len(todo), leave=True))
     for name in sorted({p.name for p in src.glob('*.csv')} | {'train.csv', 'sample_submission.csv'}):
         if (src / name).exists(): shutil.copyfile(src / name, dest / name)
     meta.update(complete=True, images=len(files), resized_now=resized, done_before=len(files) - len(todo), **prov())
     stamp.write_text(json.dumps(meta, indent=1))
     return dest
+
+
+def copy(data, dest: Path | None, max_size: int) -> str:
+    "`paddy resize`: a smaller copy of the competition folder in use, and how to train on it."
+    out = resize(find_data(data), dest, max_size, workers=num_workers())
+    return f'{out}: ready; train on it with --data {out}'

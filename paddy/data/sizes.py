@@ -1,11 +1,12 @@
-"""The size census: every image's width and height from its header alone, in parallel, as Road to the Top's first part did."""
+"""The size census: every image's width and height from its header alone, in parallel, as Road to the Top's first part
+did."""
 import os
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image
 
-from .folder import read_train
+from .folder import find_data, read_train
 from .pool import pmap
 
 
@@ -20,11 +21,13 @@ def headers(files: list[str], workers: int = 0, desc: str = 'sizes') -> list[tup
 
 
 def census(path: Path, workers: int | None = None) -> pd.DataFrame:
-    "One row per image of `path`'s train_images/ (per train.csv) and test_images/: split, image_id, width, height, orientation."
+    """One row per image of `path`'s train_images/ (per train.csv) and test_images/: split, image_id, width, height,
+    orientation."""
     workers = (os.cpu_count() or 1) if workers is None else workers
     trn = read_train(path)
     tst = sorted(p for p in (path / 'test_images').iterdir() if p.is_file() and not p.name.startswith('.'))
-    df = pd.DataFrame({'split': ['train'] * len(trn) + ['test'] * len(tst), 'image_id': list(trn.image_id) + [p.name for p in tst],
+    df = pd.DataFrame({'split': ['train'] * len(trn) + ['test'] * len(tst),
+                       'image_id': list(trn.image_id) + [p.name for p in tst],
                        'path': list(trn.path) + [str(p) for p in tst]})
     df['width'], df['height'] = zip(*headers(df.path.tolist(), workers)) if len(df) else ((), ())
     df['orientation'] = orientation(df.width, df.height)
@@ -55,8 +58,8 @@ def summary(df: pd.DataFrame, odd: int = 20) -> str:
 
 
 def against(df: pd.DataFrame, item_size, workers: int = 0) -> str | None:
-    """A warning when a rectangular `item_size` (rows, cols) will meet images of the other orientation among `read_train`'s
-    `df`, else None. A square `item_size` reads no headers."""
+    """A warning when a rectangular `item_size` (rows, cols) will meet images of the other orientation among
+    `read_train`'s `df`, else None. A square `item_size` reads no headers."""
     rows, cols = (item_size, item_size) if isinstance(item_size, int) else item_size
     if rows == cols: return None
     want = 'portrait' if rows > cols else 'landscape'
@@ -67,3 +70,8 @@ def against(df: pd.DataFrame, item_size, workers: int = 0) -> str | None:
     ids = ', '.join(odd.image_id.head(5)) + (' …' if len(odd) > 5 else '')
     return (f"{len(odd)} training images are not {want} like item_size {(rows, cols)}, so they will be squished "
             f"({ids}): see `paddy sizes`, rotate them, or use a square item_size")
+
+
+def report(data=None, odd: int = 20) -> str:
+    "`paddy sizes`: the census of the competition folder in use, in words."
+    return summary(census(find_data(data)), odd)

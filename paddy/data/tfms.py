@@ -1,4 +1,5 @@
-"""The two fastai transforms of the fast item pipeline. They import fastai at the top, so they pickle with an exported Learner."""
+"""The two fastai transforms of the fast item pipeline. They import fastai at the top, so they pickle with an exported
+Learner."""
 import random
 
 import torch
@@ -8,7 +9,8 @@ from . import cache as C
 
 
 class CachedImage(Transform):
-    "Path → (3, rows, cols) uint8 `TensorImage`, read from `cache` when it holds the file, else decoded and transformed now."
+    """Path → (3, rows, cols) uint8 `TensorImage`, read from `cache` when it holds the file, else decoded and
+    transformed now."""
     def __init__(self, item: C.Item, cache: C.Cache | None = None): store_attr()
     def encodes(self, fn):
         a = self.cache.get(fn) if self.cache is not None else None

@@ -8,7 +8,8 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import PaddyError
-from .folder import HOW_TO_GET, LAYOUT
+from .folder import HOW_TO_GET, LAYOUT, find_data
+from .loaders import num_workers
 from .pool import pmap
 
 TAIL = 1024  # a JPEG's end-of-image marker sits in its last bytes; scan data can never hold 0xFFD9 (0xFF is stuffed)
@@ -53,33 +54,50 @@ def verify(path: Path, deep: bool = False, workers: int = 0) -> list[Problem]:
     out = []
     trn = path / 'train_images'
     try: df = pd.read_csv(path / 'train.csv', dtype=str, keep_default_na=False)
-    except Exception as e: return [Problem(str(path / 'train.csv'), f"cannot be read as a CSV ({type(e).__name__}): re-extract the data")]
+    except Exception as e:
+        return [Problem(str(path / 'train.csv'), f"cannot be read as a CSV ({type(e).__name__}): re-extract the data")]
     if not {'image_id', 'label'} <= set(df.columns):
-        return [Problem(str(path / 'train.csv'), f"has columns {','.join(df.columns)}, not image_id,label: re-extract the data")]
+        return [Problem(str(path / 'train.csv'),
+                        f"has columns {','.join(df.columns)}, not image_id,label: re-extract the data")]
     on_disk = {p.name: p.parent.name for p in trn.glob('*/*') if p.is_file() and not p.name.startswith('.')}
     folders = sorted(p.name for p in trn.iterdir() if p.is_dir())
     for label in sorted(set(df.label) - set(folders)):
-        out.append(Problem('train.csv', f"label '{label}' has no folder train_images/{label}/: re-extract the data or fix train.csv"))
+        out.append(Problem('train.csv',
+                           f"label '{label}' has no folder train_images/{label}/: re-extract the data or "
+                           "fix train.csv"))
     for label in folders:
-        if not any((trn / label).iterdir()): out.append(Problem(f'train_images/{label}/', 'holds no images: remove the folder or re-extract the data'))
+        if not any((trn / label).iterdir()):
+            out.append(Problem(f'train_images/{label}/', 'holds no images: remove the folder or re-extract the data'))
     for r in df.itertuples():
         where = on_disk.get(r.image_id)
         if where is None and r.label not in folders: continue  # its label's missing folder is named once above
-        if where is None: out.append(Problem('train.csv', f"{r.image_id} ({r.label}) is not under train_images/: re-extract the data or drop the row"))
-        elif where != r.label: out.append(Problem('train.csv', f"{r.image_id} is labelled {r.label} but lies in train_images/{where}/: move it or fix the row"))
+        if where is None:
+            out.append(Problem('train.csv',
+                               f"{r.image_id} ({r.label}) is not under train_images/: re-extract the data or "
+                               "drop the row"))
+        elif where != r.label:
+            out.append(Problem('train.csv',
+                               f"{r.image_id} is labelled {r.label} but lies in train_images/{where}/: move it "
+                               "or fix the row"))
     for i in sorted(set(on_disk) - set(df.image_id)):
-        out.append(Problem(f'train_images/{on_disk[i]}/{i}', 'is not in train.csv: add a row for it or remove it', fatal=False))
+        out.append(Problem(f'train_images/{on_disk[i]}/{i}', 'is not in train.csv: add a row for it or remove it',
+                           fatal=False))
     tst = sorted(p.name for p in (path / 'test_images').iterdir() if p.is_file() and not p.name.startswith('.'))
     if not tst: out.append(Problem('test_images/', 'is empty: re-extract the data'))
     sample = pd.read_csv(path / 'sample_submission.csv', dtype=str)
     ids = sample.image_id.tolist() if 'image_id' in sample else []
-    for i in sorted(set(ids) - set(tst))[:20]: out.append(Problem('sample_submission.csv', f"{i} is not in test_images/: re-extract the data"))
-    for i in sorted(set(tst) - set(ids))[:20]: out.append(Problem(f'test_images/{i}', 'is not in sample_submission.csv: remove it or re-extract the data'))
+    for i in sorted(set(ids) - set(tst))[:20]:
+        out.append(Problem('sample_submission.csv', f"{i} is not in test_images/: re-extract the data"))
+    for i in sorted(set(tst) - set(ids))[:20]:
+        out.append(Problem(f'test_images/{i}', 'is not in sample_submission.csv: remove it or re-extract the data'))
     files = [str(trn / on_disk[i] / i) for i in sorted(on_disk)] + [str(path / 'test_images' / i) for i in tst]
     for f, (bad, mode) in zip(files, images(files, deep, workers)):
         rel = str(Path(f).relative_to(path))
         if bad: out.append(Problem(rel, f"{bad}: replace it (re-download) or remove it and its row"))
-        elif mode and mode != 'RGB JPEG': out.append(Problem(rel, "is {1} in mode {0}, not an RGB JPEG: paddy converts it to RGB".format(*mode.split()), fatal=False))
+        elif mode and mode != 'RGB JPEG':
+            out.append(Problem(rel,
+                               "is {1} in mode {0}, not an RGB JPEG: paddy converts it to RGB".format(*mode.split()),
+                               fatal=False))
     return out
 
 
@@ -89,4 +107,18 @@ def ensure(path: Path, workers: int = 0):
     for p in problems:
         if not p.fatal: print(f'note: {p}', file=sys.stderr)
     fatal = [str(p) for p in problems if p.fatal]
-    if fatal: raise PaddyError('\n'.join(fatal + [f"{len(fatal)} problems in {path}: see `paddy check --deep --data {path}`"]))
+    if fatal:
+        raise PaddyError('\n'.join(fatal
+                                   + [f"{len(fatal)} problems in {path}: see `paddy check --deep --data {path}`"]))
+
+
+def check(data=None, deep: bool = False) -> str:
+    "`paddy check`: print the notes, raise with the problems one a line, or say the folder in use is fine."
+    path = find_data(data)
+    problems = verify(path, deep=deep, workers=num_workers())
+    for p in problems:
+        if not p.fatal: print(f'note: {p}', file=sys.stderr)
+    fatal = [str(p) for p in problems if p.fatal]
+    if fatal: raise PaddyError('\n'.join(fatal))
+    return (f"{path}: no problems{' (every image decoded)' if deep else ''}"
+            + (f', {len(problems)} notes' if problems else ''))

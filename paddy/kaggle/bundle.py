@@ -4,9 +4,10 @@ import hashlib, json, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 from ..errors import PaddyError
+from ..files import sha256
 from ..provenance import git_commit, stamp
 from ..spec import FIELDS, Experiment
-from ..weights import PACKAGED, sha256
+from ..train.weights import PACKAGED
 from .client import kaggle_errors
 
 SLUG = 'paddy-lib'
@@ -20,7 +21,8 @@ def manifest_name(digest: str) -> str:
 
 
 def source_files(root: Path = ROOT) -> list[Path]:
-    "What goes into the wheel and so into the hash; README.md is in the wheel too, but editing it changes nothing that runs."
+    """What goes into the wheel and so into the hash; README.md is in the wheel too, but editing it changes nothing that
+    runs."""
     if not (root / 'pyproject.toml').is_file():
         raise PaddyError(f"paddy kaggle run builds paddy's wheel from its source, and {root} has no pyproject.toml: "
                          "run paddy from a clone of its repository (pip install -e .)")
@@ -29,14 +31,16 @@ def source_files(root: Path = ROOT) -> list[Path]:
 
 def experiment_text(exp: Experiment, sets=()) -> str:
     "`exp` as one flat file of assignments: its bases and `--set` overrides applied, so it needs nothing beside it."
-    head = f'"""{exp.name}, as `paddy kaggle run` resolved it' + (f" with --set {' '.join(sets)}" if sets else '') + '."""\n'
+    head = (f'"""{exp.name}, as `paddy kaggle run` resolved it' + (f" with --set {' '.join(sets)}" if sets else '')
+            + '."""\n')
     return head + ''.join(f'{k} = {getattr(exp, k)!r}\n' for k in FIELDS)
 
 
 def check_portable(exp: Experiment):
     "Refuse what only this machine has: a weights file here is not in the notebook."
     if isinstance(exp.pretrained, str) and exp.pretrained not in PACKAGED:
-        raise PaddyError(f"{exp.name}: pretrained='{exp.pretrained}' is a file on this machine, which a Kaggle notebook can't read: "
+        raise PaddyError(f"{exp.name}: pretrained='{exp.pretrained}' is a file on this machine, which a Kaggle "
+                         "notebook can't read: "
                          f"use pretrained=True (the hub) or one of {', '.join(PACKAGED)} with --set pretrained=…")
 
 
@@ -56,10 +60,13 @@ def wheel(dest: Path, files: list[Path], root: Path = ROOT) -> Path:
         for p in files + [root / 'README.md']:
             (src / p.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, src / p.relative_to(root))
-        (src / 'paddy' / '_build.py').write_text(f'"""Written by paddy kaggle run into the wheel it built."""\nCOMMIT = {git_commit()!r}\n')
-        r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '--no-cache-dir', '-q', '-w', str(dest), str(src)],
+        (src / 'paddy' / '_build.py').write_text('"""Written by paddy kaggle run into the wheel it built."""\nCOMMIT '
+                                                 f'= {git_commit()!r}\n')
+        r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation',
+                            '--no-cache-dir', '-q', '-w', str(dest), str(src)],
                            capture_output=True, text=True)
-        if r.returncode: raise PaddyError(f"building paddy's wheel failed: {(r.stderr or r.stdout).strip().splitlines()[-1]}")
+        if r.returncode:
+            raise PaddyError(f"building paddy's wheel failed: {(r.stderr or r.stdout).strip().splitlines()[-1]}")
     return next(dest.glob('paddy-*.whl'))
 
 
@@ -76,34 +83,36 @@ def build(folder: Path, owner: str, exps: list[Experiment], sets=()) -> dict:
     (folder / manifest_name(h)).write_text(json.dumps(manifest, indent=1))
     (folder / 'dataset-metadata.json').write_text(json.dumps(dict(
         id=f'{owner}/{SLUG}', title=TITLE, licenses=[dict(name='other')],
-        description="paddy's wheel and the experiment files its Kaggle notebooks run, pushed by `paddy kaggle run`. paddy is Apache-2.0."), indent=1))
+        description="paddy's wheel and the experiment files its Kaggle notebooks run, pushed by `paddy kaggle run`. "
+                    "paddy is Apache-2.0."), indent=1))
     return manifest
 
 
-def _files(a, ref: str) -> list[str]:
-    r = a.dataset_list_files(ref, page_size=200)
+def _files(kaggle_api, ref: str) -> list[str]:
+    r = kaggle_api.dataset_list_files(ref, page_size=200)
     return [f.name for f in (r.dataset_files or [])]
 
 
-def publish(a, folder: Path, owner: str, bundle: str, wait_s: float = 600, poll_s: float = 5) -> str:
-    """Make the newest version of `owner/paddy-lib` hold `bundle`: create the dataset, or version it, or leave it when it
-    already does; then wait until Kaggle has processed it, since a kernel pushed before that mounts the old one."""
+def publish(kaggle_api, folder: Path, owner: str, bundle: str, wait_s: float = 600, poll_s: float = 5) -> str:
+    """Make the newest version of `owner/paddy-lib` hold `bundle`: create the dataset, or version it, or leave it when
+    it already does; then wait until Kaggle has processed it, since a kernel pushed before that mounts the old one."""
     import requests
     ref = f'{owner}/{SLUG}'
     with kaggle_errors(thing=f'dataset {ref}'):
-        try: a.dataset_status(ref); exists = True
+        try: kaggle_api.dataset_status(ref); exists = True
         except requests.HTTPError as e:
             if getattr(e.response, 'status_code', None) != 404: raise
             exists = False
-        if exists and manifest_name(bundle) in _files(a, ref): return f'{ref} already holds paddy {bundle}'
-        if exists: r = a.dataset_create_version(str(folder), version_notes=f'paddy {bundle}', quiet=True)
-        else: r = a.dataset_create_new(str(folder), public=False, quiet=True)
+        if exists and manifest_name(bundle) in _files(kaggle_api, ref): return f'{ref} already holds paddy {bundle}'
+        if exists: r = kaggle_api.dataset_create_version(str(folder), version_notes=f'paddy {bundle}', quiet=True)
+        else: r = kaggle_api.dataset_create_new(str(folder), public=False, quiet=True)
         if getattr(r, 'error', None): raise PaddyError(f"Kaggle refused the dataset {ref}: {r.error}")
-        t0, status = time.time(), a.dataset_status(ref)
+        t0, status = time.time(), kaggle_api.dataset_status(ref)
         while status != 'ready':
             if status == 'failed' or time.time() - t0 > wait_s:
-                raise PaddyError(f"Kaggle has not made dataset {ref} ready ({status} after {time.time() - t0:.0f} s): run `paddy kaggle run` again later")
+                raise PaddyError(f"Kaggle has not made dataset {ref} ready ({status} after {time.time() - t0:.0f} s): "
+                                 "run `paddy kaggle run` again later")
             print(f'waiting for Kaggle to process dataset {ref} ({status})…', flush=True)
             time.sleep(poll_s)
-            status = a.dataset_status(ref)
+            status = kaggle_api.dataset_status(ref)
     return f"{'versioned' if exists else 'created'} {ref} with paddy {bundle}"

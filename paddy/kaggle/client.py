@@ -29,10 +29,13 @@ def api():
         def build_kaggle_client(self):
             # kaggle 2.2.5 hard-codes PROD here (unless argv has --local etc.), although kagglesdk reads
             # KAGGLE_API_ENVIRONMENT; without this a test server could never be reached through the real client.
-            if os.environ.get('KAGGLE_API_ENVIRONMENT', 'PROD') in ('PROD', 'LOCALHOST'): return super().build_kaggle_client()
+            if os.environ.get('KAGGLE_API_ENVIRONMENT', 'PROD') in ('PROD', 'LOCALHOST'):
+                return super().build_kaggle_client()
             c = self.config_values
-            return KaggleClient(env=get_env(), username=c.get(self.CONFIG_NAME_USER), password=c.get(self.CONFIG_NAME_KEY),
-                                api_token=c.get(self.CONFIG_NAME_TOKEN), response_processor=self.get_response_processor())
+            return KaggleClient(env=get_env(), username=c.get(self.CONFIG_NAME_USER),
+                                password=c.get(self.CONFIG_NAME_KEY),
+                                api_token=c.get(self.CONFIG_NAME_TOKEN),
+                                response_processor=self.get_response_processor())
 
     a = Api()
     a.args = [x for x in a.args if x not in ('--verbose', '-v')]  # VERBOSE=1 would make the client print auth headers
@@ -57,16 +60,23 @@ def kaggle_errors(comp: str = COMPETITION, thing: str | None = None):
         code = getattr(e.response, 'status_code', None)
         if code == 401: msg = f"Kaggle rejected your credentials (401): {NO_CREDENTIALS.split(': ', 1)[1]}"
         elif code in (403, 404) and thing:
-            msg = f"Kaggle {'refused access to' if code == 403 else 'has no'} {thing} ({code}): check its name (owner/slug, as in its URL) and that it is yours"
-        elif code == 403: msg = f"Kaggle refused access to {comp} (403): accept the competition's rules at {rules_url(comp)}, then run this again"
+            msg = (f"Kaggle {'refused access to' if code == 403 else 'has no'} {thing} ({code}): check its name "
+                   "(owner/slug, as in its URL) and that it is yours")
+        elif code == 403:
+            msg = (f"Kaggle refused access to {comp} (403): accept the competition's rules at {rules_url(comp)}, then "
+                   "run this again")
         elif code == 404:
             close = get_close_matches(comp, [COMPETITION], n=1)
-            hint = f"did you mean {close[0]}?" if close and close[0] != comp else "use the slug from the competition's URL"
+            hint = (f"did you mean {close[0]}?" if close
+                    and close[0] != comp else "use the slug from the competition's URL")
             msg = f"Kaggle has no competition '{comp}' (404): {hint}"
-        else: msg = f"Kaggle answered {code}: {str(e).splitlines()[0] if str(e) else 'no reason given'}; try again later"
+        else:
+            msg = (f"Kaggle answered {code}: {str(e).splitlines()[0] if str(e) else 'no reason given'}; "
+                   "try again later")
         raise PaddyError(msg) from None
     except requests.RequestException as e:
-        raise PaddyError(f"could not reach Kaggle at {endpoint()} ({type(e).__name__}): check the network and try again") from None
+        raise PaddyError(f"could not reach Kaggle at {endpoint()} ({type(e).__name__}): check the network "
+                         "and try again") from None
     except ValueError as e:  # the client's own checks (a bad slug, a refused kernel), already worded for people
         if thing is None: raise
         raise PaddyError(f"Kaggle: {str(e).splitlines()[0].split('. ')[0]}: check the name of the {thing}") from None
@@ -78,7 +88,9 @@ def download_zip(comp: str, folder) -> str:
     with kaggle_errors(comp):
         a.competition_download_files(comp, path=str(folder), quiet=False)
     zips = sorted(p for p in os.listdir(folder) if p.endswith('.zip'))
-    if not zips: raise PaddyError(f"Kaggle sent no zip for {comp} into {folder}: try again, or download it by hand from {page(comp, 'data')}")
+    if not zips:
+        raise PaddyError(f"Kaggle sent no zip for {comp} into {folder}: try again, or download it by hand from "
+                         f"{page(comp, 'data')}")
     return os.path.join(folder, zips[0])
 
 

@@ -5,8 +5,7 @@ from pathlib import Path
 
 from ..data import COMPETITION, KAGGLE_INPUT_ROOT, LAYOUT, has_layout
 from ..errors import PaddyError
-from ..provenance import write_json
-from ..weights import sha256
+from ..files import sha256, write_json
 from .client import download_zip, endpoint
 
 
@@ -19,7 +18,8 @@ def unzip(archive: Path, dest: Path):
     try:
         with zipfile.ZipFile(archive) as z:
             for m in tqdm(z.infolist(), desc=f'unzipping {archive.name}', unit='file'): z.extract(m, dest)
-    except zipfile.BadZipFile: raise PaddyError(f"{archive} is not a whole zip: delete it and run `paddy download` again") from None
+    except zipfile.BadZipFile:
+        raise PaddyError(f"{archive} is not a whole zip: delete it and run `paddy download` again") from None
 
 
 def download(comp: str = COMPETITION, dest: Path = Path('data')) -> Path:
@@ -27,7 +27,8 @@ def download(comp: str = COMPETITION, dest: Path = Path('data')) -> Path:
     if in_kaggle_notebook():
         path = KAGGLE_INPUT_ROOT / comp
         if not has_layout(path):
-            raise PaddyError(f"inside a Kaggle notebook, but {path} lacks the competition files: add them with Add Input → Competitions → {comp}")
+            raise PaddyError(f"inside a Kaggle notebook, but {path} lacks the competition files: add them with Add "
+                             f"Input → Competitions → {comp}")
         print(f'inside a Kaggle notebook: using {path}, nothing to download')
         return path
     dest = Path(dest)
@@ -36,8 +37,10 @@ def download(comp: str = COMPETITION, dest: Path = Path('data')) -> Path:
         print(f'{out} already holds the competition files: nothing to download')
         return out
     if out.exists() and any(out.iterdir()):
-        raise PaddyError(f"{out} exists but lacks some of {', '.join(LAYOUT)}: move it aside (nothing is overwritten), then run this again")
-    part, staging = dest / f'.{comp}.zip-part', dest / f'.{comp}.unzipping'  # hidden until whole, so a stop leaves no half folder
+        raise PaddyError(f"{out} exists but lacks some of {', '.join(LAYOUT)}: move it aside (nothing is overwritten), "
+                         "then run this again")
+    # hidden until whole, so a stop leaves no half folder
+    part, staging = dest / f'.{comp}.zip-part', dest / f'.{comp}.unzipping'
     part.mkdir(parents=True, exist_ok=True)
     try: archive = Path(download_zip(comp, part))
     finally:
@@ -45,11 +48,14 @@ def download(comp: str = COMPETITION, dest: Path = Path('data')) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     unzip(archive, staging)
     if not has_layout(staging):
-        raise PaddyError(f"the zip from Kaggle lacks some of {', '.join(LAYOUT)} (kept at {archive}): is '{comp}' the Paddy Doctor competition?")
-    write_json(staging / 'paddy-download.json', dict(competition=comp, endpoint=endpoint(), zip=archive.name, bytes=archive.stat().st_size,
+        raise PaddyError(f"the zip from Kaggle lacks some of {', '.join(LAYOUT)} (kept at {archive}): is '{comp}' the "
+                         "Paddy Doctor competition?")
+    write_json(staging / 'paddy-download.json',
+               dict(competition=comp, endpoint=endpoint(), zip=archive.name, bytes=archive.stat().st_size,
                sha256=sha256(archive), downloaded=time.strftime('%Y-%m-%dT%H:%M:%S%z'), kaggle=version('kaggle')))
     if out.exists(): out.rmdir()  # empty, checked above
     staging.rename(out)
     shutil.rmtree(part)
-    print(f'{out}: {len(os.listdir(out / "test_images"))} test images, {sum(1 for _ in (out / "train_images").rglob("*.jpg"))} training images')
+    print(f'{out}: {len(os.listdir(out / "test_images"))} test images, '
+          f'{sum(1 for _ in (out / "train_images").rglob("*.jpg"))} training images')
     return out

@@ -1,4 +1,5 @@
-"""A Kaggle script kernel in a folder: `kernel-metadata.json` (competition, GPU, Internet, the paddy dataset) and one script."""
+"""A Kaggle script kernel in a folder: `kernel-metadata.json` (competition, GPU, Internet, the paddy dataset) and one
+script."""
 import inspect, json, re
 from pathlib import Path
 
@@ -30,14 +31,18 @@ def check_title(title: str) -> str:
 
 def check_accelerator(name: str) -> str:
     if not re.fullmatch(r'Nvidia\w+', name):
-        raise PaddyError(f"--accelerator {name}: paddy trains on a GPU; give Kaggle's name for one, e.g. {ACCELERATOR} (two T4s, the default)")
+        raise PaddyError(f"--accelerator {name}: paddy trains on a GPU; give Kaggle's name for one, e.g. {ACCELERATOR} "
+                         "(two T4s, the default)")
     return name
 
 
 def metadata(owner: str, title: str, dataset: str, accelerator: str = ACCELERATOR, comp: str = COMPETITION) -> dict:
-    return dict(id=f'{owner}/{slugify(title)}', title=title, code_file=CODE_FILE, language='python', kernel_type='script',
-                is_private=True, enable_gpu=True, enable_tpu=False, enable_internet=True,  # Internet: pip fills what the image lacks
-                machine_shape=accelerator, dataset_sources=[dataset], competition_sources=[comp], kernel_sources=[], model_sources=[])
+    return dict(id=f'{owner}/{slugify(title)}', title=title, code_file=CODE_FILE, language='python',
+                kernel_type='script',
+                # Internet: pip fills what the image lacks
+                is_private=True, enable_gpu=True, enable_tpu=False, enable_internet=True,
+                machine_shape=accelerator, dataset_sources=[dataset], competition_sources=[comp], kernel_sources=[],
+                model_sources=[])
 
 
 def script(bundle: str, exps: list[str], args: list[str], kernel: str, comp: str = COMPETITION) -> str:

@@ -1,6 +1,6 @@
 """What a Kaggle kernel pushed by `paddy kaggle run` runs: install paddy from its dataset, then `paddy sweep` on the
-competition, leaving models/, preds/ and sweeps/ in the notebook's output. `kernel.script` copies this file's source into
-the kernel with a call to `main`, so it uses the standard library only: paddy is not installed when it starts.
+competition, leaving models/, preds/ and sweeps/ in the notebook's output. `kernel.script` copies this file's source
+into the kernel with a call to `main`, so it uses the standard library only: paddy is not installed when it starts.
 
 A rehearsal on your own machine runs the same script: PADDY_KAGGLE_INPUT=DIR points it at a folder laid out like
 /kaggle/input, and PADDY_KAGGLE_TARGET=DIR installs the wheel there alone instead of into the image's Python."""
@@ -22,7 +22,8 @@ def find(root: Path, name: str, depth: int = 4) -> list[Path]:
 
 
 def install(whl: Path, target: str | None) -> dict:
-    "pip-install paddy's wheel with its missing dependencies, pinning the image's torch; the environment the sweep runs in."
+    """pip-install paddy's wheel with its missing dependencies, pinning the image's torch; the environment the sweep
+    runs in."""
     env, kept = dict(os.environ), []
     if target:  # a rehearsal: paddy alone, ahead of what the running Python has
         cmd = ['--no-deps', '--target', target]
@@ -48,7 +49,8 @@ def main(bundle: str, competition: str, experiments: list[str], args: list[str],
     os.chdir(work)
     lib = find(root, f'paddy-{bundle}.json')
     if not lib:
-        fail(f"no paddy-{bundle}.json under {root}: this notebook mounts another version of the paddy-lib dataset; run `paddy kaggle run` again")
+        fail(f"no paddy-{bundle}.json under {root}: this notebook mounts another version of the paddy-lib dataset; run "
+             "`paddy kaggle run` again")
     lib = lib[0]
     manifest = json.loads((lib / f'paddy-{bundle}.json').read_text())
     data = [p for p in find(root, 'sample_submission.csv') if p.name == competition]

@@ -6,8 +6,11 @@ from pathlib import Path
 from ..data import COMPETITION, find_data, tst_items
 from ..errors import PaddyError
 from ..predict import load_preds
-from ..provenance import append_row, git_commit, is_run_name, written_once
-from ..spec import load, validate
+from ..files import append_row, is_run_name, written_once
+from ..provenance import git_commit
+from ..spec import load
+from ..train import Settings
+from ..train.learner import check
 from . import bundle, kernel
 from .client import api, kaggle_errors, rules_url
 
@@ -16,13 +19,13 @@ COLUMNS = ('time', 'kernel', 'version', 'url', 'experiments', 'repeat', 'set', '
 WAITING = ('queued', 'running', 'new_script', 'cancel_requested')
 
 
-def owner(a) -> str: return a.config_values[a.CONFIG_NAME_USER]
+def owner(kaggle_api) -> str: return kaggle_api.config_values[kaggle_api.CONFIG_NAME_USER]
 
 
-def quota(a) -> str:
+def quota(kaggle_api) -> str:
     "The account's GPU hours left this week, in words; a failure here must not fail a push that went through."
     try:
-        with kaggle_errors(): q = a.quota_view()
+        with kaggle_errors(): q = kaggle_api.quota_view()
         g = q.gpu_quota
         left = (g.total_time_allowed - g.time_used - (g.time_reserved or timedelta(0))).total_seconds() / 3600
         when = f"; it renews {q.quota_refresh_time:%Y-%m-%d %H:%M} UTC" if q.quota_refresh_time else ''
@@ -35,52 +38,61 @@ def checked(exps: list[str], repeat: int, sets, accelerator: str, title: str | N
     if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
     if not exps: raise PaddyError("name at least one experiment: paddy kaggle run EXP… (see paddy list)")
     specs = [load(e, sets) for e in exps]
-    if len({s.name for s in specs}) < len(specs): raise PaddyError("the same experiment is named twice: use --repeat for repeats")
+    if len({s.name for s in specs}) < len(specs):
+        raise PaddyError("the same experiment is named twice: use --repeat for repeats")
     for s in specs:
-        validate(s)
+        check(s)
         bundle.check_portable(s)
     kernel.check_accelerator(accelerator)
     return specs, kernel.check_title(title or kernel.default_title([s.name for s in specs]))
 
 
-def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerator: str, title: str, fit_memory: float | None = None) -> dict:
+def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerator: str, title: str,
+            fit_memory: float | None = None) -> dict:
     "Write `folder/dataset` and `folder/kernel` for a sweep of `specs`."
     print(f"building paddy's wheel and the dataset of {', '.join(s.name for s in specs)}…", flush=True)
     manifest = bundle.build(folder / 'dataset', owner_, specs, sets)
     meta = kernel.metadata(owner_, title, f'{owner_}/{bundle.SLUG}', accelerator)
-    args = ['--repeat', str(repeat)] + [x for s in sets for x in ('--set', s)] + (['--fit-memory', f'{fit_memory:g}'] if fit_memory else [])
+    args = Settings(fit_memory=fit_memory).argv('--repeat', str(repeat), sets=sets)  # for the kernel's paddy sweep
     kernel.write(folder / 'kernel', meta, kernel.script(manifest['bundle'], manifest['experiments'], args, meta['id']))
     return dict(meta=meta, manifest=manifest)
 
 
 def run(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.ACCELERATOR, title: str | None = None,
         dry_run: Path | None = None, log: Path = LOG, fit_memory: float | None = None) -> dict:
-    """Push a kernel that sweeps `exps` on Kaggle's GPU, with paddy's dataset versioned first if it changed; `dry_run` only
-    writes the folders. `fit_memory` (GB) lets each run raise its accum until it fits the GPU, as `paddy sweep --fit-memory`."""
-    if fit_memory is not None and fit_memory <= 0: raise PaddyError(f"--fit-memory {fit_memory:g}: give the GPU's memory in GB, e.g. 15 for a T4")
+    """Push a kernel that sweeps `exps` on Kaggle's GPU, with paddy's dataset versioned first if it changed; `dry_run`
+    only writes the folders. `fit_memory` (GB) lets each run raise its accum until it fits the GPU, as `paddy sweep
+    --fit-memory`."""
+    if fit_memory is not None and fit_memory <= 0:
+        raise PaddyError(f"--fit-memory {fit_memory:g}: give the GPU's memory in GB, e.g. 15 for a T4")
     if dry_run is not None and dry_run.exists() and any(dry_run.iterdir()):
         raise PaddyError(f"--dry-run {dry_run} exists and is not empty: give a new folder (nothing is overwritten)")
     specs, title = checked(exps, repeat, sets, accelerator, title)
-    a = api()
+    kaggle_api = api()
     if dry_run is not None:
-        p = prepare(dry_run, owner(a), specs, repeat, sets, accelerator, title, fit_memory)
-        print(f"wrote {dry_run}/dataset (paddy {p['manifest']['bundle']}) and {dry_run}/kernel ({p['meta']['id']}); nothing was pushed")
+        p = prepare(dry_run, owner(kaggle_api), specs, repeat, sets, accelerator, title, fit_memory)
+        print(f"wrote {dry_run}/dataset (paddy {p['manifest']['bundle']}) and {dry_run}/kernel ({p['meta']['id']}); "
+              "nothing was pushed")
         return p
     with tempfile.TemporaryDirectory(prefix='paddy-kaggle-') as tmp:
-        p = prepare(Path(tmp), owner(a), specs, repeat, sets, accelerator, title, fit_memory)
-        print(bundle.publish(a, Path(tmp) / 'dataset', owner(a), p['manifest']['bundle']))
-        with kaggle_errors(): r = a.kernels_push(str(Path(tmp) / 'kernel'))
+        p = prepare(Path(tmp), owner(kaggle_api), specs, repeat, sets, accelerator, title, fit_memory)
+        print(bundle.publish(kaggle_api, Path(tmp) / 'dataset', owner(kaggle_api), p['manifest']['bundle']))
+        with kaggle_errors(): r = kaggle_api.kernels_push(str(Path(tmp) / 'kernel'))
     meta = p['meta']
     if r.error: raise PaddyError(f"Kaggle refused kernel {meta['id']}: {r.error}")
-    if r.invalid_competition_sources: raise PaddyError(f"Kaggle pushed {meta['id']} without the competition's data: accept the rules at "
-                                                       f"{rules_url(COMPETITION)}, then run this again")
-    if r.invalid_dataset_sources: raise PaddyError(f"Kaggle pushed {meta['id']} without {', '.join(r.invalid_dataset_sources)}: "
-                                                   "the dataset is not visible to it yet; run this again in a minute")
-    row = dict(time=time.strftime('%Y-%m-%dT%H:%M:%S%z'), kernel=meta['id'], version=r.version_number, url=r.url, experiments=' '.join(exps),
-               repeat=repeat, set=' '.join(sets), accelerator=accelerator, bundle=p['manifest']['bundle'], paddy_commit=git_commit())
+    if r.invalid_competition_sources:
+        raise PaddyError(f"Kaggle pushed {meta['id']} without the competition's data: accept the rules at "
+                         f"{rules_url(COMPETITION)}, then run this again")
+    if r.invalid_dataset_sources:
+        raise PaddyError(f"Kaggle pushed {meta['id']} without {', '.join(r.invalid_dataset_sources)}: "
+                         "the dataset is not visible to it yet; run this again in a minute")
+    row = dict(time=time.strftime('%Y-%m-%dT%H:%M:%S%z'), kernel=meta['id'], version=r.version_number, url=r.url,
+               experiments=' '.join(exps),
+               repeat=repeat, set=' '.join(sets), accelerator=accelerator, bundle=p['manifest']['bundle'],
+               paddy_commit=git_commit())
     append_row(log, COLUMNS, row)
     print(f"pushed {meta['id']} version {r.version_number}: {r.url}")
-    print(quota(a))
+    print(quota(kaggle_api))
     return dict(p, row=row)
 
 
@@ -88,34 +100,38 @@ def target(kernel_: str | None, log: Path = LOG) -> str:
     "KERNEL as given (owner/slug, owner/slug/version or slug), else the last one pushed from here, at its version."
     if kernel_: return kernel_
     rows = list(csv.DictReader(log.read_text().splitlines())) if log.is_file() else []
-    if not rows: raise PaddyError(f"no kernel pushed from here ({log} is missing or empty): name one, e.g. paddy kaggle status you/paddy-demo-scratch")
+    if not rows:
+        raise PaddyError(f"no kernel pushed from here ({log} is missing or empty): name one, e.g. paddy kaggle status "
+                         "you/paddy-demo-scratch")
     return f"{rows[-1]['kernel']}/{rows[-1]['version']}" if rows[-1]['version'] else rows[-1]['kernel']
 
 
-def pinned(a, ref: str) -> str:
-    "`ref` with its version: the kernel's current one where none is given, so that a later push can't change what is meant."
-    owner_, slug, version = a.parse_kernel_string(ref)
+def pinned(kaggle_api, ref: str) -> str:
+    """`ref` with its version: the kernel's current one where none is given, so that a later push can't change what is
+    meant."""
+    owner_, slug, version = kaggle_api.parse_kernel_string(ref)
     if version: return ref
     from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
     req = ApiGetKernelRequest()
     req.user_name, req.kernel_slug = owner_, slug
-    with kaggle_errors(thing=f'kernel {owner_}/{slug}'), a.build_kaggle_client() as k:
+    with kaggle_errors(thing=f'kernel {owner_}/{slug}'), kaggle_api.build_kaggle_client() as k:
         n = k.kernels.kernels_api_client.get_kernel(req).metadata.current_version_number
     return f'{owner_}/{slug}/{n}' if n else f'{owner_}/{slug}'
 
 
-def state(a, ref: str) -> tuple[str, str | None]:
-    with kaggle_errors(thing=f'kernel {ref}'): r = a.kernels_status(ref)
+def state(kaggle_api, ref: str) -> tuple[str, str | None]:
+    with kaggle_errors(thing=f'kernel {ref}'): r = kaggle_api.kernels_status(ref)
     return r.status.name.lower(), r.failure_message
 
 
 def status(kernel_: str | None = None, log: Path = LOG) -> str:
     "The kernel's state in one line."
     kernel_ = target(kernel_, log)
-    a = api()
-    ref = pinned(a, kernel_)
-    st, why = state(a, ref)
-    hint = {'complete': 'pull its runs with `paddy kaggle pull`', 'error': 'see its log with `paddy kaggle pull`'}.get(st, 'ask again later')
+    kaggle_api = api()
+    ref = pinned(kaggle_api, kernel_)
+    st, why = state(kaggle_api, ref)
+    hint = {'complete': 'pull its runs with `paddy kaggle pull`',
+            'error': 'see its log with `paddy kaggle pull`'}.get(st, 'ask again later')
     return f"{ref}: {st}" + (f" ({why})" if why else '') + f"; {hint}"
 
 
@@ -126,8 +142,10 @@ def log_text(raw: str) -> list[str]:
 
 
 def pattern(models: bool) -> str:
-    "The output files to fetch: finished runs' metadata and predictions, the sweep's logs; the large .pkl only when asked."
-    return r'^(models/[^/]+\.json|preds/[^/]+\.npz|sweeps/.+|paddy-kaggle-run\.json' + (r'|models/[^/]+\.pkl' if models else '') + ')$'
+    """The output files to fetch: finished runs' metadata and predictions, the sweep's logs; the large .pkl only when
+    asked."""
+    return (r'^(models/[^/]+\.json|preds/[^/]+\.npz|sweeps/.+|paddy-kaggle-run\.json'
+            + (r'|models/[^/]+\.pkl' if models else '') + ')$')
 
 
 def moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tuple[Path, Path]]:
@@ -137,33 +155,37 @@ def moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tupl
         run, npz = j.stem, got / 'preds' / f'{j.stem}.npz'
         if not is_run_name(run) or not npz.is_file(): continue  # not a finished run
         if load_preds(npz)['test_ids'].tolist() != test_ids:
-            raise PaddyError(f"{run}'s predictions are not of the test ids in your sample_submission.csv: pull into the project of the same competition")
+            raise PaddyError(f"{run}'s predictions are not of the test ids in your sample_submission.csv: pull into "
+                             "the project of the same competition")
         pkl = got / 'models' / f'{run}.pkl'
-        out += [(npz, Path('preds') / npz.name)] + ([(pkl, Path('models') / pkl.name)] if models and pkl.is_file() else []) + [(j, Path('models') / j.name)]
+        out += [(npz, Path('preds') / npz.name)] + ([(pkl, Path('models') / pkl.name)] if models
+                                                    and pkl.is_file() else []) + [(j, Path('models') / j.name)]
     out += [(f, logs / f.relative_to(got / 'sweeps')) for f in sorted((got / 'sweeps').rglob('*')) if f.is_file()]
-    if (got / 'paddy-kaggle-run.json').is_file(): out.append((got / 'paddy-kaggle-run.json', logs / 'paddy-kaggle-run.json'))
+    if (got / 'paddy-kaggle-run.json').is_file():
+        out.append((got / 'paddy-kaggle-run.json', logs / 'paddy-kaggle-run.json'))
     return out
 
 
-def same(a: Path, b: Path) -> bool:
-    return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
+def same(x: Path, y: Path) -> bool:
+    return x.stat().st_size == y.stat().st_size and x.read_bytes() == y.read_bytes()
 
 
 def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path = LOG) -> list[str]:
     """Fetch the kernel's finished runs into models/ and preds/ (the .pkl with `models`), and its logs into
-    sweeps/<kernel>-v<N>/; nothing is overwritten. A failed kernel's log tail is shown, and what it finished is still pulled."""
+    sweeps/<kernel>-v<N>/; nothing is overwritten. A failed kernel's log tail is shown, and what it finished is still
+    pulled."""
     kernel_ = target(kernel_, log)
     test_ids = tst_items(find_data(data))[0]  # the local copy of the competition the runs must fit
-    a = api()
-    ref = pinned(a, kernel_)
-    st, why = state(a, ref)
+    kaggle_api = api()
+    ref = pinned(kaggle_api, kernel_)
+    st, why = state(kaggle_api, ref)
     if st in WAITING: raise PaddyError(f"{ref} is {st}: pull it once `paddy kaggle status` says complete")
-    owner_, slug, version = a.parse_kernel_string(ref)
+    owner_, slug, version = kaggle_api.parse_kernel_string(ref)
     logs = Path('sweeps') / (f'{slug}-v{version}' if version else slug)
     tmp = Path(tempfile.mkdtemp(prefix='paddy-pull-'))
     try:
         with kaggle_errors(thing=f'kernel {ref}'):  # the client's download bars only for the large .pkl
-            a.kernels_output(ref, str(tmp), file_pattern=pattern(models), quiet=not models)
+            kaggle_api.kernels_output(ref, str(tmp), file_pattern=pattern(models), quiet=not models)
         lines = log_text((tmp / f'{slug}.log').read_text()) if (tmp / f'{slug}.log').is_file() else []
         if st != 'complete':
             print(f'{ref} ended {st}' + (f' ({why})' if why else '') + '; the end of its log:')
@@ -173,15 +195,19 @@ def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path 
             (tmp / 'kernel.log').write_text('\n'.join(lines) + '\n')
             plan.append((tmp / 'kernel.log', logs / 'kernel.log'))
         clash = [d for s, d in plan if d.exists() and not same(s, d)]
-        if clash: raise PaddyError(f"{clash[0]} exists with other contents{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}: "
-                                   "nothing was pulled; move it aside and pull again")
+        if clash:
+            raise PaddyError(f"{clash[0]} exists with other "
+                             f"contents{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}: "
+                             "nothing was pulled; move it aside and pull again")
         brought = []
         for s, d in plan:
             if d.exists(): continue
             with written_once(d) as t: shutil.copyfile(s, t)  # refuses a file that appeared meanwhile
             if d.parent.name == 'models' and d.suffix == '.json': brought.append(d.stem)
     finally: shutil.rmtree(tmp, ignore_errors=True)
-    where = f"{len(brought)} new run{'s' * (len(brought) != 1)} from {ref} into models/ and preds/" + (', with their .pkl' if models else '')
-    print(f"pulled {where}; logs in {logs}/" + ('; `paddy results`, `paddy report` and `paddy ensemble` now include them' if brought else ''))
+    where = (f"{len(brought)} new run{'s' * (len(brought) != 1)} from {ref} into models/ and preds/"
+             + (', with their .pkl' if models else ''))
+    print(f"pulled {where}; logs in {logs}/"
+          + ('; `paddy results`, `paddy report` and `paddy ensemble` now include them' if brought else ''))
     if st != 'complete': raise PaddyError(f"{ref} ended {st}: fix what its log says, then `paddy kaggle run` again")
     return brought

@@ -1,4 +1,8 @@
-"""`accum` must change memory, not maths: the step's gradients equal one full batch's."""
+"""The fit loop: `accum` changes memory, not maths (the step's gradients equal one full batch's), and a stopped run
+leaves no half files."""
+from pathlib import Path
+
+import pytest
 import torch
 from fastai.callback.training import GradientAccumulation
 from fastai.data.core import DataLoaders
@@ -10,7 +14,7 @@ from fastai.optimizer import SGD
 from torch import nn
 
 from paddy.spec import Experiment
-from paddy.train import accum_setup
+from paddy.train.loop import accum_setup, whole_or_nothing
 
 
 class Grab(Callback):
@@ -28,7 +32,8 @@ def step_grads(bs, cbs):
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
     dl = DataLoader(list(zip(x, y)), bs=bs, shuffle=False, drop_last=False)
     grab = Grab()
-    learn = Learner(DataLoaders(dl, dl), model, loss_func=CrossEntropyLossFlat(), opt_func=SGD, lr=0.1, cbs=list(cbs) + [grab])
+    learn = Learner(DataLoaders(dl, dl), model, loss_func=CrossEntropyLossFlat(), opt_func=SGD, lr=0.1, cbs=list(cbs)
+                    + [grab])
     learn.fit(1)
     return grab.grads
 
@@ -41,8 +46,22 @@ def test_accum_two_gives_the_full_batch_gradients():
     for a, b in zip(full, acc): torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_counting_batches_instead_of_samples_would_differ():
-    "The trap this guards against: `GradientAccumulation(2)` steps after every micro-batch."
+def test_accum_counts_samples_not_micro_batches():
+    "The trap: `GradientAccumulation(accum)` would step after every micro-batch; paddy's counts the batch's samples."
+    for accum, world in ((2, 1), (4, 1), (2, 2)):
+        bs, (cb,) = accum_setup(Experiment(name='x', arch='resnet18', accum=accum), world)
+        assert bs == 64 // accum // world and cb.n_acc == 64 // world
     full = step_grads(64, [])
-    wrong = step_grads(32, [GradientAccumulation(2)])
-    assert not all(torch.allclose(a, b, rtol=1e-3) for a, b in zip(full, wrong))
+    acc4 = step_grads(*accum_setup(Experiment(name='x', arch='resnet18', accum=4)))
+    for a, b in zip(full, acc4): torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_an_unfinished_run_leaves_nothing(tmp_path):
+    m, p = Path('models'), Path('preds')
+    m.mkdir(); p.mkdir()
+    (m / 'r.pkl').write_text('half'); (p / 'r.npz').write_text('half')
+    with pytest.raises(KeyboardInterrupt), whole_or_nothing('r', m, p): raise KeyboardInterrupt
+    assert not (m / 'r.pkl').exists() and not (p / 'r.npz').exists()
+    for f in (m / 's.pkl', p / 's.npz', m / 's.json'): f.write_text('whole')
+    with pytest.raises(RuntimeError), whole_or_nothing('s', m, p): raise RuntimeError
+    assert all(f.exists() for f in (m / 's.pkl', p / 's.npz'))

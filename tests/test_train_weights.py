@@ -6,7 +6,7 @@ import timm
 import torch
 
 from paddy.errors import PaddyError
-from paddy.weights import PACKAGED, lite0_file, resolve
+from paddy.train.weights import PACKAGED, lite0_file, resolve
 
 
 def test_lite0_weights_map_one_to_one_onto_timm():
@@ -23,10 +23,10 @@ def test_lite0_weights_map_one_to_one_onto_timm():
 
 def test_lite0_is_a_real_imagenet_classifier():
     "The converted weights name scikit-learn's two sample photos: a palace (698) and a daisy (985)."
-    import numpy as np
     from PIL import Image
     from sklearn.datasets import load_sample_images
-    model = timm.create_model('tf_efficientnet_lite0', pretrained=True, pretrained_cfg_overlay=dict(file=str(lite0_file()))).eval()
+    model = timm.create_model('tf_efficientnet_lite0', pretrained=True,
+                              pretrained_cfg_overlay=dict(file=str(lite0_file()))).eval()
     tfm = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))
     x = torch.stack([tfm(Image.fromarray(a)) for a in load_sample_images().images])  # china.jpg, flower.jpg
     with torch.no_grad(): top = model(x).argmax(1).tolist()
@@ -35,7 +35,7 @@ def test_lite0_is_a_real_imagenet_classifier():
 
 def test_packaged_weights_reach_the_learner_body(comp):
     from paddy.data import dataloaders, read_train
-    from paddy.models import learner
+    from paddy.train.learner import learner
     from paddy.spec import load
     exp = load('demo_lite0', ['item_size=32', 'aug_size=32', 'bs=4'])
     w = resolve(exp.arch, exp.pretrained)
@@ -62,7 +62,8 @@ def test_missing_weights_file_is_an_error():
 
 
 def test_packaged_weights_need_their_arch():
-    with pytest.raises(PaddyError, match="holds tf_efficientnet_lite0 weights, not resnet18"): resolve('resnet18', next(iter(PACKAGED)))
+    with pytest.raises(PaddyError, match="holds tf_efficientnet_lite0 weights, not resnet18"):
+        resolve('resnet18', next(iter(PACKAGED)))
 
 
 def test_hub_weights_offline_fail_fast_with_the_fix():

@@ -1,19 +1,23 @@
 """A stopped run goes on: what rebuilds it is saved before its first epoch, and its model and optimizer, whole, after
 each epoch, in `models/<run>.state/`; `paddy train --resume RUN` reads them back."""
 import json, shutil
+from dataclasses import replace
 from pathlib import Path
 
-from .errors import PaddyError
-from .provenance import is_run_name, replaced, write_json
+from ..errors import PaddyError
+from ..files import is_run_name, replaced, write_json
+from ..spec import Experiment
+from .settings import Settings
 
 
 def paths(run: str, models: Path) -> tuple[Path, Path]:
-    "What rebuilds `run`, and its last epoch's model and optimizer: in a folder, so no `models/*.json` glob takes it for a run."
+    """What rebuilds `run`, and its last epoch's model and optimizer: in a folder, so no `models/*.json` glob takes it
+    for a run."""
     return models / f'{run}.state' / 'run.json', models / f'{run}.state' / 'model.pth'
 
 
 def begin(run: str, models: Path, info: dict):
-    "Record what rebuilds `run` (experiment, data folder, split seed, settings) before its first epoch."
+    "Record what rebuilds `run` (experiment, split seed, settings) before its first epoch."
     paths(run, models)[0].parent.mkdir(parents=True, exist_ok=True)
     write_json(paths(run, models)[0], dict(run=run, **info), replace=True)
 
@@ -30,9 +34,22 @@ def read(run: str, models: Path) -> dict:
     info = json.loads(info_file.read_text())
     if pth.exists():
         import torch
-        info.update({k: v for k, v in torch.load(pth, map_location='cpu', weights_only=True).items() if k in ('epochs_done', 'fit_time')})
+        info.update({k: v for k, v in torch.load(pth, map_location='cpu',
+                                                 weights_only=True).items() if k in ('epochs_done', 'fit_time')})
         info['pth'] = pth
     return {'epochs_done': 0, 'fit_time': 0.0, 'pth': None, **info}
+
+
+def recorded(state: dict, given: Settings) -> tuple[Experiment, Settings]:
+    """The experiment and settings a stopped run recorded, whole; `given` may name where its data folder moved, whether
+    to log to W&B, how many processes and how much GPU memory, none of which changes what is trained."""
+    exp = Experiment(**{k: tuple(v) if isinstance(v, list) else v for k, v in state['experiment'].items()})
+    if 'settings' in state: saved = Settings(**state['settings'])
+    else:
+        # before 0.2
+        saved = Settings(**{k: state[k] for k in ('data', 'cache', 'precision', 'channels_last', 'sweep')})
+    return exp, replace(saved, data=given.data or saved.data, wandb=given.wandb, processes=given.processes,
+                        fit_memory=given.fit_memory)
 
 
 def restore(learn, pth: Path):
@@ -45,8 +62,8 @@ def restore(learn, pth: Path):
 
 
 def plain(obj):
-    """`obj` with numpy scalars (fastai's schedulers leave them in the optimizer's hyper-parameters) as Python numbers, so
-    that `torch.load(weights_only=True)` takes it."""
+    """`obj` with numpy scalars (fastai's schedulers leave them in the optimizer's hyper-parameters) as Python numbers,
+    so that `torch.load(weights_only=True)` takes it."""
     import numpy as np
     if isinstance(obj, dict): return {k: plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)): return type(obj)(plain(v) for v in obj)
@@ -58,7 +75,8 @@ def finish(run: str, models: Path):
 
 
 def quiet_skips():
-    "A fastai callback that keeps the epochs a resume skips out of the epoch table, which would show them as empty rows."
+    """A fastai callback that keeps the epochs a resume skips out of the epoch table, which would show them as empty
+    rows."""
     from fastai.callback.core import Callback
     from fastai.learner import SkipToEpoch
     from fastcore.basics import noop
@@ -90,7 +108,8 @@ def checkpoint(pth: Path, done: int, fit_before: float):
             if not self.trained: return
             self.trained = False
             self.done += 1
-            state = dict(model=self.learn.model.state_dict(), opt=plain(self.learn.opt.state_dict()), epochs_done=self.done,
+            state = dict(model=self.learn.model.state_dict(), opt=plain(self.learn.opt.state_dict()),
+                         epochs_done=self.done,
                          fit_time=fit_before + time.perf_counter() - self.t0)
             with replaced(pth) as tmp: torch.save(state, tmp)
 

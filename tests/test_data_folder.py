@@ -13,7 +13,8 @@ def test_data_is_found_in_order(comp, tmp_path, monkeypatch):
     assert find_data().resolve() == comp.resolve()
     monkeypatch.setenv('PADDY_DATA', str(comp))
     assert find_data() == comp
-    with pytest.raises(PaddyError, match=r'lacks train_images, test_images, train.csv, sample_submission.csv'): find_data(other)
+    with pytest.raises(PaddyError, match=r'lacks train_images, test_images, train.csv, sample_submission.csv'):
+        find_data(other)
 
 
 def test_missing_folder_says_how_to_get_it(monkeypatch):

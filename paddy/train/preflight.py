@@ -3,8 +3,10 @@
 import gc
 from dataclasses import replace
 
-from .errors import PaddyError
-from .spec import Experiment
+from ..data import dataloaders
+from ..errors import PaddyError
+from ..spec import Experiment
+from .learner import learner, speedups
 
 
 def candidates(exp: Experiment) -> list[int]:
@@ -16,23 +18,25 @@ def candidates(exp: Experiment) -> list[int]:
 
 def choose(exp: Experiment, budget_gb: float, measure) -> tuple[int, float, list[tuple[int, float]]]:
     "The smallest `accum` whose peak, as `measure(exp)` gives it in GB, fits `budget_gb`; with every try."
-    if budget_gb <= 0: raise PaddyError(f"--fit-memory {budget_gb}: give the GPU memory to fit in, in GB, e.g. --fit-memory 16")
+    if budget_gb <= 0:
+        raise PaddyError(f"--fit-memory {budget_gb}: give the GPU memory to fit in, in GB, e.g. --fit-memory 16")
     tried = []
     for a in candidates(exp):
         peak = float(measure(replace(exp, accum=a)))
         tried.append((a, round(peak, 2)))
         print(f'preflight: accum {a} (micro-batch {exp.bs // a}): peak {peak:.1f} GB of {budget_gb:g}')
         if peak <= budget_gb: return a, peak, tried
-    raise PaddyError(f"{exp.name}: even accum {tried[-1][0]} (micro-batch {exp.bs // tried[-1][0]}) peaks at {tried[-1][1]:.1f} GB, over "
+    raise PaddyError(f"{exp.name}: even accum {tried[-1][0]} (micro-batch {exp.bs // tried[-1][0]}) peaks at "
+                     f"{tried[-1][1]:.1f} GB, over "
                      f"--fit-memory {budget_gb:g}: lower aug_size, or choose a smaller arch")
 
 
-def peak_gb(exp: Experiment, df, valid, weights, prec: str, channels_last: bool, cache: bool = True, steps: int = 3) -> float:
-    "Peak CUDA memory in GB of `steps` real training steps of `exp` unfrozen (fine_tune's hungrier phase) at its micro-batch."
+def peak_gb(exp: Experiment, df, valid, weights, precision: str, channels_last: bool, cache: bool = True,
+            steps: int = 3) -> float:
+    """Peak CUDA memory in GB of `steps` real training steps of `exp` unfrozen (fine_tune's hungrier phase) at its
+    micro-batch."""
     import torch
     from fastai.callback.core import Callback, CancelFitException
-    from .data import dataloaders
-    from .models import learner, speedups
 
     class Steps(Callback):
         def after_batch(self):
@@ -40,7 +44,7 @@ def peak_gb(exp: Experiment, df, valid, weights, prec: str, channels_last: bool,
 
     bs = exp.bs // exp.accum
     dls = dataloaders(df, exp, valid, bs, cache=cache, pin_memory=True)
-    learn = speedups(learner(dls, exp, weights), prec, channels_last)
+    learn = speedups(learner(dls, exp, weights), precision, channels_last)
     learn.unfreeze()
     gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
     try:

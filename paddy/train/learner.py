@@ -1,9 +1,10 @@
-"""Architectures: resolve a name to timm or torchvision, check it can take the spec, build the Learner."""
+"""The Learner: resolve an arch to timm or torchvision, check it can take the spec, build it with its speed-ups."""
 import difflib
 from functools import lru_cache, partial
 
-from .errors import PaddyError
-from .spec import Experiment, hw
+from ..errors import PaddyError
+from ..spec import Experiment, hw, validate
+from .heads import two_heads
 
 
 def _torchvision(arch: str):
@@ -24,7 +25,8 @@ def check_arch(exp: Experiment):
     if not timm.is_model(exp.arch):
         if _torchvision(exp.arch): return
         close = difflib.get_close_matches(exp.arch, _all_names(), n=4, cutoff=0.6)
-        raise PaddyError(f"{exp.name}: unknown arch '{exp.arch}'" + (f"; close matches: {', '.join(close)}" if close else "; see timm.list_models('pattern*')"))
+        raise PaddyError(f"{exp.name}: unknown arch '{exp.arch}'"
+                         + (f"; close matches: {', '.join(close)}" if close else "; see timm.list_models('pattern*')"))
     try: cfg = timm.models.get_pretrained_cfg(exp.arch)
     except RuntimeError: cfg = None  # timm raises for a tag its arch does not have
     if '.' in exp.arch and cfg is None:
@@ -32,27 +34,37 @@ def check_arch(exp: Experiment):
         raise PaddyError(f"{exp.name}: timm has no pretrained tag '{exp.arch}'; it has {', '.join(tags) or 'none'}")
     if cfg is not None and cfg.fixed_input_size and hw(exp.aug_size) != tuple(cfg.input_size[1:]):
         h, w = cfg.input_size[1:]
-        raise PaddyError(f"{exp.name}: {exp.arch} only takes {h}×{w} input but aug_size is {'×'.join(map(str, hw(exp.aug_size)))}: set aug_size = {h if h == w else (h, w)}")
+        raise PaddyError(f"{exp.name}: {exp.arch} only takes {h}×{w} input but aug_size is "
+                         f"{'×'.join(map(str, hw(exp.aug_size)))}: set aug_size = {h if h == w else (h, w)}")
+
+
+def check(exp: Experiment) -> list[str]:
+    """Raise on a spec that cannot train (its fields, or an arch that cannot take them); return warnings for one that
+    trains badly."""
+    msgs = validate(exp)
+    check_arch(exp)
+    return msgs
 
 
 def adamw():
-    """fastai's Adam (decoupled weight decay, betas 0.9/0.99, eps 1e-5) as PyTorch's AdamW behind fastai's `OptimWrapper`:
-    one fused kernel a step on CUDA, where fastai's per-tensor Python step left the GPU waiting (docs/benchmarks.md)."""
+    """fastai's Adam (decoupled weight decay, betas 0.9/0.99, eps 1e-5) as PyTorch's AdamW behind fastai's
+    `OptimWrapper`: one fused kernel a step on CUDA, where fastai's per-tensor Python step left the GPU waiting
+    (docs/benchmarks.md)."""
     import torch
     from fastai.optimizer import OptimWrapper
     cuda = torch.cuda.is_available()
-    return partial(OptimWrapper, opt=torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5, fused=cuda or None, foreach=None if cuda else True)
+    return partial(OptimWrapper, opt=torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5, fused=cuda or None,
+                   foreach=None if cuda else True)
 
 
 def learner(dls, exp: Experiment, weights, cbs=(), **kwargs):
-    "A fastai `vision_learner` for `exp` on `dls`, with `weights` from `paddy.weights.resolve`; `kwargs` go to `vision_learner`."
+    """A fastai `vision_learner` for `exp` on `dls`, with `weights` from `paddy.weights.resolve`; `kwargs` go to
+    `vision_learner`."""
     import timm
     from fastai.vision.all import error_rate, vision_learner
     arch = exp.arch if timm.is_model(exp.arch) else _torchvision(exp.arch)
     kwargs = {"opt_func": adamw(), "metrics": error_rate, **kwargs}
-    if exp.variety:
-        from .heads import kwargs as two_heads
-        kwargs.update(two_heads(dls))
+    if exp.variety: kwargs.update(two_heads(dls))
     return vision_learner(dls, arch, pretrained=weights.pretrained, cbs=list(cbs), **weights.kwargs, **kwargs)
 
 
@@ -62,7 +74,8 @@ def precision(name: str = 'auto') -> str:
     if name not in PRECISIONS: raise PaddyError(f"--precision {name}: choose one of {', '.join(PRECISIONS)}")
     if not torch.cuda.is_available(): return 'fp32'
     if name == 'auto': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
-    if name == 'bf16' and not torch.cuda.is_bf16_supported(): raise PaddyError("--precision bf16: this GPU has no bf16; use fp16")
+    if name == 'bf16' and not torch.cuda.is_bf16_supported():
+        raise PaddyError("--precision bf16: this GPU has no bf16; use fp16")
     return name
 
 

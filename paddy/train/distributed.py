@@ -6,7 +6,7 @@ import contextlib, os, subprocess, sys
 def world() -> int: return int(os.environ.get('WORLD_SIZE', 1))
 
 
-def main() -> bool: return int(os.environ.get('RANK', 0)) == 0
+def is_main() -> bool: return int(os.environ.get('RANK', 0)) == 0
 
 
 def start():
@@ -14,7 +14,8 @@ def start():
     if world() > 1:
         import torch
         from accelerate import PartialState
-        PartialState(cpu=not torch.cuda.is_available())  # gloo on CPU, NCCL on CUDA; fastai's Accelerator then shares it
+        # gloo on CPU, NCCL on CUDA; fastai's Accelerator then shares it
+        PartialState(cpu=not torch.cuda.is_available())
 
 
 def shared(value):
@@ -40,20 +41,22 @@ def training(learn):
     # norm) never get a gradient, which DDP refuses unless told to look for them
     unused = DistributedDataParallelKwargs(find_unused_parameters=True)
     try:
-        with learn.distrib_ctx(sync_bn=torch.cuda.is_available(), kwargs_handlers=[unused]): yield learn  # SyncBatchNorm: GPUs alone
+        with learn.distrib_ctx(sync_bn=torch.cuda.is_available(), kwargs_handlers=[unused]):
+            yield learn  # SyncBatchNorm: GPUs alone
         # every process leaves the group together and tears it down: a process that exits with gloo's threads still up
         # aborts, and the launcher then stops the main one mid-way through its predictions
         from accelerate import PartialState
         torch.distributed.barrier()
         PartialState().destroy_process_group()
     finally:
-        # the rest (validate, export, TTA) is the main process's alone, and fastai gathers predictions from every process
-        # whenever WORLD_SIZE says there are several, even outside distrib_ctx
+        # the rest (validate, export, TTA) is the main process's alone, and fastai gathers predictions from every
+        # process whenever WORLD_SIZE says there are several, even outside distrib_ctx
         os.environ['WORLD_SIZE'] = '1'
 
 
 def _broadcast_cpu(self, t, rank):
-    "fastai 2.8's DistributedDL sends each epoch's shuffled order through a CUDA tensor, for NCCL; gloo takes it on CPU."
+    """fastai 2.8's DistributedDL sends each epoch's shuffled order through a CUDA tensor, for NCCL; gloo takes it on
+    CPU."""
     import torch
     t = torch.LongTensor(t)
     torch.distributed.broadcast(t, rank)
@@ -62,7 +65,8 @@ def _broadcast_cpu(self, t, rank):
 
 def launch(argv: list[str], processes: int) -> int:
     "`accelerate launch --multi_gpu --num_processes N -m paddy ARGV`: what `paddy train --processes N` stands for."
-    # accelerate's own --cpu launches one process (several need mpirun); --multi_gpu starts torchrun, which works on CPU too
+    # accelerate's own --cpu launches one process (several need mpirun); --multi_gpu starts torchrun, which works
+    # on CPU too
     cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--num_processes', str(processes), '--num_machines', '1',
            '--mixed_precision', 'no', '--dynamo_backend', 'no', '--multi_gpu', '-m', 'paddy', *argv]
     print('launching:', ' '.join(cmd[2:]), file=sys.stderr)

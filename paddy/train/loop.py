@@ -1,0 +1,47 @@
+"""The fit itself: fastai's fine_tune schedule, gradient accumulation across processes, and a stop that leaves no half
+run."""
+import contextlib, sys
+from pathlib import Path
+
+from ..errors import PaddyError
+from ..spec import Experiment
+from . import resume
+
+
+def accum_setup(exp: Experiment, world: int = 1):
+    """Each process's micro-batch and callbacks, so that `world` processes together step on `exp.bs` images:
+    `GradientAccumulation` counts one process's samples, so it gets that process's share of the effective batch."""
+    from fastai.callback.training import GradientAccumulation
+    if exp.bs % (exp.accum * world):
+        raise PaddyError(f"{exp.name}: bs={exp.bs} does not split into accum={exp.accum} × {world} processes: "
+                         "choose a bs they divide")
+    return exp.bs // exp.accum // world, ([GradientAccumulation(exp.bs // world)] if exp.accum > 1 else [])
+
+
+@contextlib.contextmanager
+def whole_or_nothing(run: str, models: Path, preds: Path):
+    """A run stopped (Ctrl-C, SIGTERM, a sweep's stop) or failed before its .json is unfinished: remove the model and
+    predictions it wrote, keep its saved state, and say how to go on."""
+    try: yield
+    except BaseException:
+        if not (models / f'{run}.json').exists():
+            for f in (models / f'{run}.pkl', preds / f'{run}.npz'): f.unlink(missing_ok=True)
+            if resume.paths(run, models)[0].exists():
+                done = resume.read(run, models)['epochs_done']
+                print(f"paddy: {run} stopped after {done} finished epochs; "
+                      f"`paddy train --resume {run}` goes on from there", file=sys.stderr)
+        raise
+
+
+def fit(learn, epochs: int, lr: float, pretrained: bool, start: int = 0, state: Path | None = None):
+    """fastai's `fine_tune` for pretrained weights (one frozen epoch, then `epochs` whole); random init has nothing to
+    protect, so it trains whole from the first epoch. A resumed run skips the `start` epochs it finished, after
+    loading their `state`."""
+    if pretrained and start < 1:
+        learn.freeze()
+        learn.fit_one_cycle(1, slice(lr), pct_start=0.99)
+    if pretrained: learn.unfreeze()  # this clears the optimizer, so a saved one is loaded after it
+    if state is not None: resume.restore(learn, state)
+    if pretrained:
+        learn.fit_one_cycle(epochs, slice(lr / 2 / 100, lr / 2), pct_start=0.3, div=5.0, start_epoch=max(0, start - 1))
+    else: learn.fit_one_cycle(epochs, lr, start_epoch=start)

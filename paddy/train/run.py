@@ -1,0 +1,191 @@
+"""Fine-tune one experiment, export it under a unique run name with its metadata, then score it with TTA:
+`train` is `prepare` → `fit` → `record`."""
+import dataclasses, os, sys, time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .. import wandb_io
+from ..data import dataloaders, find_data, num_workers, read_train, split_seed, valid_ids
+from ..data.sizes import against
+from ..data.verify import ensure
+from ..errors import PaddyError
+from ..files import new_run, write_json, written_once
+from ..predict import error, save_preds, tta_preds
+from ..provenance import stamp
+from ..spec import Experiment, load
+from . import distributed, preflight, resume
+from .learner import check, learner, precision, speedups
+from .loop import accum_setup, fit, whole_or_nothing
+from .settings import Settings
+from .weights import Weights, resolve
+
+
+@dataclass
+class Run:
+    "A run ready to fit: what it trains, on what, and from which epoch."
+    name: str
+    exp: Experiment
+    settings: Settings
+    path: Path
+    df: object                   # read_train's table
+    valid: list[str]
+    seed: int
+    weights: Weights
+    learn: object
+    bs: int
+    world: int                   # processes training it together
+    fitted: dict | None = None   # what --fit-memory measured and chose
+    state: dict | None = None    # a stopped run's saved state, when resuming
+
+    @property
+    def start(self) -> int: return self.state['epochs_done'] if self.state else 0
+    @property
+    def fit_before(self) -> float: return self.state['fit_time'] if self.state else 0.0
+
+
+def checked(exp: Experiment, settings: Settings) -> tuple[Settings, Path, object, Weights]:
+    """Everything that can fail before the first epoch, checked now: the spec, the weights, the data and its images;
+    `settings` with the data folder and precision resolved, the folder, its train.csv and the weights."""
+    check(exp)
+    if settings.wandb: wandb_io.check()
+    path = find_data(settings.data)
+    weights = resolve(exp.arch, exp.pretrained)  # fails fast offline, before any data is read
+    settings = replace(settings, data=str(path.resolve()), precision=precision(settings.precision))
+    ensure(path, num_workers())  # a truncated image stops the run now, not an hour into it
+    df = read_train(path)
+    if exp.variety and ('variety' not in df or (df.variety == '').any()):
+        n = len(df) if 'variety' not in df else int((df.variety == '').sum())
+        raise PaddyError(f"{exp.name}: variety = True needs a variety on every row of {path / 'train.csv'}, and {n} of "
+                         f"{len(df)} have none: set variety = False (--set variety=False)")
+    warn = against(df, exp.item_size, num_workers())
+    if warn: print(f'warning: {warn}', file=sys.stderr)
+    return settings, path, df, weights
+
+
+def fit_memory(exp: Experiment, settings: Settings, measure) -> tuple[Experiment, dict | None]:
+    "`exp` with the smallest accum whose measured steps fit `settings.fit_memory` GB, on CUDA; what was tried."
+    import torch
+    if settings.fit_memory is None: return exp, None
+    if not torch.cuda.is_available():
+        print(f'--fit-memory {settings.fit_memory:g}: no CUDA device here, so no GPU memory to fit; '
+              f'training with accum {exp.accum}', file=sys.stderr)
+        return exp, None
+    accum, peak, tried = preflight.choose(exp, settings.fit_memory, measure)
+    return replace(exp,
+                   accum=accum), dict(budget_gb=settings.fit_memory, accum=accum, peak_gb=round(peak, 2), tried=tried)
+
+
+def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, state: dict | None = None) -> Run:
+    "Check everything, split, build the DataLoaders and Learner, and name the run (a resume keeps its name)."
+    import torch
+    settings, path, df, weights = checked(exp, settings)
+    seed = state['split_seed'] if state else split_seed(exp.seed)
+    valid = valid_ids(df.image_id, seed, exp.valid_pct)
+    cuda = torch.cuda.is_available()
+    exp, fitted = fit_memory(exp, settings, lambda e: preflight.peak_gb(
+        e, df, valid, weights, settings.precision, settings.channels_last, settings.cache))
+    world = distributed.world()
+    bs, cbs = accum_setup(exp, world)
+    # pinned: async copies
+    dls = dataloaders(df, exp, valid, bs, cache=settings.cache, data=settings.data, pin_memory=cuda)
+    if len(dls.train) == 0:
+        raise PaddyError(f"{len(dls.train_ds)} training images make no full batch of {bs}: lower bs")
+    learn = speedups(learner(dls, exp, weights, cbs), settings.precision, settings.channels_last)
+    name = distributed.shared(state['run'] if state else new_run(exp.name, models, preds))
+    if not state and distributed.is_main():
+        resume.begin(name, models,
+                     dict(experiment=dataclasses.asdict(exp), split_seed=seed, settings=dataclasses.asdict(settings)))
+    return Run(name, exp, settings, path, df, valid, seed, weights, learn, bs, world, fitted, state)
+
+
+def announce(r: Run):
+    import torch
+    if not distributed.is_main(): return
+    s, world, dls = r.settings, r.world, r.learn.dls
+    device = (f"cuda, {s.precision}"
+              + (", channels_last" if s.channels_last else "") if torch.cuda.is_available() else "cpu")
+    print(f'{r.name}: {r.exp.arch} ({r.weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} '
+          'valid images '
+          f'from {r.path}, bs {r.bs}×{r.exp.accum}{f"×{world}" if world > 1 else ""}, {device}'
+          + (f', {world} processes' if world > 1 else ''))
+    if r.start: print(f'{r.name}: resuming after {r.start} of {r.exp.epochs + r.weights.pretrained} epochs')
+
+
+def fit_run(r: Run, models: Path) -> float:
+    "Fit `r`, saving its state after every epoch on the main process; the seconds it took."
+    import torch
+    if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
+    if r.settings.wandb: r.learn.add_cb(wandb_io.start(r.name, r.exp, r.settings.data, r.settings.sweep))
+    t0 = time.perf_counter()
+    saving = [resume.checkpoint(resume.paths(r.name, models)[1], r.start,
+                                r.fit_before)] if distributed.is_main() else []
+    with r.learn.added_cbs(saving + [resume.quiet_skips()]), distributed.training(r.learn):
+        fit(r.learn, r.exp.epochs, r.exp.lr, r.weights.pretrained, r.start, r.state['pth'] if r.start else None)
+    return time.perf_counter() - t0
+
+
+def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path) -> dict:
+    "The run's .json: its recipe, split, scores, speed and where it ran, with the provenance every artefact carries."
+    import torch
+    cuda, dls, s = torch.cuda.is_available(), r.learn.dls, r.settings
+    return dict(run=r.name, experiment=dataclasses.asdict(r.exp), vocab=p['vocab'].tolist(), data=s.data,
+                split_seed=r.seed, valid_ids=r.valid, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
+                error_rate=float(scores[1]), tta_error_rate=error(p), fit_time=fit_now + r.fit_before,
+                variety_error_rate=float(scores[2]) if r.exp.variety else None, fit_memory=r.fitted,
+                # fine_tune adds a frozen epoch
+                img_per_s=(r.exp.epochs + r.weights.pretrained - r.start) * len(dls.train_ds) / fit_now,
+                resumed=bool(r.state), resumed_from_epoch=r.start if r.state else None, world_size=r.world,
+                peak_gpu_mem_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,
+                mixed_precision=s.precision != 'fp32', precision=s.precision, channels_last=cuda and s.channels_last,
+                item_cache=str(dls.item_cache.folder) if dls.item_cache is not None else None,
+                device='cuda' if cuda else 'cpu', weights=r.weights.source,
+                files=dict(model=str(models / f'{r.name}.pkl'), preds=str(preds / f'{r.name}.npz')), sweep=s.sweep,
+                **stamp())
+
+
+def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
+    "Validate, export, predict with TTA and write the run's .json, last: its presence is what marks a run finished."
+    scores = r.learn.validate()
+    models.mkdir(parents=True, exist_ok=True)
+    with written_once(models / f'{r.name}.pkl') as tmp: r.learn.export(tmp.resolve())
+    p = tta_preds(r.learn, r.path, r.valid, r.df)
+    save_preds(preds / f'{r.name}.npz', r.name, p)
+    meta = metadata(r, scores, p, fit_now, models, preds)
+    if r.settings.wandb: wandb_io.finish(meta)
+    write_json(models / f'{r.name}.json', meta)
+    resume.finish(r.name, models)
+    print(f"{r.name}: error {meta['error_rate']:.4f}, TTA error {meta['tta_error_rate']:.4f}, "
+          f"fit {meta['fit_time']:.0f}s → {models / r.name}.pkl")
+    return meta
+
+
+def train(exp: Experiment | None = None, settings: Settings = Settings(), models: Path = Path('models'),
+          preds: Path = Path('preds'), resume_run: str | None = None) -> dict:
+    """Fine-tune `exp` with `settings`; write models/<run>.{pkl,json} and preds/<run>.npz. `resume_run` names a stopped
+    run to finish instead, with the experiment, split and settings it recorded."""
+    distributed.start()
+    state = resume.read(resume_run, models) if resume_run else None
+    if state: exp, settings = resume.recorded(state, settings)
+    r = prepare(exp, settings, models, preds, state)
+    with whole_or_nothing(r.name, models, preds):
+        announce(r)
+        fit_now = fit_run(r, models)
+        if not distributed.is_main():
+            return dict(run=r.name, rank=int(os.environ.get('RANK', 0)))  # the main one writes
+        return record(r, fit_now, models, preds)
+
+
+def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run: str | None = None) -> int:
+    """`paddy train`: one run of experiment `exp` (or the stopped `resume_run`) here, or over `settings.processes`; exit
+    code."""
+    if (exp is None) == (resume_run is None):
+        raise PaddyError("give an experiment (paddy train EXP) or a stopped run (paddy train --resume RUN), "
+                         "one of the two")
+    if resume_run and sets: raise PaddyError(f"--resume {resume_run} finishes the run as it was started: drop --set")
+    if settings.processes < 1: raise PaddyError(f"--processes {settings.processes}: give 1 or more")
+    spec = load(exp, sets) if exp else None  # a bad spec fails here, once, not in every process
+    if settings.processes > 1:
+        head = ('train', exp) if exp else ('train', '--resume', resume_run)
+        return distributed.launch(replace(settings, processes=1).argv(*head, sets=sets), settings.processes)
+    train(spec, settings, resume_run=resume_run)
+    return 0

@@ -1,0 +1,70 @@
+"""The package reads as a pipeline: imports go one way (every import counts, those inside functions too), `spec` sits
+at the bottom, and only the CLI reaches the Kaggle stage."""
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parent.parent / 'paddy'
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PKG.parent).with_suffix('').parts
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def imports(path: Path) -> set[str]:
+    "The paddy modules that `path` imports anywhere in it, by full name."
+    me = module_name(path)
+    package = me if path.name == '__init__.py' else me.rpartition('.')[0]
+    known = {module_name(p) for p in PKG.rglob('*.py')}
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import): names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ''
+            if node.level:
+                up = package.split('.')[:len(package.split('.')) - node.level + 1]
+                base = '.'.join(up + ([base] if base else []))
+            # `from . import x` names a module; `from .m import f` names m
+            names = [f'{base}.{a.name}' if f'{base}.{a.name}' in known else base for a in node.names]
+        else: continue
+        out |= {n for n in names if n in known and n != me}
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): imports(p) for p in PKG.rglob('*.py')}
+
+
+def cycle(g: dict[str, set[str]]) -> list[str] | None:
+    "One import circle in `g`, as the path around it, or None."
+    state, stack = {}, []
+    def visit(m):
+        state[m] = 'open'; stack.append(m)
+        for n in sorted(g.get(m, ())):
+            if state.get(n) == 'open': return stack[stack.index(n):] + [n]
+            if n not in state and (found := visit(n)): return found
+        state[m] = 'done'; stack.pop()
+        return None
+    for m in sorted(g):
+        if m not in state and (found := visit(m)): return found
+    return None
+
+
+def test_the_cycle_finder_finds_one():
+    assert cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
+    assert cycle({'a': {'b'}, 'b': {'c'}, 'c': set()}) is None
+
+
+def test_imports_go_one_way():
+    g = graph()
+    assert 'paddy.train.run' in g and 'paddy.predict' in g['paddy.train.run']  # the graph sees real imports
+    assert cycle(g) is None, f"import circle: {' → '.join(cycle(g))}"
+
+
+def test_spec_is_at_the_bottom():
+    assert graph()['paddy.spec'] <= {'paddy.errors'}
+
+
+def test_only_the_cli_reaches_kaggle():
+    users = {m for m, deps in graph().items() if any(d.startswith('paddy.kaggle') for d in deps)}
+    assert {u for u in users if not u.startswith('paddy.kaggle')} == {'paddy.cli'}

@@ -1,0 +1,18 @@
+"""Every finished run as one row, and each architecture's family."""
+import pytest
+from conftest import TINY
+from paddy.results import family
+
+SPECS = {'tiny_convnext': TINY, 'tiny_effnet': TINY.replace('test_convnext', 'test_efficientnet')}
+
+
+@pytest.mark.parametrize('arch, fam', [
+    ('convnext_small.fb_in22k', 'convnext'), ('convnext_large_in22k', 'convnext'), ('convnextv2_tiny', 'convnextv2'),
+    ('vit_small_patch16_224.augreg_in21k', 'vit'), ('swinv2_base_window12_192.ms_in22k', 'swinv2'),
+    ('swin_small_patch4_window7_224', 'swin'), ('resnet18', 'resnet'), ('resnet26d', 'resnetd'),
+                                       ('regnety_040', 'regnet'),
+    ('efficientnet_b0', 'efficientnet'), ('tf_efficientnet_lite0', 'efficientnet'), ('test_convnext', 'convnext'),
+    ('levit_128', 'levit'), ('MyNet', 'mynet'), ('3dnet', '3dnet'), ('_x', '_x'), ('', ''),
+])
+def test_family_from_the_timm_name(arch, fam):
+    assert family(arch) == fam

@@ -6,7 +6,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from .data import COMPETITION
-from .errors import PaddyError
+from .errors import PaddyError, from_os_error
 from .kaggle.kernel import ACCELERATOR
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -54,10 +54,12 @@ def plain_logs():
 
 
 def friendly(fn):
-    "Turn a `PaddyError` into one line per problem on stderr and exit code 2."
+    "Turn a `PaddyError`, or an unexpected `OSError`, into one line per problem on stderr and exit code 2."
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try: return fn(*args, **kwargs)
+        try:
+            try: return fn(*args, **kwargs)
+            except OSError as e: raise from_os_error(e) from None
         except PaddyError as e:
             for line in str(e).splitlines(): typer.echo(f'paddy: error: {line}', err=True)
             raise typer.Exit(2)
@@ -238,7 +240,8 @@ def report(dataset: Annotated[Optional[str], typer.Option(
                help="only runs on this data folder's name, e.g. paddy-disease-classification")] = None,
            top: Annotated[int, typer.Option(help='how many to list by score')] = 15,
            score_constant: Annotated[float, typer.Option(help='score = error_rate × (fit_time + SCORE_CONSTANT)')] = 80,
-           agg: Annotated[str, typer.Option(help='over repeated runs: min (as the seed notebook) or mean')] = 'min',
+           agg: Annotated[str, typer.Option(
+               help='over repeated runs: mean (as the seed notebook), or min: the best run whole')] = 'mean',
            name: Annotated[Optional[str], typer.Option(
                help='reports/NAME.{png,csv,json} (default report-DATASET-DATE-TIME)')] = None,
            models: MODELS = Path('models'),

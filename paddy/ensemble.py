@@ -32,7 +32,8 @@ def find_preds(patterns=(), preds: Path = Path("preds")) -> list[Path]:
 
 def data_folder(f: Path) -> str:
     "The data folder a prediction file says it was made on ('' when it says none)."
-    with np.load(f, allow_pickle=False) as z: return str(z['data']) if 'data' in z.files else ''
+    p = load_preds(f, ('data',))
+    return str(p['data']) if 'data' in p else ''
 
 
 def on_data_folder(preds: Path, data=None) -> list[Path]:
@@ -66,7 +67,7 @@ def predicted_on_a_copy(f: Path, folder: str, ids: list[str]) -> bool:
     """Whether run file `f` was predicted on another machine's copy of the competition whose sample_submission.csv has
     `ids`, such as a Kaggle notebook's /kaggle/input: its folder is not here, and its test ids are `ids`."""
     if not folder or Path(folder).exists(): return False
-    with np.load(f, allow_pickle=False) as z: return z['test_ids'].tolist() == ids
+    return load_preds(f, ('test_ids',))['test_ids'].tolist() == ids
 
 
 def combine(probs: list[np.ndarray], weights: np.ndarray, vote: bool = False) -> np.ndarray:
@@ -112,6 +113,32 @@ def choose(members: dict[str, dict], steps: int | None) -> tuple[np.ndarray, dic
                                error=h['error']) for h in history])
 
 
+def free_name(submissions: Path) -> str:
+    "ensemble-DATE-TIME, with -2, -3, … when ensembles started in the same second took it."
+    base, k = time.strftime('ensemble-%Y%m%d-%H%M%S'), 1
+    name = base
+    while any((submissions / f'{name}{ext}').exists() for ext in ('.csv', '.json')): k += 1; name = f'{base}-{k}'
+    return name
+
+
+def write_new(sub: pd.DataFrame, csv: Path, named: bool) -> Path:
+    "Write `sub` to `csv`, never over a file; a default name taken meanwhile by another ensemble moves to the next."
+    while True:
+        try:
+            with open_new(csv, hint='pass --name OTHER') as f: sub.to_csv(f, index=False)
+            return csv
+        except PaddyError:
+            if named: raise
+            csv = csv.with_name(free_name(csv.parent) + '.csv')
+
+
+def apart(members: dict[str, dict]) -> str:
+    "Which runs keep the others from sharing one validation split, in words."
+    none = [r for r, m in members.items() if 'valid_ids' not in m]
+    if none: return f"{', '.join(none)} {'has' if len(none) == 1 else 'have'} none"
+    return f"{len({m['valid_ids'].tobytes() for m in members.values()})} splits among {', '.join(members)}"
+
+
 def parse_weights(text: str | None) -> list[float] | None:
     "`--weights 2,1,1` as numbers."
     if text is None: return None
@@ -129,7 +156,7 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     if select not in (None, 'greedy'): raise PaddyError(f"--select {select}: the one selection there is, is greedy")
     if select and (weights is not None or vote):
         raise PaddyError("--select greedy chooses the weights itself: drop --weights and --vote")
-    name = name or time.strftime('ensemble-%Y%m%d-%H%M%S')
+    named, name = name is not None, name or free_name(submissions)
     csv = submissions / f'{name}.csv'
     if not replace: never_overwrite(csv, csv.with_suffix('.json'), hint='pass --name OTHER')  # before any work
     files = find_preds(patterns, preds) if patterns else on_data_folder(preds, data)
@@ -138,9 +165,14 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     chosen = None
     if select: weights, chosen = choose(members, steps)
     w = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=float)
-    if len(w) != len(members) or (w < 0).any() or w.sum() <= 0:
-        raise PaddyError(f"--weights needs {len(members)} non-negative numbers, one per run ({', '.join(members)})")
+    if len(w) != len(members) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise PaddyError(f"--weights needs {len(members)} non-negative numbers, one per run ({', '.join(members)}), "
+                         "not all of them 0")
     w = w / w.sum()
+    if select:  # the members are the runs it chose; the candidates and their weights stay in `chosen`
+        keep, runs = [k for k, x in enumerate(w) if x > 0], list(members)
+        members, files, w = {runs[k]: members[runs[k]] for k in keep}, [files[k] for k in keep], w[keep]
+    method = 'vote' if vote else 'greedy' if select else 'mean'
     folders = {str(m.get('data', '')) for m in members.values()}
     path = find_data(data, folders.pop() if len(folders) == 1 else None)  # by default, where they were predicted
     sample = pd.read_csv(path / 'sample_submission.csv', dtype=str)
@@ -155,14 +187,14 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     if shared_split(members) and all(v is not None for v in report['members'].values()):
         report['ensemble'] = error(first, combine([m['valid_probs'] for m in members.values()], w, vote))
         for r, e in report['members'].items(): print(f'{e:.4f}  {r}')
-        print(f"{report['ensemble']:.4f}  ensemble of {int((w > 0).sum())} "
-              f"({'vote' if vote else 'greedy' if select else 'mean'}), validation error")
-    else: print('the runs do not share one validation split, so no ensemble validation error is given')
+        print(f"{report['ensemble']:.4f}  ensemble of {int((w > 0).sum())} ({method}), validation error")
+    else: print(f"the runs do not share one validation split ({apart(members)}), so no ensemble validation error is "
+                "given")
     submissions.mkdir(parents=True, exist_ok=True)
     if replace: sub.to_csv(csv, index=False)
-    else:
-        with open_new(csv, hint='pass --name OTHER') as f: sub.to_csv(f, index=False)
-    meta = dict(name=name, csv=str(csv), sha256=sha256(csv), method='vote' if vote else 'mean',
+    else: csv = write_new(sub, csv, named)
+    name = csv.stem
+    meta = dict(name=name, csv=str(csv), sha256=sha256(csv), method=method,
                 runs=[str(m['run']) for m in members.values()],
                 weights=w.tolist(), selection=chosen, preds=[str(f) for f in files], valid_error=report,
                 data=str(path.resolve()), **stamp())

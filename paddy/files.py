@@ -1,13 +1,8 @@
 """Files written once and whole: hashes, run names, temporary-then-rename writes, JSON and append-only CSV logs."""
-import contextlib, hashlib, json, os, secrets
+import contextlib, errno, hashlib, json, os, secrets
 from pathlib import Path
 
 from .errors import PaddyError
-
-
-def cache_dir() -> Path:
-    "paddy's own cache ($PADDY_CACHE, else ~/.cache/paddy): converted weights and the item cache."
-    return Path(os.environ.get('PADDY_CACHE', Path.home() / '.cache' / 'paddy'))
 
 
 def sha256(path: Path) -> str:
@@ -80,8 +75,31 @@ def write_json(path: Path, obj: dict, replace: bool = False):
         tmp.write_text(json.dumps(obj, indent=1, default=str))
 
 
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+class Damaged(PaddyError):
+    "A file paddy wrote that no longer reads back: truncated, edited, or not what its name says."
+
+
+def damaged(path: Path, e: Exception, fix: str) -> Damaged:
+    why = str(e).splitlines()[0][:80] if str(e) else 'unreadable'
+    return Damaged(f"{path} is damaged ({type(e).__name__}: {why}): {fix}")
+
+
+@contextlib.contextmanager
+def torch_write(path: Path):
+    """torch's zip writer reports a failed write (a full disk, a file size limit) as a RuntimeError: raise it as the
+    OSError it is, naming `path`."""
+    try: yield
+    except RuntimeError as e:
+        if 'write' not in str(e) and 'unexpected pos' not in str(e): raise
+        raise OSError(errno.EIO, f"writing failed ({str(e).splitlines()[0][:60]})", str(path)) from None
+
+
+def read_json(path: Path, fix: str = 'move it aside, then make it again') -> dict:
+    "`path`'s JSON object; a damaged file is one line that names it and `fix`."
+    try: obj = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as e: raise damaged(path, e, fix) from None
+    if not isinstance(obj, dict): raise damaged(path, TypeError(f'a JSON {type(obj).__name__}, not an object'), fix)
+    return obj
 
 
 def append_row(log: Path, columns, row: dict):

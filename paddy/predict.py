@@ -1,12 +1,12 @@
 """TTA probabilities on the shared validation split and the test set, saved so ensembling never reloads a model."""
-import os, pickle
+import os, pickle, time, warnings
 from pathlib import Path
 
 import numpy as np
 
 from .data import find_data, num_workers, read_train, tst_items
 from .errors import PaddyError
-from .files import is_run_name, never_overwrite, open_new, read_json
+from .files import damaged, is_run_name, never_overwrite, open_new, read_json
 
 
 def tta(learn, files, n: int = 4) -> np.ndarray:
@@ -51,8 +51,22 @@ def save_preds(path: Path, run: str, preds: dict):
     with open_new(path, 'xb', hint='pass --out OTHER.npz') as f: np.savez(f, run=np.array(run), **preds)
 
 
-def load_preds(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
+NEEDED = ('vocab', 'test_ids', 'test_probs')
+
+
+def load_preds(path: Path, keys=None) -> dict:
+    "A prediction file's arrays (only `keys`, where given); a damaged one is one line naming it and how to remake it."
+    import zipfile
+    fix = f"move it aside, then `paddy predict {Path(path).stem}` makes it again from its model"
+    try:
+        with np.load(path, allow_pickle=False) as z: out = {k: z[k] for k in z.files if keys is None or k in keys}
+    except (zipfile.BadZipFile, EOFError, ValueError, KeyError) as e: raise damaged(path, e, fix) from None
+    except OSError as e:
+        if isinstance(e, FileNotFoundError): raise
+        raise damaged(path, e, fix) from None
+    missing = [k for k in NEEDED if k not in out and (keys is None or k in keys)]
+    if missing: raise damaged(path, KeyError(', '.join(missing)), "it is not a paddy prediction file: move it away")
+    return out
 
 
 def model_file(run: str, models: Path, trust: bool = False) -> tuple[Path, str]:
@@ -63,9 +77,8 @@ def model_file(run: str, models: Path, trust: bool = False) -> tuple[Path, str]:
         if p.parent.resolve() == models.resolve() and p.with_suffix('.json').is_file():
             return p, p.stem  # one of ours, by path
         if not trust:
-            raise PaddyError(f"{run} is not a run in {models}/ with its .json, and loading a pickle runs any "
-                             "code in it: "
-                             f"pass --trust if you know where it came from")
+            raise PaddyError(f"{run} is not a run in {models}/ with its .json, and loading a pickle runs any code in "
+                             "it: pass --trust if you know where it came from")
         if not p.is_file(): raise PaddyError(f"no file {run}: check the path")
         return p, p.stem
     if not is_run_name(run): raise PaddyError(f"'{run}' is not a run name: see `ls {models}`")
@@ -98,14 +111,26 @@ def predict(run: str, data=None, out: Path | None = None, models: Path = Path('m
     from fastai.learner import load_learner
     pkl, run = model_file(run, models, trust)
     meta_file = pkl.with_suffix('.json')
-    meta = read_json(meta_file) if meta_file.exists() else {}
+    fix = f"restore it, or move it aside and pass --trust to predict from {pkl} alone"
+    meta = read_json(meta_file, fix) if meta_file.exists() else {}
     if data is None and Path(meta.get('data', '')).is_dir(): data = meta['data']  # the folder it was trained on
     path = find_data(data)
-    out = out or preds / f'{run}.npz'
+    out = out or default_out(run, preds, ours=bool(meta))
     never_overwrite(out, hint='pass --out OTHER.npz')  # before the TTA, not after it
-    learn = load_learner(pkl, cpu=not torch.cuda.is_available(), pickle_module=renamed)
+    with warnings.catch_warnings():
+        # fastai warns that unpickling runs code on every load; paddy has already refused what it did not make
+        if meta or trust: warnings.filterwarnings('ignore', message='load_learner` uses')
+        learn = load_learner(pkl, cpu=not torch.cuda.is_available(), pickle_module=renamed)
     p = tta_preds(learn, path, meta.get('valid_ids', []))
     save_preds(out, run, p)
     err = error(p)
     print(f"{run}: wrote {out}" + (f"; TTA error {err:.4f}" if err is not None else ''))
+    if out.parent != preds: print(f"`paddy ensemble` takes it where named, e.g. paddy ensemble {out} …")
     return out
+
+
+def default_out(run: str, preds: Path, ours: bool) -> Path:
+    """preds/RUN.npz, where ensembles look, for a run of ours that has none; else preds/predicted/RUN-DATE-TIME.npz,
+    so that a second prediction, or one of an outside model, joins an ensemble only when named."""
+    if ours and not (preds / f'{run}.npz').exists(): return preds / f'{run}.npz'
+    return preds / 'predicted' / time.strftime(f'{run}-%Y%m%d-%H%M%S.npz')

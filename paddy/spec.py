@@ -1,5 +1,5 @@
 """Experiment specs: `experiments/<name>.py` files of plain assignments, one experiment each."""
-import ast, difflib, os, runpy, sys, types, typing
+import ast, difflib, math, os, runpy, sys, types, typing
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -77,7 +77,10 @@ def _check(key: str, v, where: str):
                          + (f" (did you mean '{close[0]}'?)" if close else f"; fields are {', '.join(FIELDS)}"))
     tp = FIELDS[key].type
     if isinstance(v, list): v = tuple(v)
-    if not _fits(tp, v): raise PaddyError(f"{where}: {key}={v!r} must be of type {_tname(tp)}")
+    if not _fits(tp, v):
+        if tp is Size: raise PaddyError(f"{where}: {key}={v!r} must be one side in pixels or (rows, cols), written "
+                                        f"{key} = (320, 240) in a file or --set '{key}=(320,240)'")
+        raise PaddyError(f"{where}: {key}={v!r} must be of type {_tname(tp)}")
     return float(v) if tp is float else v
 
 
@@ -127,6 +130,11 @@ def validate(exp: Experiment) -> list[str]:
     if exp.accum < 1 or exp.bs % exp.accum:
         raise PaddyError(f"{exp.name}: accum={exp.accum} must be ≥1 and divide bs={exp.bs}")
     if not 0 < exp.valid_pct < 1: raise PaddyError(f"{exp.name}: valid_pct={exp.valid_pct} must be between 0 and 1")
+    if not (math.isfinite(exp.lr) and exp.lr > 0):
+        raise PaddyError(f"{exp.name}: lr={exp.lr} must be a positive number: Road to the Top used 0.01 (lr = 0.01)")
+    if not 0 < exp.min_scale <= 1:
+        raise PaddyError(f"{exp.name}: min_scale={exp.min_scale} must be above 0 and at most 1, the share of the image "
+                         "a random crop keeps (0.75 by default)")
     if min(*hw(exp.item_size), *hw(exp.aug_size), exp.epochs, exp.bs) < 1:
         raise PaddyError(f"{exp.name}: sizes, epochs and bs must be positive")
     msgs = [f"{exp.name}: {key}={getattr(exp, key)} has a side that is not a multiple of 32, which wastes compute or "

@@ -5,7 +5,7 @@ from pathlib import Path
 from .data import find_data, num_workers
 from .data.verify import ensure
 from .errors import PaddyError
-from .files import is_run_name, read_json, write_json
+from .files import Damaged, is_run_name, read_json, write_json
 from .provenance import stamp
 from .results import metas
 from .spec import load
@@ -32,7 +32,7 @@ def stopped(name: str, models: Path = Path('models')) -> dict[str, str]:
     out = {}
     for f in sorted(models.glob('*.state/run.json')):
         try: info = read_json(f)
-        except ValueError: continue  # caught mid-write: that run is not stopped
+        except Damaged: continue  # caught mid-write: that run is not stopped
         job = job_of((info.get('settings') or info).get('sweep'), name)  # older states kept it at the top
         if job and is_run_name(str(info.get('run', ''))): out[job] = info['run']
     return out
@@ -100,7 +100,7 @@ class Sweep:
         "Record the sweep's arguments, or check them against the record when it is started again."
         manifest = self.folder / 'sweep.json'
         if manifest.is_file():
-            if read_json(manifest)['args'] != self.args:
+            if read_json(manifest, 'move it aside, or give this sweep another --name')['args'] != self.args:
                 raise PaddyError(f"sweep {self.name} was started with other arguments (see {manifest}): use "
                                  "another --name")
         else: write_json(manifest, dict(name=self.name, args=self.args, jobs=list(self.exp), **stamp()))

@@ -76,10 +76,16 @@ def test_predict_from_the_exported_model_matches_training(trained):
 
 
 def test_predict_never_overwrites(trained):
-    _, a, _ = trained
+    "The documented `paddy predict RUN` works after training: a second prediction lands beside the first."
+    _, a, b = trained
     before = Path(f"preds/{a['run']}.npz").read_bytes()
-    with pytest.raises(PaddyError, match='never overwritten: pass --out'): predict(a['run'])
+    again = predict(a['run'])
+    assert again.parent == Path('preds/predicted') and again.name.startswith(a['run'] + '-')
     assert Path(f"preds/{a['run']}.npz").read_bytes() == before
+    assert load_preds(again)['test_probs'].shape == load_preds(Path(f"preds/{a['run']}.npz"))['test_probs'].shape
+    with pytest.raises(PaddyError, match='never overwritten: pass --out'): predict(a['run'], out=again)
+    # a default ensemble takes preds/*.npz alone, so it never counts a run twice
+    assert sorted(ensemble(name='not-twice', data=a['data'])['runs']) == sorted([a['run'], b['run']])
 
 
 def test_ensemble_writes_sample_submission_ids_in_order(trained):
@@ -173,7 +179,9 @@ def test_a_pickle_from_outside_models_needs_trust(trained, capsys):
     r = runner.invoke(app, ['predict', 'elsewhere/model.pkl', '--data', str(comp), '--trust'])
     assert r.exit_code == 0, r.output
     ids = pd.read_csv(comp / 'sample_submission.csv').image_id.tolist()
-    assert load_preds(Path('preds/model.npz'))['test_ids'].tolist() == ids
+    # an outside model's test-only predictions stay out of preds/*.npz, which default ensembles take
+    (got,) = Path('preds/predicted').glob('model-*.npz')
+    assert load_preds(got)['test_ids'].tolist() == ids and not Path('preds/model.npz').exists()
     r = runner.invoke(app, ['predict', f"models/{a['run']}.pkl", '--data', str(comp), '--out', 'preds/bypath.npz'])
     assert r.exit_code == 0, r.output  # a path to one of ours is that run
 
@@ -205,7 +213,10 @@ def test_greedy_selection_is_never_worse_than_the_mean_on_real_runs(trained, tin
     assert sel['method'] == 'greedy'
     assert set(sel['weights']) == {a['run'], b['run']}
     assert all(isinstance(v, int) for v in sel['weights'].values())
-    assert meta['weights'] == pytest.approx([v / sum(sel['weights'].values()) for v in sel['weights'].values()])
+    # the members are the runs it chose, by name and weight, and the method says greedy
+    chosen = {r: v for r, v in sel['weights'].items() if v > 0}
+    assert meta['runs'] == list(chosen) and meta['method'] == 'greedy'
+    assert meta['weights'] == pytest.approx([v / sum(chosen.values()) for v in chosen.values()])
     p = load_preds(Path(f"preds/{a['run']}.npz"))
     save_preds(Path('preds/apart.npz'), 'apart',
                {**{k: v for k, v in p.items() if k != 'run'}, 'valid_ids': p['valid_ids'][::-1]})

@@ -9,12 +9,11 @@ import numpy as np
 from PIL import Image
 
 from ..errors import PaddyError
-from ..files import cache_dir
+from .. import environ
 from ..provenance import stamp
 from .sizes import headers
 
 FORMAT = 1  # bump when what is stored changes, so an old cache is never read as a new one
-OFF = ('0', 'off', 'false', 'no')
 
 
 @dataclass(frozen=True)
@@ -73,10 +72,7 @@ def _jpeg(fn) -> np.ndarray | None:
 
 def root() -> Path | None:
     "Where caches live: $PADDY_ITEM_CACHE, else <paddy's cache>/items; None when PADDY_ITEM_CACHE=off."
-    env = os.environ.get('PADDY_ITEM_CACHE', '')
-    if env.lower() in OFF and env: return None
-    if env: return Path(env)
-    return cache_dir() / 'items'
+    return environ.item_cache()
 
 
 def key(files, item: Item) -> str:

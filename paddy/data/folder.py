@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import environ
 from ..errors import PaddyError
 
 COMPETITION = 'paddy-disease-classification'
@@ -23,7 +24,7 @@ def find_data(data: str | Path | None = None, recorded: str | Path | None = None
     $PADDY_DATA, else Kaggle's input folder, else `data/paddy-disease-classification`."""
     if data is None and recorded and Path(recorded).is_dir(): data = recorded
     if data is not None: path, src = Path(data), '--data'
-    elif os.environ.get('PADDY_DATA'): path, src = Path(os.environ['PADDY_DATA']), 'PADDY_DATA'
+    elif environ.data(): path, src = environ.data(), 'PADDY_DATA'
     elif (KAGGLE_INPUT_ROOT / COMPETITION).is_dir(): path, src = KAGGLE_INPUT_ROOT / COMPETITION, 'Kaggle input'
     else: path, src = LOCAL, 'default'
     if not path.is_dir(): raise PaddyError(f"no competition data at {path} ({src}): {HOW_TO_GET}")

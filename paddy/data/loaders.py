@@ -1,16 +1,15 @@
 """fastai DataLoaders for an experiment: cached, item-transformed uint8 images in, fastai's batch augmentation on the
 device."""
-import os
 
 import numpy as np
 import pandas as pd
 
+from .. import environ
 from ..spec import Experiment, hw
 from . import cache as C
 
 
-def num_workers() -> int:
-    return int(os.environ.get('PADDY_WORKERS', min(16, os.cpu_count() or 1)))  # fastai's own default
+def num_workers() -> int: return environ.workers()
 
 
 def item(exp: Experiment) -> C.Item:

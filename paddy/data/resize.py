@@ -18,7 +18,11 @@ STAMP = 'paddy-resize.json'
 def shrink(src: Path, dest: Path, max_size: int) -> bool:
     """Write `src` to `dest` with its longest side `max_size` (a plain copy when already that small), through a
     temporary name, so a stopped copy leaves no half image under its real name. True when it was resized."""
-    with replaced(dest) as tmp, Image.open(src) as im:
+    try: im = Image.open(src)
+    except (OSError, Image.DecompressionBombError) as e:
+        raise PaddyError(f"{src}: not an image ({type(e).__name__}): remove it, or replace it "
+                         "(`paddy check` lists every such file)") from None
+    with replaced(dest) as tmp, im:
         w, h = im.size
         r = max_size / max(w, h)
         if r >= 1:
@@ -51,11 +55,15 @@ def resize(src: Path, dest: Path | None, max_size: int, workers: int = 0) -> Pat
     elif dest.exists() and any(dest.iterdir()):
         raise PaddyError(f"{dest} exists and is not a copy that paddy resize made: choose another --dest")
     meta = dict(source=str(src.resolve()), max_size=max_size, complete=False)
+    files = sorted(p.relative_to(src) for d in ('train_images', 'test_images') for p in (src / d).rglob('*')
+                   if p.is_file() and not p.name.startswith('.'))
+    odd = [f for f in files if f.suffix.lower() not in Image.registered_extensions()]
+    if odd:  # Thumbs.db, desktop.ini: refused before anything is written, not half-way through the copy
+        raise PaddyError(f"{src / odd[0]} is not an image" + (f" (nor are {len(odd) - 1} more)" if len(odd) > 1 else '')
+                         + ": remove it (`paddy check` lists every such file)")
     dest.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(meta, indent=1))  # first, so a stopped copy is known as ours and resumes
     for t in dest.rglob('.*.tmp') if dest.exists() else (): t.unlink()  # a stopped run's unfinished images
-    files = sorted(p.relative_to(src) for d in ('train_images', 'test_images') for p in (src / d).rglob('*')
-                   if p.is_file() and not p.name.startswith('.'))
     todo = [f for f in files if not (dest / f).exists()]
     for d in {(dest / f).parent for f in todo}: d.mkdir(parents=True, exist_ok=True)
     print(f"{src} → {dest}: {len(files)} images, {len(files) - len(todo)} already done", file=sys.stderr)

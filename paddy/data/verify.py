@@ -20,8 +20,16 @@ class Problem:
     where: str
     what: str
     fatal: bool = True
+    n: int = 1  # how many problems this line stands for
 
     def __str__(self): return f"{self.where}: {self.what}"
+
+
+def listed(problems: list[Problem], what: str, most: int = 20) -> list[Problem]:
+    "The first `most` of a long list of like problems, then one line that counts the rest."
+    if len(problems) <= most: return problems
+    rest = len(problems) - most
+    return problems[:most] + [Problem('…', f'and {rest} more {what}: re-extract the data', n=rest)]
 
 
 def look(fn: str, deep: bool = False) -> tuple[str | None, str | None]:
@@ -86,10 +94,11 @@ def verify(path: Path, deep: bool = False, workers: int = 0) -> list[Problem]:
     if not tst: out.append(Problem('test_images/', 'is empty: re-extract the data'))
     sample = pd.read_csv(path / 'sample_submission.csv', dtype=str)
     ids = sample.image_id.tolist() if 'image_id' in sample else []
-    for i in sorted(set(ids) - set(tst))[:20]:
-        out.append(Problem('sample_submission.csv', f"{i} is not in test_images/: re-extract the data"))
-    for i in sorted(set(tst) - set(ids))[:20]:
-        out.append(Problem(f'test_images/{i}', 'is not in sample_submission.csv: remove it or re-extract the data'))
+    if tst:  # an empty folder is one problem, said above, not one per id
+        out += listed([Problem('sample_submission.csv', f"{i} is not in test_images/: re-extract the data")
+                       for i in sorted(set(ids) - set(tst))], 'ids of sample_submission.csv are not in test_images/')
+    out += listed([Problem(f'test_images/{i}', 'is not in sample_submission.csv: remove it or re-extract the data')
+                   for i in sorted(set(tst) - set(ids))], 'images in test_images/ are not in sample_submission.csv')
     files = [str(trn / on_disk[i] / i) for i in sorted(on_disk)] + [str(path / 'test_images' / i) for i in tst]
     for f, (bad, mode) in zip(files, images(files, deep, workers)):
         rel = str(Path(f).relative_to(path))
@@ -106,10 +115,11 @@ def ensure(path: Path, workers: int = 0):
     problems = verify(path, workers=workers)
     for p in problems:
         if not p.fatal: print(f'note: {p}', file=sys.stderr)
-    fatal = [str(p) for p in problems if p.fatal]
+    fatal = [p for p in problems if p.fatal]
     if fatal:
-        raise PaddyError('\n'.join(fatal
-                                   + [f"{len(fatal)} problems in {path}: see `paddy check --deep --data {path}`"]))
+        n = sum(p.n for p in fatal)
+        total = f"{n} problems in {path}: see `paddy check --deep --data {path}`"
+        raise PaddyError('\n'.join([str(p) for p in fatal] + [total]))
 
 
 def check(data=None, deep: bool = False) -> str:

@@ -13,14 +13,14 @@ def page(comp: str, tab: str) -> str: return f'https://www.kaggle.com/competitio
 def rules_url(comp: str) -> str: return page(comp, 'rules')
 
 
-def _quietly():
+def quietly():
     "kaggle prints its sign-in help to stdout, even on import; paddy says it in one line instead."
     return contextlib.redirect_stdout(io.StringIO())
 
 
 def api():
     "An authenticated `KaggleApi` that honours `KAGGLE_API_ENVIRONMENT` (e.g. `TEST`: a server on localhost:7777)."
-    with _quietly():
+    with quietly():
         from kaggle.api.kaggle_api_extended import KaggleApi
     from kagglesdk import KaggleClient
     from kagglesdk.kaggle_env import get_env
@@ -39,7 +39,7 @@ def api():
 
     a = Api()
     a.args = [x for x in a.args if x not in ('--verbose', '-v')]  # VERBOSE=1 would make the client print auth headers
-    with kaggle_errors(), _quietly():
+    with kaggle_errors(), quietly():
         try: a.authenticate()
         except SystemExit: raise PaddyError(NO_CREDENTIALS) from None
     return a

@@ -4,12 +4,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ..data import COMPETITION, KAGGLE_INPUT_ROOT, LAYOUT, has_layout
+from ..environ import in_kaggle_notebook
 from ..errors import PaddyError
 from ..files import sha256, write_json
 from .client import download_zip, endpoint
-
-
-def in_kaggle_notebook() -> bool: return bool(os.environ.get('KAGGLE_KERNEL_RUN_TYPE'))
 
 
 def unzip(archive: Path, dest: Path):

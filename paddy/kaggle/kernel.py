@@ -6,6 +6,7 @@ from pathlib import Path
 from ..data import COMPETITION
 from ..errors import PaddyError
 from . import notebook
+from .client import quietly
 
 CODE_FILE = 'paddy_kaggle.py'
 ACCELERATOR = 'NvidiaTeslaT4'  # Kaggle's default GPU: two T4s, so the sweep runs two at a time
@@ -13,7 +14,7 @@ ACCELERATOR = 'NvidiaTeslaT4'  # Kaggle's default GPU: two T4s, so the sweep run
 
 def slugify(title: str) -> str:
     "The slug Kaggle derives from a title (the client warns when the two differ)."
-    from kaggle.api.kaggle_api_extended import slugify
+    with quietly(): from kaggle.api.kaggle_api_extended import slugify
     return slugify(title)
 
 

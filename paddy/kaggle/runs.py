@@ -1,5 +1,5 @@
 """Sweeps on Kaggle's GPUs: push one as a kernel, ask how it is doing, pull its runs beside the local ones."""
-import csv, json, shutil, tempfile, time
+import csv, json, shutil, sys, tempfile, time
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +20,14 @@ WAITING = ('queued', 'running', 'new_script', 'cancel_requested')
 
 
 def owner(kaggle_api) -> str: return kaggle_api.config_values[kaggle_api.CONFIG_NAME_USER]
+
+
+def dry_run_owner() -> str:
+    "Your Kaggle user name where credentials are set up; a dry run sends nothing, so without them it writes 'you'."
+    try: return owner(api())
+    except PaddyError:
+        print("note: no Kaggle credentials here, so the dry run's dataset and kernel belong to 'you'", file=sys.stderr)
+        return 'you'
 
 
 def quota(kaggle_api) -> str:
@@ -68,12 +76,12 @@ def run(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.ACC
     if dry_run is not None and dry_run.exists() and any(dry_run.iterdir()):
         raise PaddyError(f"--dry-run {dry_run} exists and is not empty: give a new folder (nothing is overwritten)")
     specs, title = checked(exps, repeat, sets, accelerator, title)
-    kaggle_api = api()
     if dry_run is not None:
-        p = prepare(dry_run, owner(kaggle_api), specs, repeat, sets, accelerator, title, fit_memory)
+        p = prepare(dry_run, dry_run_owner(), specs, repeat, sets, accelerator, title, fit_memory)
         print(f"wrote {dry_run}/dataset (paddy {p['manifest']['bundle']}) and {dry_run}/kernel ({p['meta']['id']}); "
               "nothing was pushed")
         return p
+    kaggle_api = api()
     with tempfile.TemporaryDirectory(prefix='paddy-kaggle-') as tmp:
         p = prepare(Path(tmp), owner(kaggle_api), specs, repeat, sets, accelerator, title, fit_memory)
         print(bundle.publish(kaggle_api, Path(tmp) / 'dataset', owner(kaggle_api), p['manifest']['bundle']))

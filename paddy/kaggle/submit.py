@@ -19,7 +19,7 @@ def provenance(sub: Path) -> dict:
     "What `paddy ensemble` recorded beside `sub`, if it wrote it and the file has not changed since."
     meta_path = sub.with_suffix('.json')
     if not meta_path.is_file(): return {}
-    meta = read_json(meta_path)
+    meta = read_json(meta_path, f"move it aside: {sub} can still be submitted, without its runs in the log")
     if meta.get('sha256') != sha256(sub):
         print(f"warning: {sub} changed after {meta_path} was written, so its runs are not logged", file=sys.stderr)
         return {}

@@ -23,13 +23,18 @@ def whole_or_nothing(run: str, models: Path, preds: Path):
     """A run stopped (Ctrl-C, SIGTERM, a sweep's stop) or failed before its .json is unfinished: remove the model and
     predictions it wrote, keep its saved state, and say how to go on."""
     try: yield
-    except BaseException:
+    except BaseException as e:
         if not (models / f'{run}.json').exists():
             for f in (models / f'{run}.pkl', preds / f'{run}.npz'): f.unlink(missing_ok=True)
             if resume.paths(run, models)[0].exists():
-                done = resume.read(run, models)['epochs_done']
-                print(f"paddy: {run} stopped after {done} finished epochs; "
-                      f"`paddy train --resume {run}` goes on from there", file=sys.stderr)
+                try: done = resume.read(run, models)['epochs_done']
+                except PaddyError: done = 0
+                # a failure before any epoch finished, or a diverged run, leaves nothing worth going on from; a stop
+                # keeps even epoch 0's state, so that a sweep resumes its run under the same name and split
+                if isinstance(e, resume.Diverged) or not done and not isinstance(e, KeyboardInterrupt):
+                    resume.finish(run, models)
+                else: print(f"paddy: {run} stopped after {done} finished epochs; "
+                            f"`paddy train --resume {run}` goes on from there", file=sys.stderr)
         raise
 
 

@@ -1,11 +1,11 @@
 """A stopped run goes on: what rebuilds it is saved before its first epoch, and its model and optimizer, whole, after
 each epoch, in `models/<run>.state/`; `paddy train --resume RUN` reads them back."""
-import json, shutil
+import contextlib, shutil
 from dataclasses import replace
 from pathlib import Path
 
 from ..errors import PaddyError
-from ..files import is_run_name, replaced, write_json
+from ..files import is_run_name, read_json, replaced, torch_write, write_json
 from ..spec import Experiment
 from .settings import Settings
 
@@ -31,7 +31,7 @@ def read(run: str, models: Path) -> dict:
         done = (models / f'{run}.json').exists()
         raise PaddyError(f"--resume {run}: " + (f"it finished; its model is {models / run}.pkl" if done else
                          f"no saved state {info_file}: check the name with `ls {models}`"))
-    info = json.loads(info_file.read_text())
+    info = read_json(info_file, f"move {info_file.parent} aside and train {run} again: its state cannot be read")
     if pth.exists():
         import torch
         info.update({k: v for k, v in torch.load(pth, map_location='cpu',
@@ -94,24 +94,55 @@ def quiet_skips():
     return QuietSkips()
 
 
+class Diverged(PaddyError):
+    "The loss became NaN or infinite: nothing of the run is worth keeping or going on from."
+    def __init__(self, run: str, epoch: int, losses: list[float]):
+        super().__init__(f"{run}: the loss became {', '.join(f'{v:g}' for v in losses)} in epoch {epoch}, so training "
+                         "stopped and nothing was exported: lower lr (--set lr=…) and train again")
+
+
+@contextlib.contextmanager
+def uninterrupted():
+    """Hold SIGINT and SIGTERM until the block ends, then act on them: a stop never leaves a checkpoint half saved,
+    so the epoch whose row was printed is the epoch a resume starts after."""
+    import signal, threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held, old = [], {}
+    for s in (signal.SIGINT, signal.SIGTERM): old[s] = signal.signal(s, lambda signum, frame: held.append(signum))
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+        if held:
+            h = old[held[0]]
+            if callable(h): h(held[0], None)
+            elif h == signal.SIG_DFL: signal.raise_signal(held[0])
+
+
 def checkpoint(pth: Path, done: int, fit_before: float):
     "A fastai callback that saves the model and optimizer after each epoch it trained (not the ones a resume skips)."
-    import time
+    import math, time
     import torch
     from fastai.callback.core import Callback
+    from fastai.learner import Recorder
 
     class Checkpoint(Callback):
-        order = 99  # after the recorder has the epoch's figures
+        # before the recorder prints the epoch's row (50), which holds its losses by then: a row on the screen is an
+        # epoch saved, and a diverged one is never saved
+        order = Recorder.order - 1
         def before_fit(self): self.t0 = getattr(self, 't0', time.perf_counter())
         def after_validate(self): self.trained = True  # an epoch a resume skips never gets here
         def after_epoch(self):
             if not self.trained: return
             self.trained = False
+            losses = [v for v in self.recorder.log[1:3] if isinstance(v, float)]
+            if not all(math.isfinite(v) for v in losses):
+                raise Diverged(pth.parent.name.removesuffix('.state'), self.epoch, losses)
             self.done += 1
             state = dict(model=self.learn.model.state_dict(), opt=plain(self.learn.opt.state_dict()),
-                         epochs_done=self.done,
-                         fit_time=fit_before + time.perf_counter() - self.t0)
-            with replaced(pth) as tmp: torch.save(state, tmp)
+                         epochs_done=self.done, fit_time=fit_before + time.perf_counter() - self.t0)
+            with uninterrupted(), replaced(pth) as tmp, torch_write(pth): torch.save(state, tmp)
 
     cb = Checkpoint()
     cb.done, cb.trained = done, False

@@ -9,7 +9,7 @@ from ..data import dataloaders, find_data, num_workers, read_train, split_seed, 
 from ..data.sizes import against
 from ..data.verify import ensure
 from ..errors import PaddyError
-from ..files import new_run, write_json, written_once
+from ..files import new_run, torch_write, write_json, written_once
 from ..predict import error, save_preds, tta_preds
 from ..provenance import stamp
 from ..spec import Experiment, load
@@ -147,7 +147,8 @@ def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
     "Validate, export, predict with TTA and write the run's .json, last: its presence is what marks a run finished."
     scores = r.learn.validate()
     models.mkdir(parents=True, exist_ok=True)
-    with written_once(models / f'{r.name}.pkl') as tmp: r.learn.export(tmp.resolve())
+    pkl = models / f'{r.name}.pkl'
+    with written_once(pkl) as tmp, torch_write(pkl): r.learn.export(tmp.resolve())
     p = tta_preds(r.learn, r.path, r.valid, r.df)
     save_preds(preds / f'{r.name}.npz', r.name, p)
     meta = metadata(r, scores, p, fit_now, models, preds)

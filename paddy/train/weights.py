@@ -5,7 +5,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import PaddyError
-from ..files import cache_dir, sha256
+from ..environ import cache_dir
+from ..files import sha256
 
 PROBE_TIMEOUT = 3  # seconds: offline must fail fast, not after the hub client's minute of retries
 

@@ -27,7 +27,11 @@ def test_accelerate_launch_on_two_processes_writes_one_run(comp, tiny_spec):
     meta = json.loads(metas[0].read_text())
     assert meta['world_size'] == 2 and meta['n_train'] == 29 and Path(f"preds/{meta['run']}.npz").exists()
     assert r.stdout.count(f"{meta['run']}: test_convnext") == 1
-    assert 'bs 4×1×2' in r.stdout# one header, each process half a batch
+    assert 'bs 4×1×2' in r.stdout  # one header, each process half a batch
+    # every line once, and the last epoch's error that of the 7 validation images, not of fastai's padding to 8
+    assert r.stderr.count('item cache:') == 1 and 'Grad strides' not in r.stderr
+    last = [l.split() for l in r.stdout.splitlines() if l[:1].isdigit() and len(l.split()) == 5][-1]
+    assert float(last[3]) == pytest.approx(meta['error_rate'], abs=1e-6)
     assert not list(Path('models').glob('*.state'))
 
 

@@ -16,6 +16,15 @@ def start():
         from accelerate import PartialState
         # gloo on CPU, NCCL on CUDA; fastai's Accelerator then shares it
         PartialState(cpu=not torch.cuda.is_available())
+        if not is_main(): quiet()
+
+
+def quiet():
+    """The other processes say nothing: the main one prints every line once (warnings, the item cache, the epochs).
+    A failure still shows: the launcher reports the process that failed, and the main one fails alike."""
+    import warnings
+    warnings.filterwarnings('ignore')
+    sys.stdout = sys.stderr = open(os.devnull, 'w')
 
 
 def shared(value):
@@ -40,6 +49,10 @@ def training(learn):
     # fastai keeps the whole timm model as the body but calls only its features, so some parameters (convnext's head
     # norm) never get a gradient, which DDP refuses unless told to look for them
     unused = DistributedDataParallelKwargs(find_unused_parameters=True)
+    import warnings
+    # DDP's note that a conv's gradient strides differ from its bucket's (8 lines an epoch) costs a copy, not
+    # correctness
+    warnings.filterwarnings('ignore', message='Grad strides do not match bucket view strides')
     try:
         with learn.distrib_ctx(sync_bn=torch.cuda.is_available(), kwargs_handlers=[unused]):
             yield learn  # SyncBatchNorm: GPUs alone

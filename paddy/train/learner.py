@@ -61,9 +61,11 @@ def learner(dls, exp: Experiment, weights, cbs=(), **kwargs):
     """A fastai `vision_learner` for `exp` on `dls`, with `weights` from `paddy.weights.resolve`; `kwargs` go to
     `vision_learner`."""
     import timm
-    from fastai.vision.all import error_rate, vision_learner
+    from fastai.vision.all import AccumMetric, error_rate, vision_learner
     arch = exp.arch if timm.is_model(exp.arch) else _torchvision(exp.arch)
-    kwargs = {"opt_func": adamw(), "metrics": error_rate, **kwargs}
+    # accumulated, not averaged per batch: across processes fastai then gathers the predictions and drops the padding
+    # its DistributedDL adds, so the epoch table's error is that of the validation set itself
+    kwargs = {"opt_func": adamw(), "metrics": AccumMetric(error_rate, flatten=False), **kwargs}
     if exp.variety: kwargs.update(two_heads(dls))
     return vision_learner(dls, arch, pretrained=weights.pretrained, cbs=list(cbs), **weights.kwargs, **kwargs)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..errors import PaddyError
 from ..spec import Experiment
-from . import resume
+from . import distributed, resume
 
 
 def accum_setup(exp: Experiment, world: int = 1):
@@ -42,11 +42,14 @@ def fit(learn, epochs: int, lr: float, pretrained: bool, start: int = 0, state: 
     """fastai's `fine_tune` for pretrained weights (one frozen epoch, then `epochs` whole); random init has nothing to
     protect, so it trains whole from the first epoch. A resumed run skips the `start` epochs it finished, after
     loading their `state`."""
+    say = print if distributed.is_main() else (lambda *a: None)
     if pretrained and start < 1:
+        say('frozen: 1 epoch of the new head alone')  # fastai prints a table for each phase, with the same header
         learn.freeze()
         learn.fit_one_cycle(1, slice(lr), pct_start=0.99)
     if pretrained: learn.unfreeze()  # this clears the optimizer, so a saved one is loaded after it
     if state is not None: resume.restore(learn, state)
     if pretrained:
+        say(f'unfrozen: {epochs} epochs of the whole model')
         learn.fit_one_cycle(epochs, slice(lr / 2 / 100, lr / 2), pct_start=0.3, div=5.0, start_epoch=max(0, start - 1))
     else: learn.fit_one_cycle(epochs, lr, start_epoch=start)

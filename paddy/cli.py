@@ -9,7 +9,8 @@ from .data import COMPETITION
 from .errors import PaddyError, from_os_error
 from .kaggle.kernel import ACCELERATOR
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# rich markup, whatever typer's default: a `[` in a help text is written `\[` (tests/test_cli.py tries every --help)
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode='rich',
                   help="Road to the Top for Paddy Doctor: experiments → train → TTA → ensemble → submission.")
 # noise from an import, not the user's doing
 warnings.filterwarnings('ignore', category=FutureWarning, module='torch.jit')
@@ -274,7 +275,7 @@ def demo(set_: Annotated[List[str], typer.Option('--set', help='override a field
     demo(overrides=set_, data_only=data_only)
 
 
-kaggle_app = typer.Typer(no_args_is_help=True,
+kaggle_app = typer.Typer(no_args_is_help=True, rich_markup_mode='rich',
                          help="Train on Kaggle's GPUs: push a sweep as a notebook, ask how it does, pull "
                               "its runs back.")
 app.add_typer(kaggle_app, name='kaggle')

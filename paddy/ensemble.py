@@ -167,7 +167,7 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     w = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=float)
     if len(w) != len(members) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
         raise PaddyError(f"--weights needs {len(members)} non-negative numbers, one per run ({', '.join(members)}), "
-                         "not all of them 0")
+                         "finite and not all of them 0")
     w = w / w.sum()
     if select:  # the members are the runs it chose; the candidates and their weights stay in `chosen`
         keep, runs = [k for k, x in enumerate(w) if x > 0], list(members)

@@ -71,3 +71,21 @@ def test_logs_into_a_pipe_carry_no_bars_and_no_empty_tables(comp, tiny_spec):
     rows = [l for l in out.splitlines() if l[:1].isdigit() and l.split()[0] in ('0', '1')]
     assert len(headers) == 1 and len(rows) == 2  # one table, for the training, with its two epochs
     assert 'TTA on 7 validation images' in out and 'TTA on 6 test images' in out
+
+
+def commands():
+    "Every command of the CLI, as the words that call it."
+    import typer.main
+    for name, cmd in typer.main.get_command(app).commands.items():
+        if hasattr(cmd, 'commands'): yield from ((name, sub) for sub in cmd.commands)  # paddy kaggle run, …
+        else: yield (name,)
+
+
+def test_every_help_works():
+    "Rich reads `[...]` in a help text as markup: `owner/slug[/version]` once crashed `paddy kaggle status --help`."
+    every = list(commands())
+    assert ('kaggle', 'status') in every and ('train',) in every and len(every) == 19
+    for c in every:
+        r = run(*c, '--help')
+        assert r.exit_code == 0 and 'Usage' in r.output and 'Traceback' not in r.output, (c, r.output)
+    assert 'owner/slug[/version]' in run('kaggle', 'pull', '--help').output

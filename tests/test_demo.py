@@ -28,6 +28,8 @@ def test_demo_scores_and_writes_the_submission(capsys):
     assert table.model[2] == 'ensemble'
     assert table.test_acc.iloc[-1] >= 0.90
     for m in table.model: assert m in out  # each model's score is printed
+    # fine_tune's two tables say which is which: demo_lite0 is pretrained (one frozen epoch), demo_scratch is not
+    assert out.count('frozen: 1 epoch of the new head alone') == 1 and out.count('unfrozen: ') == 1
     sub = pd.read_csv('submissions/demo.csv')
     assert sub.image_id.tolist() == pd.read_csv('data/demo/sample_submission.csv').image_id.tolist()
 

@@ -1,6 +1,6 @@
 """Bad input through the CLI: each gets one line per problem that names it and the fix, exit code 2, no traceback,
 and every file that was there before is unchanged. docs/errors.md lists the same cases."""
-import hashlib
+import hashlib, shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,23 +22,31 @@ def fake_run(name: str, comp: Path, vocab=('cat', 'dog', 'fish'), ids=None):
     "A prediction file as `paddy train` writes it, without the training."
     ids = pd.read_csv(comp / 'sample_submission.csv').image_id.tolist() if ids is None else ids
     rng = np.random.default_rng(0)
-    save_preds(Path(f'preds/{name}.npz'), name,
-               dict(vocab=np.array(vocab), data=np.array(str(comp.resolve())), test_ids=np.array(ids),
-                                                    test_probs=rng.dirichlet(np.ones(len(vocab)),
-                                                                             len(ids)).astype(np.float32)))
+    probs = rng.dirichlet(np.ones(len(vocab)), len(ids)).astype(np.float32)
+    save_preds(Path(f'preds/{name}.npz'), name, dict(vocab=np.array(vocab), data=np.array(str(comp.resolve())),
+                                                     test_ids=np.array(ids), test_probs=probs))
 
 
 @pytest.fixture
 def scene(comp, tiny_spec):
-    "A project folder with data, specs good and bad, runs that cannot be ensembled together, and a submission."
+    "A project folder with data, specs good and bad, runs that cannot be ensembled together, and damaged files."
     Path('specs').mkdir(exist_ok=True)
     Path('specs/broken.py').write_text("arch = 'resnet18'\nepochs = (\n")
-    Path('specs/empty.py').write_text("'''a spec that declares nothing'''\n")
+    Path('specs/empty.py').write_text('"""a spec that declares nothing"""\n')
     Path('specs/unknown_arch.py').write_text("arch = 'convnext_smal'\n")
     Path('nodata').mkdir()
+    shutil.copytree(comp, 'thumbs')
+    Path('thumbs/train_images/cat/Thumbs.db').write_bytes(b'\xd0\xcf\x11\xe0 not an image')  # Windows' thumbnails
     fake_run('a-000001', comp)
     fake_run('b-000002', comp, vocab=('ant', 'bee', 'cow'))
     fake_run('c-000003', comp, ids=[f'x{i}.jpg' for i in range(6)])
+    Path('preds/d-000004.npz').write_bytes(Path('preds/a-000001.npz').read_bytes()[:300])  # cut short
+    Path('models').mkdir()
+    Path('models/m-000005.pkl').write_bytes(b'not really a model')
+    Path('models/m-000005.json').write_text('{"run": "m-000005", "experim')  # cut short
+    Path('models/r-000006.state').mkdir()
+    Path('models/r-000006.state/run.json').write_text('{"run": "r-0000')
+    Path('a-file').write_text('not a folder')
     Path('submissions').mkdir()
     Path('submissions/taken.csv').write_text('image_id,label\n')
     Path('bad.csv').write_text('id,label\n'
@@ -48,53 +56,81 @@ def scene(comp, tiny_spec):
     return comp, tiny_spec
 
 
-CASES = [  # (arguments, text the first line must hold); {comp} and {spec} are filled in
+CASES = [  # (arguments, text the first line must hold[, environment]); {comp} and {spec} are filled in
     (['train', 'nope'], "no experiment 'nope' in experiments/"),
     (['train', 'specs/broken.py'], 'specs/broken.py: SyntaxError'),
     (['train', 'specs/empty.py'], "specs/empty.py: set `arch`"),
     (['train', 'specs/unknown_arch.py'], "unknown arch 'convnext_smal'; close matches: convnext_small"),
-    (['train', 'vit_small_squish', '--set',
-      'aug_size=288'], 'only takes 224×224 input but aug_size is 288×288: set aug_size = 224'),
+    (['train', 'vit_small_squish', '--set', 'aug_size=288'],
+     'only takes 224×224 input but aug_size is 288×288: set aug_size = 224'),
     (['train', 'convnext_small_rect', '--set', 'epoch=3'], "unknown field 'epoch' (did you mean 'epochs'?)"),
     (['train', 'convnext_small_rect', '--set', 'epochs=many'], "epochs='many' must be of type int"),
+    (['train', 'convnext_small_rect', '--set', 'item_size=128x96'], "--set 'item_size=(320,240)'"),
+    (['train', '{spec}', '--set', 'lr=-1'], 'lr=-1.0 must be a positive number'),
+    (['train', '{spec}', '--set', 'lr=1e999'], 'lr=inf must be a positive number'),
+    (['train', '{spec}', '--set', 'min_scale=0'], 'min_scale=0.0 must be above 0 and at most 1'),
+    (['train', '{spec}', '--set', 'valid_pct=1.5'], 'valid_pct=1.5 must be between 0 and 1'),
     (['train', 'convnext_small_rect'], 'no competition data at data/paddy-disease-classification'),
-    (['train', '{spec}', '--data',
-      'nodata'], 'nodata lacks train_images, test_images, train.csv, sample_submission.csv'),
+    (['train', '{spec}', '--data', 'nodata'],
+     'nodata lacks train_images, test_images, train.csv, sample_submission.csv'),
     (['train', '{spec}', '--data', '{comp}'], 'train_images/cat/cat000.jpg: truncated (no JPEG end-of-image marker)'),
-    (['train', '{spec}', '--data', '{comp}', '--precision',
-      'fp8'], '--precision fp8: choose one of auto, bf16, fp16, fp32'),
+    (['train', '{spec}', '--data', '{comp}', '--precision', 'fp8'],
+     '--precision fp8: choose one of auto, bf16, fp16, fp32'),
     (['train', '--resume', 'nope-123456'], 'no saved state models/nope-123456.state/run.json'),
     (['train', '--resume', '../models/x'], '--resume ../models/x: give a run name'),
+    (['train', '--resume', 'r-000006'], 'models/r-000006.state/run.json is damaged (JSONDecodeError'),
     (['ensemble', 'a-*', 'b-*'], 'runs have different vocabularies and cannot be averaged'),
     (['ensemble', 'a-*', 'c-*'], 'runs predicted different test sets'),
     (['ensemble', 'z*'], "no predictions match 'z*' in preds/"),
+    (['ensemble', 'd-*'], 'preds/d-000004.npz is damaged (BadZipFile'),
     (['ensemble', 'a-*', '--weights', '1,2'], '--weights needs 1 non-negative numbers, one per run'),
-    (['ensemble', 'a-*', '--name', 'taken', '--data',
-      '{comp}'], 'submissions/taken.csv exists and is never overwritten: pass --name OTHER'),
+    (['ensemble', 'a-*', '--weights', 'nan'], '--weights needs 1 non-negative numbers, one per run'),
+    (['ensemble', 'a-*', '--weights', 'inf'], '--weights needs 1 non-negative numbers, one per run'),
+    (['ensemble', 'a-*', '--weights', '1,x'], '--weights 1,x: give numbers separated by commas'),
+    (['ensemble', 'a-*', '--select', 'best'], '--select best: the one selection there is, is greedy'),
+    (['ensemble', 'a-*', '--select', 'greedy', '--weights', '1'], 'chooses the weights itself: drop --weights'),
+    (['ensemble', 'a-*', '--name', 'taken', '--data', '{comp}'],
+     'submissions/taken.csv exists and is never overwritten: pass --name OTHER'),
     (['predict', 'nope-123456'], 'no exported model models/nope-123456.pkl'),
-    (['predict', 'bad.csv.pkl'], 'is not a run in models/ with its .json, and loading a pickle runs any code in it: '
-                                 'pass --trust'),
+    (['predict', 'bad.csv.pkl'],
+     'is not a run in models/ with its .json, and loading a pickle runs any code in it: pass --trust'),
     (['predict', '..'], "'..' is not a run name"),
+    (['predict', 'm-000005'], 'models/m-000005.json is damaged (JSONDecodeError'),
     (['check-submission', 'bad.csv', '--data', '{comp}'], "its header is 'id,label'"),
+    (['check-submission', 'nope.csv', '--data', '{comp}'], 'no file nope.csv: write one with paddy ensemble'),
     (['check', '--data', 'nodata'], 'nodata lacks train_images'),
+    (['check', '--data', '{comp}'], 'PADDY_WORKERS=abc: give a whole number', {'PADDY_WORKERS': 'abc'}),
+    (['check'], 'no competition data at nowhere (PADDY_DATA)', {'PADDY_DATA': 'nowhere'}),
+    (['cache'], 'PADDY_ITEM_CACHE=a-file: that is a file, not a folder', {'PADDY_ITEM_CACHE': 'a-file'}),
     (['resize', '--max-size', '0', '--data', '{comp}'], '--max-size 0: give the longest side in pixels'),
     (['resize', '--max-size', '24', '--data', '{comp}', '--dest', '{comp}/small'], 'is inside the data it copies'),
+    (['resize', '--max-size', '24', '--data', 'thumbs'], 'thumbs/train_images/cat/Thumbs.db is not an image'),
     (['sizes', '--data', 'nowhere'], 'no competition data at nowhere (--data)'),
+    (['sweep', '{spec}', '--repeat', '0'], '--repeat 0: give 1 or more'),
     (['kaggle', 'run', 'nope', '--dry-run', 'out'], "no experiment 'nope' in experiments/"),
     (['kaggle', 'run', 'demo_scratch', '--repeat', '0'], '--repeat 0: give 1 or more'),
     (['kaggle', 'run', 'demo_scratch', 'demo_scratch'], 'the same experiment is named twice: use --repeat'),
     (['kaggle', 'run', 'demo_scratch', '--accelerator', 'TpuV5E8'], 'paddy trains on a GPU'),
-    (['kaggle', 'run', 'demo_lite0', '--set',
-      'pretrained={spec}'], "is a file on this machine, which a Kaggle notebook can't read"),
+    (['kaggle', 'run', 'demo_lite0', '--set', 'pretrained={spec}'],
+     "is a file on this machine, which a Kaggle notebook can't read"),
     (['kaggle', 'run', 'demo_scratch', '--title', 'abc'], "--title 'abc': Kaggle wants 5 to 50 characters"),
+    (['kaggle', 'run', 'demo_scratch', '--fit-memory', '0'], "--fit-memory 0: give the GPU's memory in GB"),
     (['kaggle', 'status'], 'no kernel pushed from here (kaggle-runs.csv is missing or empty)'),
+    (['kaggle', 'pull'], 'no kernel pushed from here (kaggle-runs.csv is missing or empty)'),
 ]
 
 
-@pytest.mark.parametrize('args,needle', CASES, ids=[' '.join(a)[:60] for a, _ in CASES])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(scene, args, needle):
+def shown(case) -> str:
+    "A case as docs/errors.md writes it: the environment, then the command."
+    args, env = case[0], case[2] if len(case) > 2 else {}
+    return ''.join(f'{k}={v} ' for k, v in env.items()) + 'paddy ' + ' '.join(args)
+
+
+@pytest.mark.parametrize('case', CASES, ids=[shown(c)[:70] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(scene, case, monkeypatch):
     comp, spec = scene
-    args = [a.format(comp=comp, spec=spec) for a in args]
+    args, needle, env = [a.format(comp=comp, spec=spec) for a in case[0]], case[1], case[2] if len(case) > 2 else {}
+    for k, v in env.items(): monkeypatch.setenv(k, v)
     before = tree()
     r = runner.invoke(app, args)
     assert r.exit_code == 2, r.output
@@ -105,9 +141,9 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(scene, args, needle):
 
 
 def test_the_cases_are_distinct_and_documented():
-    assert len({tuple(a) for a, _ in CASES}) == len(CASES) >= 20
+    assert len({shown(c) for c in CASES}) == len(CASES) >= 50
     doc = (Path(__file__).resolve().parent.parent / 'docs' / 'errors.md').read_text()
-    for args, needle in CASES: assert f"`paddy {' '.join(args)}`" in doc, args
+    for c in CASES: assert f"`{shown(c)}`" in doc, shown(c)
 
 
 def test_a_write_stopped_halfway_leaves_nothing_and_replaces_nothing(tmp_path):

@@ -280,3 +280,11 @@ def test_on_kaggle_pip_keeps_the_images_torch(monkeypatch, tmp_path):
                        match=r"paddy: error: pip could not install .*accept the image's torch==2.6.0\+cu124 "
                              r"and torchvision"):
         notebook.install(tmp_path / 'paddy-0.1.0-py3-none-any.whl', None)
+
+
+def test_a_dry_run_needs_no_credentials_and_prints_no_banner(monkeypatch):
+    for var in ('KAGGLE_USERNAME', 'KAGGLE_KEY'): monkeypatch.delenv(var)
+    r = run('kaggle', 'run', 'demo_scratch', *FAST, '--dry-run', 'out')
+    assert r.exit_code == 0, r.output
+    assert json.loads(Path('out/kernel/kernel-metadata.json').read_text())['id'] == 'you/paddy-demo-scratch'
+    assert "belong to 'you'" in r.output and 'kaggle.json' not in r.output and len(r.output.splitlines()) == 3

@@ -4,11 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from paddy.cli import app
-from paddy.data.verify import verify
+from paddy.data.verify import ensure, verify
+from paddy.errors import PaddyError
 
 runner = CliRunner()
 
@@ -98,3 +100,23 @@ def test_sweep_checks_the_data_before_any_run(comp, tiny_spec):
     truncate(comp / 'test_images' / 't004.jpg')
     r = runner.invoke(app, ['sweep', str(tiny_spec), '--data', str(comp)])
     assert r.exit_code == 2 and 'test_images/t004.jpg: truncated' in r.output and not Path('sweeps').exists()
+
+
+def test_an_empty_test_folder_is_one_line_and_long_lists_are_counted(comp):
+    for f in (comp / 'test_images').iterdir(): f.unlink()
+    r = runner.invoke(app, ['check', '--data', str(comp)])
+    assert r.exit_code == 2 and lines(r) == ['paddy: error: test_images/: is empty: re-extract the data']
+    make_comp_tests(comp, 6)  # back again, and 31 ids more in sample_submission.csv than there are images
+    sample = pd.read_csv(comp / 'sample_submission.csv')
+    extra = pd.DataFrame({'image_id': [f'gone{i:02d}.jpg' for i in range(31)], 'label': 'normal'})
+    pd.concat([sample, extra]).to_csv(comp / 'sample_submission.csv', index=False)
+    with pytest.raises(PaddyError) as e: ensure(comp)
+    out = str(e.value).splitlines()
+    assert len(out) == 22
+    assert out[20] == '…: and 11 more ids of sample_submission.csv are not in test_images/: re-extract the data'
+    assert out[-1].startswith(f'31 problems in {comp}')
+
+
+def make_comp_tests(comp: Path, n: int):
+    "Put `n` test images back, as conftest's make_comp names them."
+    for j in range(n): Image.fromarray(np.zeros((48, 36, 3), np.uint8)).save(comp / 'test_images' / f't{j:03d}.jpg')

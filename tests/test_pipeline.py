@@ -65,9 +65,10 @@ def test_predictions_carry_ids_vocab_and_order(trained):
     assert float((p['valid_probs'].argmax(1) != p['valid_targets']).mean()) == pytest.approx(a['tta_error_rate'])
 
 
-def test_predict_from_the_exported_model_matches_training(trained):
+def test_predict_from_the_exported_model_matches_training(trained, recwarn):
     comp, a, _ = trained
     out = predict(a['run'], out=Path('preds/again.npz'))
+    assert not [w for w in recwarn if 'insecure pickle' in str(w.message)]  # a run of ours: no 4-line warning
     p, q = load_preds(out), load_preds(Path(f"preds/{a['run']}.npz"))
     assert p['test_ids'].tolist() == q['test_ids'].tolist() and p['valid_ids'].tolist() == q['valid_ids'].tolist()
     assert p['test_probs'].shape == q['test_probs'].shape
@@ -122,6 +123,15 @@ def test_ensemble_never_overwrites(trained):
     Path('submissions/y.json').write_text('{}')  # provenance left from elsewhere is protected too
     with pytest.raises(PaddyError, match='never overwritten'): ensemble(name='y', data=comp)
     assert not Path('submissions/y.csv').exists() and Path('submissions/y.json').read_text() == '{}'
+
+
+def test_ensembles_started_in_the_same_second_both_write(trained, monkeypatch):
+    import paddy.ensemble as E
+    comp, *_ = trained
+    monkeypatch.setattr(E.time, 'strftime', lambda fmt, *a: fmt.replace('%Y%m%d-%H%M%S', '20261130-120000'))
+    first, second = ensemble(data=comp), ensemble(data=comp)
+    assert (first['name'], second['name']) == ('ensemble-20261130-120000', 'ensemble-20261130-120000-2')
+    assert Path(second['csv']).read_bytes() == Path(first['csv']).read_bytes()
 
 
 def test_ensemble_refuses_different_vocabularies(trained):

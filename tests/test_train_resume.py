@@ -2,10 +2,12 @@
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from paddy.cli import app
 from paddy.data import read_train, valid_ids
+from paddy.errors import PaddyError
 
 runner = CliRunner()
 
@@ -85,3 +87,78 @@ def test_a_stopped_sweep_resumes_its_stopped_run(comp, tiny_spec):
     assert [p.stem for p in Path('models').glob('*.json')] == [run] and not list(Path('models').glob('*.state'))
     log = Path(f'sweeps/s/{Path(tiny_spec).stem}-1.log').read_text()
     assert f'train --resume {run} --data {comp.resolve()}' in log
+
+
+def tiny_run(spec: Path, comp: Path, *sets):
+    from paddy.spec import load
+    from paddy.train import Settings, train
+    return train(load(str(spec), ['epochs=3', *sets]), Settings(data=str(comp)))
+
+
+def stop_after_the_row(epoch: int):
+    "A callback that stops the fit just after the recorder has printed epoch `epoch`'s row, as a Ctrl-C would."
+    from fastai.callback.core import Callback
+    from fastai.learner import Recorder
+
+    class Stop(Callback):
+        order = Recorder.order + 1
+        def after_epoch(self):
+            if self.epoch == epoch: raise KeyboardInterrupt
+    return Stop()
+
+
+def test_an_epoch_whose_row_was_printed_is_saved(comp, tiny_spec, monkeypatch):
+    import paddy.train.run as R
+    real = R.learner
+    monkeypatch.setattr(R, 'learner', lambda *a, **k: real(*a, **k).add_cb(stop_after_the_row(0)))
+    with pytest.raises(KeyboardInterrupt): tiny_run(tiny_spec, comp)
+    assert state_epochs(Path('models')) == 1  # the row of epoch 0 was on the screen, so epoch 0 is kept
+
+
+def test_a_stop_during_the_save_waits_for_it(comp, tiny_spec, monkeypatch):
+    import torch
+    real, saves = torch.save, []
+    def save(obj, f, *a, **k):  # Ctrl-C arrives half-way through writing the checkpoint
+        if isinstance(obj, dict) and 'epochs_done' in obj: os.kill(os.getpid(), signal.SIGINT)
+        saves.append(f)
+        return real(obj, f, *a, **k)
+    monkeypatch.setattr(torch, 'save', save)
+    with pytest.raises(KeyboardInterrupt): tiny_run(tiny_spec, comp)
+    assert len(saves) == 1 and state_epochs(Path('models')) == 1
+
+
+def test_a_diverged_run_stops_says_so_and_keeps_nothing(comp, tiny_spec, monkeypatch):
+    import paddy.train.run as R
+    real = R.learner
+    def nan_loss(*a, **k):
+        learn = real(*a, **k)
+        loss = learn.loss_func
+        learn.loss_func = lambda out, *ys: loss(out, *ys) * float('nan')
+        return learn
+    monkeypatch.setattr(R, 'learner', nan_loss)
+    with pytest.raises(PaddyError, match=r'the loss became nan, nan in epoch 0, so training stopped and nothing was '
+                                         r'exported: lower lr'):
+        tiny_run(tiny_spec, comp)
+    assert not list(Path('models').glob('*')) and not Path('preds').exists()
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_state(comp, tiny_spec, monkeypatch):
+    import torch
+    def full(obj, f, *a, **k): raise RuntimeError('[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0')
+    monkeypatch.setattr(torch, 'save', full)
+    r = runner.invoke(app, ['train', str(tiny_spec), '--data', str(comp)])
+    assert r.exit_code == 2 and 'Traceback' not in r.output, r.output
+    (line,) = [l for l in r.output.splitlines() if l.startswith('paddy')]  # the epoch table aside, one line
+    assert line.startswith('paddy: error: models/tiny-') and 'model.pth: writing failed' in line and 'disk full' in line
+    assert not list(Path('models').glob('*'))  # no epoch finished: nothing to go on from
+
+
+def test_a_folder_paddy_may_not_write_is_one_line(comp, tiny_spec, monkeypatch):
+    "Root ignores file modes, so a read-only models/ is what the kernel's answer to it would be."
+    import paddy.train.resume as resume
+    def refused(run, models, info): raise PermissionError(13, 'Permission denied', str(models / f'{run}.state'))
+    monkeypatch.setattr(resume, 'begin', refused)
+    r = runner.invoke(app, ['train', str(tiny_spec), '--data', str(comp)])
+    assert r.exit_code == 2 and 'Traceback' not in r.output, r.output
+    (line,) = [l for l in r.output.splitlines() if l.startswith('paddy')]
+    assert line.startswith('paddy: error: models/tiny-') and 'Permission denied: paddy may not write there' in line

@@ -36,14 +36,6 @@ def show(df, digits: int):
         typer.echo(df.to_string(index=False, na_rep='', float_format=lambda x: f'{x:.{digits}f}'))
 
 
-def stoppable():
-    """SIGTERM (a scheduler, `timeout`, a stopping sweep) and SIGINT stop the work as Ctrl-C does, even when started
-    with SIGINT ignored (`cmd &` in a script), so an unfinished run still removes its files."""
-    import signal
-    def stop(signum, frame): raise KeyboardInterrupt
-    for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, stop)
-
-
 def plain_logs():
     """Into a file or pipe (a sweep's log, CI), keep fastai's epoch table but not its bars: fastprogress 1.x reads
     `stdout.isatty` without calling it, so it would write every bar update into the log, and each bar prints a `█`
@@ -86,13 +78,18 @@ def train(exp: Annotated[Optional[str],
               '--processes', help='train on N processes (one per GPU; gloo on CPU) through `accelerate launch`')] = 1):
     "Fine-tune EXP, export models/<run>.pkl + .json, and save TTA probabilities to preds/<run>.npz."
     from .train import Settings
+    from .train.loop import stoppable, stopping
     from .train.run import start
     stoppable(); plain_logs()
     settings = Settings(data=None if data is None else str(data), cache=not no_cache, precision=precision,
                         channels_last=channels_last, sweep=sweep, wandb=wandb, fit_memory=fit_memory,
                         processes=processes)
-    try: raise typer.Exit(start(exp, set_, settings, resume))
+    try: code = start(exp, set_, settings, resume)
     except KeyboardInterrupt: raise typer.Exit(130)  # what was saved, and how to go on, is already said
+    except Exception:
+        if stopping(): raise typer.Exit(130) from None  # a loader worker the same stop killed, say
+        raise
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -219,6 +216,7 @@ def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or sp
           wandb: WANDB = False, fit_memory: FIT_MEMORY = None):
     "Train every EXP REPEAT times from a queue, a log file per run; stopped and started again, it skips finished runs."
     from .sweep import sweep
+    from .train.loop import stoppable
     stoppable()
     try: sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb, fit_memory=fit_memory)
     except KeyboardInterrupt:

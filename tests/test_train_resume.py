@@ -162,3 +162,16 @@ def test_a_folder_paddy_may_not_write_is_one_line(comp, tiny_spec, monkeypatch):
     assert r.exit_code == 2 and 'Traceback' not in r.output, r.output
     (line,) = [l for l in r.output.splitlines() if l.startswith('paddy')]
     assert line.startswith('paddy: error: models/tiny-') and 'Permission denied: paddy may not write there' in line
+
+
+def test_a_stop_sent_to_the_whole_group_is_one_line(comp, tiny_spec):
+    "`timeout` and schedulers send SIGTERM to every process of the group, the loader workers too."
+    cmd = [sys.executable, '-m', 'paddy', 'train', str(tiny_spec), '--data', str(comp), '--set', 'epochs=40']
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env={**os.environ, 'PYTHONUNBUFFERED': '1', 'PADDY_WORKERS': '2'})
+    t = time.time()
+    while state_epochs(Path('models')) < 1 and p.poll() is None and time.time() - t < 120: time.sleep(0.02)
+    os.killpg(p.pid, signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and 'Traceback' not in err, err
+    assert [l for l in err.splitlines() if l.startswith('paddy')][0].endswith('goes on from there')

@@ -18,6 +18,28 @@ def accum_setup(exp: Experiment, world: int = 1):
     return exp.bs // exp.accum // world, ([GradientAccumulation(exp.bs // world)] if exp.accum > 1 else [])
 
 
+STOPS = []  # the signals that asked this process to stop
+
+
+def stoppable():
+    """SIGTERM (a scheduler, `timeout`, a stopping sweep) and SIGINT stop the work as Ctrl-C does, even when started
+    with SIGINT ignored (`cmd &` in a script), so an unfinished run still removes its files."""
+    import signal
+
+    def stop(signum, frame):
+        if not STOPS:
+            # a stop sent to the whole process group kills the loader workers too: torch's SIGCHLD handler would raise
+            # their deaths anywhere in the clean-up, and the loaders' own clean-up report them; both are the stop
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            sys.unraisablehook = lambda unraisable: None
+        STOPS.append(signum)
+        raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, stop)
+
+
+def stopping() -> bool: return bool(STOPS)
+
+
 @contextlib.contextmanager
 def whole_or_nothing(run: str, models: Path, preds: Path):
     """A run stopped (Ctrl-C, SIGTERM, a sweep's stop) or failed before its .json is unfinished: remove the model and
@@ -31,7 +53,8 @@ def whole_or_nothing(run: str, models: Path, preds: Path):
                 except PaddyError: done = 0
                 # a failure before any epoch finished, or a diverged run, leaves nothing worth going on from; a stop
                 # keeps even epoch 0's state, so that a sweep resumes its run under the same name and split
-                if isinstance(e, resume.Diverged) or not done and not isinstance(e, KeyboardInterrupt):
+                stopped = isinstance(e, KeyboardInterrupt) or stopping()
+                if isinstance(e, resume.Diverged) or not done and not stopped:
                     resume.finish(run, models)
                 else: print(f"paddy: {run} stopped after {done} finished epochs; "
                             f"`paddy train --resume {run}` goes on from there", file=sys.stderr)

@@ -34,6 +34,7 @@ def stoppable():
             sys.unraisablehook = lambda unraisable: None
         STOPS.append(signum)
         raise KeyboardInterrupt
+    STOPS.clear()  # a new command (a test runs many in one process) starts unstopped
     for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, stop)
 
 

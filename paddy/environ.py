@@ -45,4 +45,10 @@ def data() -> Path | None:
     return Path(raw).expanduser() if raw else None
 
 
+def github() -> tuple[str | None, str]:
+    "A GitHub token ($GITHUB_TOKEN or $GH_TOKEN) and the API's address ($PADDY_GITHUB_API: GitHub Enterprise, a test)."
+    return (os.environ.get('GITHUB_TOKEN') or os.environ.get('GH_TOKEN'),
+            os.environ.get('PADDY_GITHUB_API', 'https://api.github.com'))
+
+
 def in_kaggle_notebook() -> bool: return bool(os.environ.get('KAGGLE_KERNEL_RUN_TYPE'))

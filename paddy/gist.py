@@ -1,7 +1,7 @@
 """Publish a report's CSV as a secret GitHub gist, an optional extra that needs a token and nothing else."""
-import os
 from pathlib import Path
 
+from . import environ
 from .errors import PaddyError
 
 NEEDS = ("--gist needs a GitHub token with the gist scope in GITHUB_TOKEN (github.com → Settings → Developer "
@@ -9,7 +9,7 @@ NEEDS = ("--gist needs a GitHub token with the gist scope in GITHUB_TOKEN (githu
 
 
 def token() -> str:
-    t = os.environ.get('GITHUB_TOKEN') or os.environ.get('GH_TOKEN')
+    t = environ.github()[0]
     if not t: raise PaddyError(NEEDS)
     return t
 
@@ -17,8 +17,7 @@ def token() -> str:
 def publish(files: list[Path], description: str) -> str:
     "Upload `files` as one secret gist and return its URL."
     import requests
-    # another host for GitHub Enterprise, or a test server
-    api = os.environ.get('PADDY_GITHUB_API', 'https://api.github.com')
+    api = environ.github()[1]
     body = dict(description=description, public=False,
                 files={Path(f).name: {'content': Path(f).read_text()} for f in files})
     try: r = requests.post(f'{api}/gists', json=body, timeout=30,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import PaddyError
-from .files import open_new
+from .files import Damaged, open_new, read_json
 
 COLUMNS = ['run', 'dataset', 'experiment', 'recipe', 'arch', 'family', 'resize', 'item_size', 'size', 'accum', 'epochs',
            'error_rate', 'tta_error_rate', 'tta_helped', 'fit_time', 'gpu_mem_gb', 'device', 'sweep', 'created']
@@ -56,10 +56,10 @@ def metas(models: Path = Path('models'), warn: bool = True) -> list[tuple[Path, 
     "Every finished run's metadata file and contents (a run is finished when its .json exists); others are skipped."
     out = []
     for f in sorted(Path(models).glob('*.json')):
-        try: meta = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as e: meta = e
-        if isinstance(meta, dict): out.append((f, meta))
-        elif warn: print(f"warning: skipping {f}: not a run's metadata ({type(meta).__name__})", file=sys.stderr)
+        try: out.append((f, read_json(f)))
+        except Damaged as e:
+            if warn: print(f"warning: skipping {f}: not a run's metadata ({str(e).split('(')[1].split(':')[0]})",
+                           file=sys.stderr)
     return out
 
 

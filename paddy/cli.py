@@ -7,7 +7,7 @@ import typer
 
 from .data import COMPETITION
 from .errors import PaddyError, from_os_error
-from .kaggle.kernel import ACCELERATOR
+from .kaggle.kernel import ACCELERATOR, GPUS
 
 # rich markup, whatever typer's default: a `[` in a help text is written `\[` (tests/test_cli.py tries every --help)
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode='rich',
@@ -285,14 +285,13 @@ def kaggle_run(exps: Annotated[List[str], typer.Argument(help='experiment names 
                repeat: Annotated[int, typer.Option(
                    '--repeat', help='runs of each experiment (new splits only where seed = None)')] = 1,
                set_: SETS = [],
-               accelerator: Annotated[str,
-                                      typer.Option('--accelerator',
-                                                   help="Kaggle's GPU: NvidiaTeslaT4 is two T4s")] = ACCELERATOR,
+               accelerator: Annotated[str, typer.Option('--accelerator', help="Kaggle's GPU: " + ', '.join(GPUS))]
+               = ACCELERATOR,
                title: Annotated[Optional[str], typer.Option(
                    '--title', help="the notebook's title, which names it (default: paddy EXP…)")] = None,
                fit_memory: Annotated[Optional[float], typer.Option(
-                   '--fit-memory', help="GB of the GPU's memory: each run raises accum until it fits "
-                                        "(15 for a T4)")] = None,
+                   '--fit-memory', help="GB of the GPU's memory: each run raises accum until it fits (15 for a T4)")]
+               = None,
                dry_run: Annotated[Optional[Path], typer.Option(
                    '--dry-run', help='write the dataset and kernel folders to DIR and push nothing')] = None):
     """Push paddy (as a private dataset, when it changed) and a kernel that runs `paddy sweep EXP… --repeat N` on

@@ -29,6 +29,13 @@ class StubKaggle(ThreadingHTTPServer):
         self.state: dict[str, tuple[str, str | None]] = {}  # owner/slug → (KernelWorkerStatus name, failure message)
         self.outputs: dict[str, dict[str, bytes]] = {}  # owner/slug → its output files, path → bytes
         self.logs: dict[str, str] = {}              # owner/slug → its log, as Kaggle keeps it
+        self.push_error: str | None = None          # what SaveKernel answers in its `error` field instead of running
+        # a new dataset version becomes the one kernels mount only after a while, and until then GetDatasetStatus
+        # says READY of the one before it (issue 18, item 5): it turns current after this many status calls
+        self.version_delay = 1
+        self.current: dict[str, int] = {}           # owner/slug → the index of its current version
+        self.pending: dict[str, int] = {}           # owner/slug → status calls left before its newest turns current
+        self.mounted: dict[str, list[int]] = {}     # kernel → the paddy-lib version current at each push
         self.quota = dict(quotaRefreshTime='2026-11-30T00:00:00Z',
                           gpuQuota=dict(timeUsed='36000s', timeReserved='0s', totalTimeAllowed='108000s'))
 
@@ -94,15 +101,22 @@ class Handler(BaseHTTPRequestHandler):
             if any(f['token'] not in s.uploads for f in files):
                 return self._json({'code': 400, 'message': 'unknown blob'}, 400)
             s.datasets.setdefault(ref, []).append({s.blob_names[f['token']]: s.uploads[f['token']] for f in files})
+            if name == 'CreateDataset': s.current[ref] = 0
+            else: s.pending[ref] = s.version_delay
             self._json({'ref': ref, 'url': f'{BASE}/datasets/{ref}', 'status': 'Ok'})
         elif name in ('GetDatasetStatus', 'ListDatasetFiles'):
             ref = f"{body['ownerSlug']}/{body['datasetSlug']}"
             if ref not in s.datasets: return self._json({'code': 404, 'message': f'dataset {ref} not found'}, 404)
-            if name == 'GetDatasetStatus': return self._json({'status': 'READY'})
-            self._json({'datasetFiles': [{'name': n} for n in s.datasets[ref][-1]]})
+            if name == 'GetDatasetStatus':
+                if s.pending.get(ref, 0) > 0: s.pending[ref] -= 1
+                else: s.current[ref] = len(s.datasets[ref]) - 1
+                return self._json({'status': 'READY'})  # of the current version, which may be the one before
+            self._json({'datasetFiles': [{'name': n} for n in s.datasets[ref][s.current[ref]]]})
         elif name == 'SaveKernel':
             ref = body['slug']
+            if s.push_error: return self._json({'error': s.push_error})  # e.g. kaggle-cli's GPU session limit
             s.kernels.setdefault(ref, []).append(body)
+            s.mounted.setdefault(ref, []).append(s.current.get(body.get('datasetDataSources', ['?'])[0]))
             missing = [d for d in body.get('datasetDataSources', []) if d not in s.datasets]
             s.state[ref] = ('QUEUED', None)
             self._json({'ref': f'/code/{ref}', 'url': f'{BASE}/code/{ref}', 'versionNumber': len(s.kernels[ref]),
@@ -133,8 +147,12 @@ class Handler(BaseHTTPRequestHandler):
                          **(dict(zip(('publicScore', 'privateScore'), s.scores[1000 + k])) if 1000
                             + k in s.scores else {}))
                     for k, b in enumerate(s.submissions, 1)]
-            page, size = int(body.get('page', 1)), int(body.get('pageSize', 20))
-            self._json({'submissions': subs[::-1][(page - 1) * size:page * size]})
+            # by token alone, as the service pages: `page` is "old-style pagination" and ignored (kaggle-cli PR #832),
+            # `pageSize` is ignored and a page holds 50 (issue #899), and the answer carries nextPageToken, empty on
+            # the last page (kagglesdk 0.1.38, ApiListSubmissionsResponse)
+            start = int(body.get('pageToken', '')[1:] or 0)
+            self._json({'submissions': subs[::-1][start:start + 50],
+                        'nextPageToken': f'p{start + 50}' if start + 50 < len(subs) else ''})
         else: self._json({'code': 404, 'message': f'no endpoint {name} in the stub'}, 404)
 
     def do_GET(self):

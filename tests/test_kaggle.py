@@ -1,5 +1,5 @@
 """The Kaggle round trip through the real kaggle client, against a stand-in server on loopback (kagglesdk's TEST)."""
-import base64, io, zipfile
+import base64, io, re, zipfile
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +150,7 @@ def test_unknown_slug_suggests_the_right_one(stub):
 
 def test_rejected_credentials(stub):
     stub.fail['DownloadDataFiles'] = (401, 'Unauthenticated')
-    one_line_error(run('download'), '401', 'Create New Token')
+    one_line_error(run('download'), '401', 'Generate New Token')
 
 
 def test_missing_credentials_name_the_fix(stub, monkeypatch):
@@ -259,11 +259,14 @@ def test_submissions_joins_the_log_with_the_scores(stub, comp):
     assert stub.endpoints()[-1] == 'ListSubmissions' and stub.calls[-1][1]['competitionName'] == COMP
 
 
-def test_submissions_reads_every_page(stub, comp):
-    for k in range(45): stub.submissions.append({'submissionDescription': f'old {k}'})
+def test_submissions_reads_every_page_by_token(stub, comp):
+    "120 submissions come in pages of 50 chained by nextPageToken; a page number would fetch page 1 again and again."
+    for k in range(120): stub.submissions.append({'submissionDescription': f'old #{k:03d}'})
     r = run('submissions')
-    assert r.exit_code == 0 and all(f'old {k}' in r.output for k in range(45))
-    assert [c[1].get('page') for c in stub.calls] == [1, 2, 3]
+    assert r.exit_code == 0, r.output
+    listed = re.findall(r'old #(\d{3})', r.output)
+    assert sorted(listed) == [f'{k:03d}' for k in range(120)]  # every one, none twice
+    assert [c[1].get('pageToken', '') for c in stub.calls if c[0] == 'ListSubmissions'] == ['', 'p50', 'p100']
 
 
 def test_submissions_offline_shows_the_log_alone(stub, comp):

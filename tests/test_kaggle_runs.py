@@ -25,7 +25,9 @@ def upload_state(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def stub():
+def stub(monkeypatch):
+    import paddy.kaggle.bundle
+    monkeypatch.setattr(paddy.kaggle.bundle, 'POLL_S', 0.05)  # the stand-in's new versions turn current at once
     with StubKaggle(b'', COMP) as s: yield s
 
 
@@ -72,7 +74,7 @@ def test_push_versions_the_dataset_only_when_it_changed(stub):
     r = run('kaggle', 'run', 'demo_scratch', *FAST)
     assert r.exit_code == 0, r.output
     assert (stub.endpoints() == ['GetDatasetStatus'] * 2 + ['StartBlobUpload'] * 3
-            + ['CreateDataset', 'GetDatasetStatus', 'SaveKernel', 'GetAcceleratorQuotaStatistics'])
+            + ['CreateDataset', 'GetDatasetStatus', 'ListDatasetFiles', 'SaveKernel', 'GetAcceleratorQuotaStatistics'])
     files, = stub.datasets['tester/paddy-lib']
     manifest = json.loads(next(v for k, v in files.items() if k.startswith('paddy-') and k.endswith('.json')))
     assert set(files) == {'paddy-0.1.0-py3-none-any.whl', 'demo_scratch.py', f"paddy-{manifest['bundle']}.json"}
@@ -94,6 +96,8 @@ def test_push_versions_the_dataset_only_when_it_changed(stub):
     assert len(stub.datasets['tester/paddy-lib']) == 2
     assert b'epochs = 2\n' in stub.datasets['tester/paddy-lib'][1]['demo_scratch.py']
     assert [c[0] for c in stub.calls].count('CreateDatasetVersion') == 1
+    # READY at first described the version before; the kernel was pushed once the new one was current
+    assert 'waiting for Kaggle to make paddy' in r.output and stub.mounted[KERNEL] == [0, 0, 0, 1]
 
     rows = list(csv.DictReader(Path('kaggle-runs.csv').read_text().splitlines()))
     pushed = ((1, 'epochs=1 bs=8'), (2, 'epochs=1 bs=8'), (3, 'epochs=1 bs=8'), (4, 'epochs=2 bs=8'))
@@ -227,6 +231,25 @@ def test_status_is_one_line_and_a_failed_kernel_shows_its_log_tail(stub, local):
     assert 'line 10\n' not in r.output
     assert Path('models/demo_scratch-a1b2c3.json').is_file() and Path('preds/demo_scratch-a1b2c3.npz').is_file()
     one_line_error(run('kaggle', 'status', 'tester/nobody-here'), 'has no kernel tester/nobody-here', '404')
+
+
+def test_a_push_past_the_gpu_session_limit_is_one_line(stub):
+    stub.push_error = 'Maximum batch GPU session count of 2 reached.'
+    r = run('kaggle', 'run', 'demo_scratch', *FAST)
+    error_after_progress(r, 'Maximum batch GPU session count of 2 reached', 'wait for a running kernel to end')
+    assert not Path('kaggle-runs.csv').exists()
+
+
+def test_a_kernel_stopped_at_its_limit_is_finished_and_pulled(stub, local):
+    "Kaggle ends a session at its time limit as CANCEL_ACKNOWLEDGED, not ERROR: a finished state, with output to bring."
+    assert run('kaggle', 'run', 'demo_scratch', *FAST).exit_code == 0
+    stub.state[KERNEL] = ('CANCEL_ACKNOWLEDGED', None)
+    stub.outputs[KERNEL] = run_output(local, 'demo_scratch-c0ffee')
+    r = run('kaggle', 'status')
+    assert r.exit_code == 0 and "cancel_acknowledged; it was cancelled or reached Kaggle's time limit" in r.output
+    r = run('kaggle', 'pull')
+    error_after_progress(r, "was cancelled or reached Kaggle's time limit", 'the same `paddy kaggle run`')
+    assert Path('models/demo_scratch-c0ffee.json').is_file() and Path('preds/demo_scratch-c0ffee.npz').is_file()
 
 
 def test_pull_never_overwrites_and_checks_the_test_ids(stub, local):

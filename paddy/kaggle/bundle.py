@@ -93,9 +93,20 @@ def _files(kaggle_api, ref: str) -> list[str]:
     return [f.name for f in (r.dataset_files or [])]
 
 
-def publish(kaggle_api, folder: Path, owner: str, bundle: str, wait_s: float = 600, poll_s: float = 5) -> str:
-    """Make the newest version of `owner/paddy-lib` hold `bundle`: create the dataset, or version it, or leave it when
-    it already does; then wait until Kaggle has processed it, since a kernel pushed before that mounts the old one."""
+WAIT_S, POLL_S = 600, 5  # how long a new version may take to become the current one, and how often to ask
+
+
+def current(kaggle_api, ref: str, bundle: str) -> bool:
+    """Whether the version of `ref` a kernel would mount now holds `bundle`. READY can still describe the version
+    before a new one, so only the manifest's name among the current version's files says so."""
+    status = kaggle_api.dataset_status(ref)
+    if status == 'failed': raise PaddyError(f"Kaggle failed to process dataset {ref}: run `paddy kaggle run` again")
+    return status == 'ready' and manifest_name(bundle) in _files(kaggle_api, ref)
+
+
+def publish(kaggle_api, folder: Path, owner: str, bundle: str) -> str:
+    """Make the current version of `owner/paddy-lib` hold `bundle`: create the dataset, or version it, or leave it when
+    it already does; then wait until that version is the current one, since a kernel pushed before mounts the old."""
     import requests
     ref = f'{owner}/{SLUG}'
     with kaggle_errors(thing=f'dataset {ref}'):
@@ -107,12 +118,11 @@ def publish(kaggle_api, folder: Path, owner: str, bundle: str, wait_s: float = 6
         if exists: r = kaggle_api.dataset_create_version(str(folder), version_notes=f'paddy {bundle}', quiet=True)
         else: r = kaggle_api.dataset_create_new(str(folder), public=False, quiet=True)
         if getattr(r, 'error', None): raise PaddyError(f"Kaggle refused the dataset {ref}: {r.error}")
-        t0, status = time.time(), kaggle_api.dataset_status(ref)
-        while status != 'ready':
-            if status == 'failed' or time.time() - t0 > wait_s:
-                raise PaddyError(f"Kaggle has not made dataset {ref} ready ({status} after {time.time() - t0:.0f} s): "
-                                 "run `paddy kaggle run` again later")
-            print(f'waiting for Kaggle to process dataset {ref} ({status})…', flush=True)
-            time.sleep(poll_s)
-            status = kaggle_api.dataset_status(ref)
+        t0 = time.time()
+        while not current(kaggle_api, ref, bundle):
+            if time.time() - t0 > WAIT_S:
+                raise PaddyError(f"Kaggle has not made paddy {bundle} the current version of {ref} after "
+                                 f"{time.time() - t0:.0f} s: run `paddy kaggle run` again later")
+            print(f'waiting for Kaggle to make paddy {bundle} the current version of {ref}…', flush=True)
+            time.sleep(POLL_S)
     return f"{'versioned' if exists else 'created'} {ref} with paddy {bundle}"

@@ -5,7 +5,7 @@ from difflib import get_close_matches
 from ..data import COMPETITION
 from ..errors import PaddyError
 
-NO_CREDENTIALS = ("no Kaggle credentials: on kaggle.com open Settings → API → Create New Token and save the token to "
+NO_CREDENTIALS = ("no Kaggle credentials: on kaggle.com open Settings → API → Generate New Token and save the token to "
                   "~/.kaggle/access_token (or set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY)")
 
 
@@ -104,13 +104,30 @@ def submit(csv, message: str, comp: str) -> dict:
     return {'ref': r.ref, 'message': r.message}
 
 
+def submission_pages(kaggle_api, comp: str):
+    """Each page of your submissions to `comp`, following `next_page_token` as the service pages (it ignores a page
+    number and the page size: kaggle-cli #832, #899) until it sends none, repeats one, or a page brings nothing new."""
+    from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
+    from kagglesdk.competitions.types.competition_enums import SubmissionGroup, SubmissionSortBy
+    token, tokens, seen = '', set(), set()
+    with kaggle_api.build_kaggle_client() as k:
+        while True:
+            req = ApiListSubmissionsRequest()
+            req.competition_name, req.page_token = comp, token
+            req.group, req.sort_by = SubmissionGroup.SUBMISSION_GROUP_ALL, SubmissionSortBy.SUBMISSION_SORT_BY_DATE
+            r = k.competitions.competition_api_client.list_submissions(req)
+            new = [s for s in r.submissions or [] if s.ref not in seen]
+            if not new: return
+            seen |= {s.ref for s in new}
+            yield new
+            token = r.next_page_token
+            if not token or token in tokens: return
+            tokens.add(token)
+
+
 def scores(comp: str) -> list[dict]:
-    "Your submissions to `comp` with their leaderboard scores, newest first."
-    a, subs, size = api(), [], 20  # 20 a page, as the kaggle CLI asks for
-    with kaggle_errors(comp):
-        for n in range(1, 51):
-            got = a.competition_submissions(comp, page_number=n, page_size=size) or []
-            subs += got
-            if len(got) < size: break
+    "Your submissions to `comp` with their leaderboard scores, newest first: every one of them, however many."
+    kaggle_api = api()
+    with kaggle_errors(comp): subs = [s for page in submission_pages(kaggle_api, comp) for s in page]
     return [dict(ref=s.ref, date=s.date, file=s.file_name, description=s.description, status=s.status.name.lower(),
                  public_score=s.public_score or None, private_score=s.private_score or None) for s in subs]

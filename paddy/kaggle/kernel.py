@@ -1,6 +1,6 @@
 """A Kaggle script kernel in a folder: `kernel-metadata.json` (competition, GPU, Internet, the paddy dataset) and one
 script."""
-import inspect, json, re
+import inspect, json
 from pathlib import Path
 
 from ..data import COMPETITION
@@ -9,7 +9,11 @@ from . import notebook
 from .client import quietly
 
 CODE_FILE = 'paddy_kaggle.py'
-ACCELERATOR = 'NvidiaTeslaT4'  # Kaggle's default GPU: two T4s, so the sweep runs two at a time
+ACCELERATOR = 'NvidiaTeslaT4'  # Kaggle's default GPU: T4s, two on the sessions seen (kaggle-cli PR #1198)
+# the GPUs kaggle-cli's docs/kernels.md lists as available in Sep 2026; some only for some competitions or accounts
+GPUS = ('NvidiaTeslaT4', 'NvidiaTeslaT4Highmem', 'NvidiaL4', 'NvidiaL4X1', 'NvidiaTeslaA100', 'NvidiaH100',
+        'NvidiaRtxPro6000')
+RETIRED = ('nvidiateslap100', 'tpuv38', 'tpu1vmv38', 'tpuv232', 'tpuv2256')  # kaggle 2.2.5: _RETIRED_ACCELERATORS
 
 
 def slugify(title: str) -> str:
@@ -31,9 +35,12 @@ def check_title(title: str) -> str:
 
 
 def check_accelerator(name: str) -> str:
-    if not re.fullmatch(r'Nvidia\w+', name):
-        raise PaddyError(f"--accelerator {name}: paddy trains on a GPU; give Kaggle's name for one, e.g. {ACCELERATOR} "
-                         "(two T4s, the default)")
+    """`name` when it is one of today's GPUs. Kaggle takes an unknown or retired name without a word and runs the
+    session on a P100 (kaggle 2.2.5's _RETIRED_ACCELERATORS; kaggle-cli #1151), for which today's torch has no
+    kernels, so paddy refuses it before any call."""
+    if name not in GPUS:
+        why = 'is retired' if name.lower() in RETIRED else 'is not a GPU' if name.startswith('Tpu') else 'is unknown'
+        raise PaddyError(f"--accelerator {name} {why}: give one of {', '.join(GPUS)} ({ACCELERATOR} by default)")
     return name
 
 

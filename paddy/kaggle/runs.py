@@ -16,7 +16,14 @@ from .client import api, kaggle_errors, rules_url
 
 LOG = Path('kaggle-runs.csv')
 COLUMNS = ('time', 'kernel', 'version', 'url', 'experiments', 'repeat', 'set', 'accelerator', 'bundle', 'paddy_commit')
+# what each of kagglesdk's KernelWorkerStatus means for status and pull; a session stopped at its time limit ends
+# CANCEL_ACKNOWLEDGED, as a cancelled one does, not ERROR (kaggle-cli #1140 and its kin)
 WAITING = ('queued', 'running', 'new_script', 'cancel_requested')
+HINTS = {'complete': 'pull its runs with `paddy kaggle pull`',
+         'error': 'see its log with `paddy kaggle pull`',
+         'cancel_acknowledged': "it was cancelled or reached Kaggle's time limit; `paddy kaggle pull` brings what it "
+                                "kept, and the same `paddy kaggle run` pushes the runs left",
+         **dict.fromkeys(WAITING, 'ask again later')}
 
 
 def owner(kaggle_api) -> str: return kaggle_api.config_values[kaggle_api.CONFIG_NAME_USER]
@@ -87,6 +94,9 @@ def run(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.ACC
         print(bundle.publish(kaggle_api, Path(tmp) / 'dataset', owner(kaggle_api), p['manifest']['bundle']))
         with kaggle_errors(): r = kaggle_api.kernels_push(str(Path(tmp) / 'kernel'))
     meta = p['meta']
+    if r.error and 'session count' in r.error.lower():  # "Maximum batch GPU session count of 2 reached"
+        raise PaddyError(f"Kaggle runs at most a few GPU sessions at once ({r.error.strip().rstrip('.')}): wait for a "
+                         "running kernel to end (paddy kaggle status KERNEL), or stop it on its page, then push again")
     if r.error: raise PaddyError(f"Kaggle refused kernel {meta['id']}: {r.error}")
     if r.invalid_competition_sources:
         raise PaddyError(f"Kaggle pushed {meta['id']} without the competition's data: accept the rules at "
@@ -138,8 +148,7 @@ def status(kernel_: str | None = None, log: Path = LOG) -> str:
     kaggle_api = api()
     ref = pinned(kaggle_api, kernel_)
     st, why = state(kaggle_api, ref)
-    hint = {'complete': 'pull its runs with `paddy kaggle pull`',
-            'error': 'see its log with `paddy kaggle pull`'}.get(st, 'ask again later')
+    hint = HINTS.get(st, 'see it on its Kaggle page')  # a state kagglesdk may add one day
     return f"{ref}: {st}" + (f" ({why})" if why else '') + f"; {hint}"
 
 
@@ -217,5 +226,8 @@ def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path 
              + (', with their .pkl' if models else ''))
     print(f"pulled {where}; logs in {logs}/"
           + ('; `paddy results`, `paddy report` and `paddy ensemble` now include them' if brought else ''))
+    if st == 'cancel_acknowledged':
+        raise PaddyError(f"{ref} was cancelled or reached Kaggle's time limit: the same `paddy kaggle run` pushes "
+                         "the runs left")
     if st != 'complete': raise PaddyError(f"{ref} ended {st}: fix what its log says, then `paddy kaggle run` again")
     return brought

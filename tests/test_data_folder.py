@@ -48,3 +48,25 @@ def test_split_is_fixed_by_seed_whatever_the_order():
     v = valid_ids(ids, 42)
     assert len(v) == 20 and v == valid_ids(list(reversed(ids)), 42)
     assert v != valid_ids(ids, 43)
+
+
+def test_the_finder_takes_every_mount_kaggle_has_used(tmp_path):
+    from paddy.data.mounts import mounts
+    root = tmp_path / 'input'
+    assert mounts('paddy-lib', root) == []
+    for d in ('paddy-lib', 'competitions/paddy-lib', 'datasets/someone/paddy-lib', 'datasets/other/elsewhere'):
+        (root / d).mkdir(parents=True)
+    assert mounts('paddy-lib', root) == [root / 'paddy-lib', root / 'competitions/paddy-lib',
+                                         root / 'datasets/someone/paddy-lib']
+
+
+def test_train_in_a_notebook_finds_the_competition_where_kaggle_mounts_it_today(tmp_path, tiny_spec, monkeypatch):
+    "Public kernels of 2026 read /kaggle/input/competitions/<slug>: paddy train finds it with no --data."
+    from typer.testing import CliRunner
+    from conftest import make_comp
+    from paddy.cli import app
+    monkeypatch.setenv('PADDY_KAGGLE_INPUT', str(tmp_path / 'kaggle' / 'input'))
+    there = make_comp(tmp_path / 'kaggle' / 'input' / 'competitions' / 'paddy-disease-classification')
+    r = CliRunner().invoke(app, ['train', str(tiny_spec)])
+    assert r.exit_code == 0, r.output
+    assert f'from {there}' in r.output and find_data() == there

@@ -125,14 +125,14 @@ def test_download_never_overwrites_a_partial_folder(stub):
     assert (Path('data') / COMP / 'train.csv').read_text() == 'mine' and stub.calls == []
 
 
-def test_kaggle_notebook_uses_its_input_folder(stub, monkeypatch, tmp_path):
-    import paddy.kaggle.download
-    monkeypatch.setattr(paddy.kaggle.download, 'KAGGLE_INPUT_ROOT', tmp_path / 'kaggle-input')
+@pytest.mark.parametrize('layout', ['{slug}', 'competitions/{slug}'])  # before 2026, and since (kaggle-cli #1140)
+def test_kaggle_notebook_uses_its_input_folder(stub, monkeypatch, tmp_path, layout):
+    monkeypatch.setenv('PADDY_KAGGLE_INPUT', str(tmp_path / 'kaggle-input'))
     monkeypatch.setenv('KAGGLE_KERNEL_RUN_TYPE', 'Interactive')
     one_line_error(run('download'), 'Add Input')
-    make_comp(tmp_path / 'kaggle-input' / COMP)
+    mounted = make_comp(tmp_path / 'kaggle-input' / layout.format(slug=COMP))
     r = run('download')
-    assert r.exit_code == 0 and str(tmp_path / 'kaggle-input' / COMP) in r.output
+    assert r.exit_code == 0 and str(mounted) in r.output
     assert stub.calls == [] and not Path('data').exists()
 
 

@@ -144,12 +144,14 @@ def test_script_trains_here_then_pull_brings_its_runs_to_ensemble(stub, local, t
     them."""
     assert run('kaggle', 'run', 'demo_scratch', '--repeat', '2', *FAST, '--dry-run', 'out').exit_code == 0
     inp, work = tmp_path / 'kaggle' / 'input', tmp_path / 'kaggle' / 'working'
-    make_comp(inp / COMP)
-    shutil.copytree('out/dataset', inp / 'paddy-lib')
+    make_comp(inp / 'competitions' / COMP)  # where public kernels of 2026 find their inputs
+    shutil.copytree('out/dataset', inp / 'datasets' / 'tester' / 'paddy-lib')
     work.mkdir()
     env = dict(os.environ, PADDY_KAGGLE_INPUT=str(inp), PADDY_KAGGLE_TARGET=str(tmp_path / 'site'), PADDY_WORKERS='0',
                CUDA_VISIBLE_DEVICES='')
-    p = subprocess.run([sys.executable, Path('out/kernel/paddy_kaggle.py').resolve()], cwd=work, env=env,
+    # as on Kaggle, where paddy is not installed when the script starts: it must find its inputs with its own code
+    bare = "import sys; sys.modules['paddy'] = None; exec(compile(open(sys.argv[1]).read(), sys.argv[1], 'exec'))"
+    p = subprocess.run([sys.executable, '-c', bare, Path('out/kernel/paddy_kaggle.py').resolve()], cwd=work, env=env,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
     jsons = sorted((work / 'models').glob('*.json'))
@@ -160,7 +162,7 @@ def test_script_trains_here_then_pull_brings_its_runs_to_ensemble(stub, local, t
     for j in jsons:  # trained by the wheel's paddy, which knows its commit only from the wheel
         meta = json.loads(j.read_text())
         assert meta['git_commit'] == manifest['git_commit']
-        assert meta['data'] == str((inp / COMP).resolve())
+        assert meta['data'] == str((inp / 'competitions' / COMP).resolve())
         assert meta['experiment']['epochs'] == 1
     assert json.loads((work / 'paddy-kaggle-run.json').read_text())['exit_code'] == 0
 

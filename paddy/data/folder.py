@@ -7,9 +7,9 @@ import pandas as pd
 
 from .. import environ
 from ..errors import PaddyError
+from .mounts import mounts
 
 COMPETITION = 'paddy-disease-classification'
-KAGGLE_INPUT_ROOT = Path('/kaggle/input')  # where a Kaggle notebook mounts competition data
 LOCAL = Path('data') / COMPETITION
 LAYOUT = ('train_images', 'test_images', 'train.csv', 'sample_submission.csv')
 HOW_TO_GET = f"download it with `paddy download` (into {LOCAL}/), or pass --data DIR or set PADDY_DATA"
@@ -25,7 +25,7 @@ def find_data(data: str | Path | None = None, recorded: str | Path | None = None
     if data is None and recorded and Path(recorded).is_dir(): data = recorded
     if data is not None: path, src = Path(data), '--data'
     elif environ.data(): path, src = environ.data(), 'PADDY_DATA'
-    elif (KAGGLE_INPUT_ROOT / COMPETITION).is_dir(): path, src = KAGGLE_INPUT_ROOT / COMPETITION, 'Kaggle input'
+    elif kaggle := [p for p in mounts(COMPETITION) if has_layout(p)]: path, src = kaggle[0], 'Kaggle input'
     else: path, src = LOCAL, 'default'
     if not path.is_dir(): raise PaddyError(f"no competition data at {path} ({src}): {HOW_TO_GET}")
     missing = [p for p in LAYOUT if not (path / p).exists()]

@@ -3,7 +3,8 @@ import os, shutil, time, zipfile
 from importlib.metadata import version
 from pathlib import Path
 
-from ..data import COMPETITION, KAGGLE_INPUT_ROOT, LAYOUT, has_layout
+from ..data import COMPETITION, LAYOUT, has_layout
+from ..data.mounts import input_root, mounts
 from ..environ import in_kaggle_notebook
 from ..errors import PaddyError
 from ..files import sha256, write_json
@@ -21,12 +22,14 @@ def unzip(archive: Path, dest: Path):
 
 
 def download(comp: str = COMPETITION, dest: Path = Path('data')) -> Path:
-    "The folder holding `comp`'s files: `/kaggle/input/<comp>` in a notebook, else `dest/<comp>`, downloaded if absent."
+    "The folder holding `comp`'s files: where a notebook mounts it, else `dest/<comp>`, downloaded if absent."
     if in_kaggle_notebook():
-        path = KAGGLE_INPUT_ROOT / comp
-        if not has_layout(path):
-            raise PaddyError(f"inside a Kaggle notebook, but {path} lacks the competition files: add them with Add "
+        found = [p for p in mounts(comp) if has_layout(p)]
+        if not found:
+            raise PaddyError(f"inside a Kaggle notebook, but neither {input_root() / comp} nor "
+                             f"{input_root() / 'competitions' / comp} holds the competition files: add them with Add "
                              f"Input → Competitions → {comp}")
+        path = found[0]
         print(f'inside a Kaggle notebook: using {path}, nothing to download')
         return path
     dest = Path(dest)

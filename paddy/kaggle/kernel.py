@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..data import COMPETITION
 from ..errors import PaddyError
+from ..data import mounts
 from . import notebook
 from .client import quietly
 
@@ -53,11 +54,13 @@ def metadata(owner: str, title: str, dataset: str, accelerator: str = ACCELERATO
                 model_sources=[])
 
 
-def script(bundle: str, exps: list[str], args: list[str], kernel: str, comp: str = COMPETITION) -> str:
-    "notebook.py's source and the call that runs it: the kernel's whole code, readable on its Kaggle page."
-    call = dict(bundle=bundle, competition=comp, experiments=exps, args=args, kernel=kernel)
+def script(bundle: str, exps: list[str], args: list[str], kernel: str, comp: str = COMPETITION,
+           dataset: str = 'paddy-lib') -> str:
+    "The finder's and notebook.py's source and the call that runs them: the kernel's whole code, readable on its page."
+    call = dict(bundle=bundle, competition=comp, experiments=exps, args=args, kernel=kernel, dataset=dataset)
     return (f'# Pushed by `paddy kaggle run`: {kernel} runs `paddy sweep {" ".join(exps + args)}` on {comp}.\n'
-            + inspect.getsource(notebook) + f"\n\nif __name__ == '__main__':\n    main(**{call!r})\n")
+            + inspect.getsource(mounts) + '\n\n' + inspect.getsource(notebook)
+            + f"\n\nif __name__ == '__main__':\n    main(**{call!r})\n")
 
 
 def write(folder: Path, meta: dict, text: str) -> Path:

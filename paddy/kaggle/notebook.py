@@ -8,17 +8,15 @@ import json, os, shutil, subprocess, sys, tempfile, time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-INPUT, WORKING = Path('/kaggle/input'), Path('/kaggle/working')
+try: from paddy.data.mounts import input_root, mounts  # paddy's finder; the pushed script holds its source above this
+except ImportError: pass
+
+WORKING = Path('/kaggle/working')
 KEEP = ('torch', 'torchvision')  # the image's CUDA builds: pip must never swap them for PyPI's
 
 
 def fail(msg: str):
     sys.exit(f'paddy: error: {msg}')
-
-
-def find(root: Path, name: str, depth: int = 4) -> list[Path]:
-    "Folders up to `depth` levels under `root` that hold `name`: Kaggle has mounted inputs at more than one depth."
-    return sorted({p.parent for d in range(depth) for p in root.glob('/'.join(['*'] * d + [name]))})
 
 
 def install(whl: Path, target: str | None) -> dict:
@@ -42,18 +40,19 @@ def install(whl: Path, target: str | None) -> dict:
     return env
 
 
-def main(bundle: str, competition: str, experiments: list[str], args: list[str], kernel: str = ''):
+def main(bundle: str, competition: str, experiments: list[str], args: list[str], kernel: str = '',
+         dataset: str = 'paddy-lib'):
     "Find this kernel's paddy dataset version and the competition, install paddy, run the sweep; exit with its code."
-    root = Path(os.environ.get('PADDY_KAGGLE_INPUT') or INPUT)
+    root = input_root()
     work = WORKING if WORKING.is_dir() else Path.cwd()
     os.chdir(work)
-    lib = find(root, f'paddy-{bundle}.json')
+    lib = [p for p in mounts(dataset, root) if (p / f'paddy-{bundle}.json').is_file()]
     if not lib:
         fail(f"no paddy-{bundle}.json under {root}: this notebook mounts another version of the paddy-lib dataset; run "
              "`paddy kaggle run` again")
     lib = lib[0]
     manifest = json.loads((lib / f'paddy-{bundle}.json').read_text())
-    data = [p for p in find(root, 'sample_submission.csv') if p.name == competition]
+    data = [p for p in mounts(competition, root) if (p / 'sample_submission.csv').is_file()]
     if not data: fail(f"no {competition} under {root}: add the competition to the notebook's inputs")
     env = install(lib / manifest['wheel'], os.environ.get('PADDY_KAGGLE_TARGET'))
     (work / 'experiments').mkdir(exist_ok=True)

@@ -69,7 +69,8 @@ def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerat
     manifest = bundle.build(folder / 'dataset', owner_, specs, sets)
     meta = kernel.metadata(owner_, title, f'{owner_}/{bundle.SLUG}', accelerator)
     args = Settings(fit_memory=fit_memory).argv('--repeat', str(repeat), sets=sets)  # for the kernel's paddy sweep
-    kernel.write(folder / 'kernel', meta, kernel.script(manifest['bundle'], manifest['experiments'], args, meta['id']))
+    code = kernel.script(manifest['bundle'], manifest['experiments'], args, meta['id'], dataset=bundle.SLUG)
+    kernel.write(folder / 'kernel', meta, code)
     return dict(meta=meta, manifest=manifest)
 
 

@@ -213,12 +213,16 @@ def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or sp
           set_: SETS = [], data: DATA = None,
           name: Annotated[Optional[str], typer.Option(
               help='sweeps/NAME/ (default: from the arguments, so the same command resumes)')] = None,
-          wandb: WANDB = False, fit_memory: FIT_MEMORY = None):
+          wandb: WANDB = False, fit_memory: FIT_MEMORY = None,
+          hours: Annotated[Optional[float], typer.Option(
+              help='start no run that would not end within HOURS, its time estimated from the runs that finished')]
+          = None):
     "Train every EXP REPEAT times from a queue, a log file per run; stopped and started again, it skips finished runs."
     from .sweep import sweep
     from .train.loop import stoppable
     stoppable()
-    try: sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb, fit_memory=fit_memory)
+    try: sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb, fit_memory=fit_memory,
+               hours=hours)
     except KeyboardInterrupt:
         typer.echo('paddy sweep: stopped; run the same command again to finish the runs left', err=True)
         raise typer.Exit(130)
@@ -292,12 +296,14 @@ def kaggle_run(exps: Annotated[List[str], typer.Argument(help='experiment names 
                fit_memory: Annotated[Optional[float], typer.Option(
                    '--fit-memory', help="GB of the GPU's memory: each run raises accum until it fits (15 for a T4)")]
                = None,
+               hours: Annotated[float, typer.Option(
+                   '--hours', help="the session's time limit: the kernel starts no run that would end past it")] = 12.0,
                dry_run: Annotated[Optional[Path], typer.Option(
                    '--dry-run', help='write the dataset and kernel folders to DIR and push nothing')] = None):
     """Push paddy (as a private dataset, when it changed) and a kernel that runs `paddy sweep EXP… --repeat N` on
     Kaggle's GPU."""
     from .kaggle.runs import run
-    run(exps, repeat, set_, accelerator, title, dry_run, fit_memory=fit_memory)
+    run(exps, repeat, set_, accelerator, title, dry_run, fit_memory=fit_memory, hours=hours)
 
 
 @kaggle_app.command('status')

@@ -114,11 +114,14 @@ class Sweep:
 
 
 def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'),
-          models=Path('models'),
-          fit_memory=None) -> dict:
+          models=Path('models'), fit_memory=None, hours: float | None = None) -> dict:
     """Run every job not yet finished; Ctrl-C stops the running ones (they leave nothing behind) and the same command
-    resumes."""
+    resumes. With `hours`, start no job that would not end within that time of the start, each job's time estimated
+    as the mean of those that finished (the first ones start regardless); the ones skipped are said and recorded."""
+    if hours is not None and hours <= 0:
+        raise PaddyError(f"--hours {hours:g}: give the time there is, e.g. --hours 11.5")
     s = Sweep(exps, repeat, sets, data, name, wandb, root, fit_memory)
+    deadline, took, skipped = None, [], []
     devs = devices(gpus)
     s.start()
     done = finished(s.name, models)
@@ -130,6 +133,12 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
     stop, procs, lock, counter = threading.Event(), {}, threading.Lock(), [len(done)]
 
     def launch(job, dev):
+        if deadline is not None:
+            with lock: need = sum(took) / len(took) if took else 0.0
+            if time.time() + need > deadline:
+                with lock: skipped.append(job)
+                print(f'  skip {job}: it would take about {need / 60:.0f} min and end past --hours', flush=True)
+                return None
         env = run_env(dev, len(devs))
         log, cmd = s.folder / f'{job}.log', s.command(job, halted.get(job))
         with open(log, 'a') as f:  # appended: an earlier, stopped attempt keeps its log
@@ -143,13 +152,14 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
             rc = p.wait()
         with lock:
             procs.pop(job, None)
-            if rc == 0: counter[0] += 1
+            if rc == 0: counter[0] += 1; took.append(time.time() - t0)
             meta = finished(s.name, models).get(job) if rc == 0 else None
             what = (f"error {meta['error_rate']:.4f}, {meta['run']}" if meta else f'FAILED (exit {rc}), see {log}')
             if not stop.is_set():
                 print(f'  [{counter[0]}/{len(s.exp)}] {job}: {what}, {time.time() - t0:.0f}s', flush=True)
         return rc
 
+    if hours is not None: deadline = time.time() + hours * 3600  # from the first start, setup aside
     try: codes = run_queue(todo, devs, launch, stop)
     except KeyboardInterrupt:
         stop.set()
@@ -160,8 +170,13 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
             except subprocess.TimeoutExpired: p.kill()
         raise
     failed = [j for j, rc in codes.items() if rc]
+    write_json(s.folder / 'result.json', dict(finished=sorted(finished(s.name, models)), failed=failed,
+                                              skipped=sorted(skipped), hours=hours, **stamp()), replace=True)
     if failed:
         raise PaddyError(f"{len(failed)} of {len(s.exp)} runs failed ({', '.join(failed)}): see their logs in "
                          f"{s.folder}/, then run the same command to retry them")
-    print(f'sweep {s.name}: all {len(s.exp)} runs finished; compare them with `paddy report`')
+    if skipped:
+        print(f"sweep {s.name}: {len(skipped)} of {len(s.exp)} runs skipped, as they would end past --hours "
+              f"({', '.join(sorted(skipped))}); the same command runs them")
+    else: print(f'sweep {s.name}: all {len(s.exp)} runs finished; compare them with `paddy report`')
     return finished(s.name, models)

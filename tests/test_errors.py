@@ -107,6 +107,7 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['resize', '--max-size', '24', '--data', 'thumbs'], 'thumbs/train_images/cat/Thumbs.db is not an image'),
     (['sizes', '--data', 'nowhere'], 'no competition data at nowhere (--data)'),
     (['sweep', '{spec}', '--repeat', '0'], '--repeat 0: give 1 or more'),
+    (['sweep', '{spec}', '--hours', '0'], '--hours 0: give the time there is'),
     (['kaggle', 'run', 'nope', '--dry-run', 'out'], "no experiment 'nope' in experiments/"),
     (['kaggle', 'run', 'demo_scratch', '--repeat', '0'], '--repeat 0: give 1 or more'),
     (['kaggle', 'run', 'demo_scratch', 'demo_scratch'], 'the same experiment is named twice: use --repeat'),
@@ -117,6 +118,7 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
      "is a file on this machine, which a Kaggle notebook can't read"),
     (['kaggle', 'run', 'demo_scratch', '--title', 'abc'], "--title 'abc': Kaggle wants 5 to 50 characters"),
     (['kaggle', 'run', 'demo_scratch', '--fit-memory', '0'], "--fit-memory 0: give the GPU's memory in GB"),
+    (['kaggle', 'run', 'demo_scratch', '--hours', '13'], '--hours 13: a GPU session on Kaggle lasts up to 12 hours'),
     (['kaggle', 'status'], 'no kernel pushed from here (kaggle-runs.csv is missing or empty)'),
     (['kaggle', 'pull'], 'no kernel pushed from here (kaggle-runs.csv is missing or empty)'),
 ]

@@ -144,15 +144,7 @@ def test_script_trains_here_then_pull_brings_its_runs_to_ensemble(stub, local, t
     them."""
     assert run('kaggle', 'run', 'demo_scratch', '--repeat', '2', *FAST, '--dry-run', 'out').exit_code == 0
     inp, work = tmp_path / 'kaggle' / 'input', tmp_path / 'kaggle' / 'working'
-    make_comp(inp / 'competitions' / COMP)  # where public kernels of 2026 find their inputs
-    shutil.copytree('out/dataset', inp / 'datasets' / 'tester' / 'paddy-lib')
-    work.mkdir()
-    env = dict(os.environ, PADDY_KAGGLE_INPUT=str(inp), PADDY_KAGGLE_TARGET=str(tmp_path / 'site'), PADDY_WORKERS='0',
-               CUDA_VISIBLE_DEVICES='')
-    # as on Kaggle, where paddy is not installed when the script starts: it must find its inputs with its own code
-    bare = "import sys; sys.modules['paddy'] = None; exec(compile(open(sys.argv[1]).read(), sys.argv[1], 'exec'))"
-    p = subprocess.run([sys.executable, '-c', bare, Path('out/kernel/paddy_kaggle.py').resolve()], cwd=work, env=env,
-                       capture_output=True, text=True, timeout=600)
+    p = rehearse('out', inp, work, tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     jsons = sorted((work / 'models').glob('*.json'))
     assert len(jsons) == 2
@@ -177,7 +169,7 @@ def test_script_trains_here_then_pull_brings_its_runs_to_ensemble(stub, local, t
     assert not list(Path('models').glob('*.pkl')), 'the large models come only with --models'
     logs = Path('sweeps/paddy-demo-scratch-v1')  # the kernel's current version, asked for since none was given
     assert (logs / 'kernel.log').read_text().strip() == 'sweep finished'
-    assert len(list(logs.glob('sweep-*/demo_scratch-*.log'))) == 2
+    assert len(list(logs.glob('kaggle-*/demo_scratch-*.log'))) == 2
 
     r = run('ensemble', '--name', 'mixed')
     assert r.exit_code == 0, r.output
@@ -192,6 +184,46 @@ def test_script_trains_here_then_pull_brings_its_runs_to_ensemble(stub, local, t
     assert r.exit_code == 0 and 'pulled 0 new runs' in r.output
     assert {p: p.read_bytes() for p in Path('models').iterdir() if p.suffix == '.json'} == before
     assert sorted(p.stem for p in Path('models').glob('*.pkl')) == runs
+
+
+def rehearse(dry: str, inp: Path, work: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run the dry run `dry`'s kernel script as Kaggle would: its inputs where notebooks of 2026 find them, paddy not
+    importable when it starts (it must find them with its own code), the wheel installed alone."""
+    shutil.rmtree(inp, ignore_errors=True)
+    make_comp(inp / 'competitions' / COMP)
+    shutil.copytree(Path(dry) / 'dataset', inp / 'datasets' / 'tester' / 'paddy-lib')
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PADDY_KAGGLE_INPUT=str(inp), PADDY_KAGGLE_TARGET=str(tmp_path / 'site'), PADDY_WORKERS='0',
+               CUDA_VISIBLE_DEVICES='')
+    bare = "import sys; sys.modules['paddy'] = None; exec(compile(open(sys.argv[1]).read(), sys.argv[1], 'exec'))"
+    return subprocess.run([sys.executable, '-c', bare, (Path(dry) / 'kernel' / 'paddy_kaggle.py').resolve()], cwd=work,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_a_session_limit_skips_what_would_not_fit_and_the_same_push_runs_the_rest(stub, local, tmp_path):
+    """Done when: a rehearsal with a small session limit skips a run that would not fit, exits 0 and records it; pull
+    brings the finished run and status names the skipped one; the same push again runs only the one skipped."""
+    push = ('kaggle', 'run', 'demo_scratch', '--repeat', '2', *FAST)
+    assert run(*push, '--hours', '0.0001', '--dry-run', 'out').exit_code == 0  # a second: one run, not two
+    inp, work = tmp_path / 'kaggle' / 'input', tmp_path / 'kaggle' / 'working'
+    p = rehearse('out', inp, work, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    record = json.loads((work / 'paddy-kaggle-run.json').read_text())
+    assert (record['ran'], record['skipped'], record['exit_code']) == (['demo_scratch-1'], ['demo_scratch-2'], 0)
+
+    stub.kernels[KERNEL], stub.state[KERNEL] = [{}], ('COMPLETE', None)
+    stub.outputs[KERNEL], stub.logs[KERNEL] = outputs(work), kaggle_log('sweep ended')
+    r = run('kaggle', 'status', KERNEL)
+    assert r.exit_code == 0 and '1 runs finished; 1 skipped' in r.output and '(demo_scratch-2)' in r.output, r.output
+    r = run('kaggle', 'pull', KERNEL)
+    assert r.exit_code == 0 and '1 skipped' in r.output and len(list(Path('models').glob('*.json'))) == 1, r.output
+
+    assert run(*push, '--dry-run', 'again').exit_code == 0  # the same push, with the whole session
+    assert len(json.loads(next(Path('again/dataset').glob('paddy-*.json')).read_text())['finished']) == 1
+    p = rehearse('again', inp, tmp_path / 'kaggle' / 'working-2', tmp_path)
+    assert p.returncode == 0 and '2 runs, 1 already finished, 1 to go' in p.stdout, p.stdout + p.stderr
+    record = json.loads((tmp_path / 'kaggle' / 'working-2' / 'paddy-kaggle-run.json').read_text())
+    assert (record['ran'], record['skipped']) == (['demo_scratch-1', 'demo_scratch-2'], [])
 
 
 def run_output(data: Path, run_name: str, seed=0, test_ids=None) -> dict[str, bytes]:

@@ -70,15 +70,17 @@ def wheel(dest: Path, files: list[Path], root: Path = ROOT) -> Path:
     return next(dest.glob('paddy-*.whl'))
 
 
-def build(folder: Path, owner: str, exps: list[Experiment], sets=()) -> dict:
-    "Write the dataset's folder: the wheel, one flat file per experiment, the manifest and `dataset-metadata.json`."
-    texts = {e.name: experiment_text(e, sets) for e in exps}
+def build(folder: Path, owner: str, exps: list[Experiment], sets=(), finished: dict[str, str] | None = None) -> dict:
+    """Write the dataset's folder: the wheel, one flat file per experiment, the manifest and `dataset-metadata.json`;
+    and `finished`, the .json of runs this sweep already made (run → text), so that the kernel skips them."""
+    texts, finished = {e.name: experiment_text(e, sets) for e in exps}, finished or {}
     files = source_files()
-    h = digest(files, texts)
+    h = digest(files, {**texts, **{f'finished/{run}': text for run, text in finished.items()}})
     folder.mkdir(parents=True)
     whl = wheel(folder, files)
     for name, text in texts.items(): (folder / f'{name}.py').write_text(text)
-    manifest = dict(bundle=h, wheel=whl.name, experiments=list(texts), set=list(sets),
+    for run, text in finished.items(): (folder / f'finished-{run}.json').write_text(text)
+    manifest = dict(bundle=h, wheel=whl.name, experiments=list(texts), set=list(sets), finished=sorted(finished),
                     files={p.name: sha256(p) for p in sorted(folder.iterdir())}, **stamp())
     (folder / manifest_name(h)).write_text(json.dumps(manifest, indent=1))
     (folder / 'dataset-metadata.json').write_text(json.dumps(dict(

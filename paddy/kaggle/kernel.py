@@ -55,9 +55,10 @@ def metadata(owner: str, title: str, dataset: str, accelerator: str = ACCELERATO
 
 
 def script(bundle: str, exps: list[str], args: list[str], kernel: str, comp: str = COMPETITION,
-           dataset: str = 'paddy-lib') -> str:
+           dataset: str = 'paddy-lib', sweep: str = '', hours: float = 12.0) -> str:
     "The finder's and notebook.py's source and the call that runs them: the kernel's whole code, readable on its page."
-    call = dict(bundle=bundle, competition=comp, experiments=exps, args=args, kernel=kernel, dataset=dataset)
+    call = dict(bundle=bundle, competition=comp, experiments=exps, args=args, kernel=kernel, dataset=dataset,
+                sweep=sweep, hours=hours)
     return (f'# Pushed by `paddy kaggle run`: {kernel} runs `paddy sweep {" ".join(exps + args)}` on {comp}.\n'
             + inspect.getsource(mounts) + '\n\n' + inspect.getsource(notebook)
             + f"\n\nif __name__ == '__main__':\n    main(**{call!r})\n")

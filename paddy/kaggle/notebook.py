@@ -12,6 +12,8 @@ try: from paddy.data.mounts import input_root, mounts  # paddy's finder; the pus
 except ImportError: pass
 
 WORKING = Path('/kaggle/working')
+STARTED = time.time()  # the session's clock starts about here: the image is up and this script began
+MARGIN = 15 * 60, 0.1  # kept back from the limit, at most 15 min or a tenth: for Kaggle to save the output
 KEEP = ('torch', 'torchvision')  # the image's CUDA builds: pip must never swap them for PyPI's
 
 
@@ -41,8 +43,10 @@ def install(whl: Path, target: str | None) -> dict:
 
 
 def main(bundle: str, competition: str, experiments: list[str], args: list[str], kernel: str = '',
-         dataset: str = 'paddy-lib'):
-    "Find this kernel's paddy dataset version and the competition, install paddy, run the sweep; exit with its code."
+         dataset: str = 'paddy-lib', sweep: str = '', hours: float = 12.0):
+    """Find this kernel's paddy dataset version and the competition, install paddy, run the sweep within the session's
+    `hours`, and record what ran and what was skipped; exit with the sweep's code, which is 0 when runs were only
+    skipped, so that Kaggle keeps the output."""
     root = input_root()
     work = WORKING if WORKING.is_dir() else Path.cwd()
     os.chdir(work)
@@ -57,12 +61,21 @@ def main(bundle: str, competition: str, experiments: list[str], args: list[str],
     env = install(lib / manifest['wheel'], os.environ.get('PADDY_KAGGLE_TARGET'))
     (work / 'experiments').mkdir(exist_ok=True)
     for e in experiments: shutil.copy(lib / f'{e}.py', work / 'experiments' / f'{e}.py')
-    cmd = [sys.executable, '-m', 'paddy', 'sweep', *experiments, *args, '--data', str(data[0])]
+    (work / 'models').mkdir(exist_ok=True)
+    for run in manifest.get('finished', []):  # pulled from an earlier version: the sweep counts them as done
+        shutil.copy(lib / f'finished-{run}.json', work / 'models' / f'{run}.json')
+    left = hours * 3600 - (time.time() - STARTED) - min(MARGIN[0], MARGIN[1] * hours * 3600)
+    cmd = [sys.executable, '-m', 'paddy', 'sweep', *experiments, *args, '--data', str(data[0]),
+           *(['--name', sweep] if sweep else []), '--hours', f'{max(left, 1) / 3600:.4f}']
     print('running', ' '.join(cmd[1:]), flush=True)
     t0 = time.time()
     rc = subprocess.call(cmd, env=env)
+    result = next(iter(sorted(work.glob(f"sweeps/{sweep or '*'}/result.json"))), None)
+    result = json.loads(result.read_text()) if result else {}
     record = dict(kernel=kernel, bundle=bundle, experiments=experiments, args=args, data=str(data[0]), exit_code=rc,
-                  seconds=round(time.time() - t0), gpus=gpus(), finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
+                  seconds=round(time.time() - t0), gpus=gpus(), finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+                  sweep=sweep, hours=hours, ran=result.get('finished', []), skipped=result.get('skipped', []),
+                  failed=result.get('failed', []))
     (work / 'paddy-kaggle-run.json').write_text(json.dumps(record, indent=1))
     sys.exit(rc)
 

@@ -1,20 +1,22 @@
 """Sweeps on Kaggle's GPUs: push one as a kernel, ask how it is doing, pull its runs beside the local ones."""
-import csv, json, shutil, sys, tempfile, time
+import csv, hashlib, json, re, shutil, sys, tempfile, time
 from datetime import timedelta
 from pathlib import Path
 
 from ..data import COMPETITION, find_data, tst_items
 from ..errors import PaddyError
 from ..predict import load_preds
-from ..files import append_row, is_run_name, written_once
+from ..files import append_row, is_run_name, read_json, written_once
 from ..provenance import git_commit
 from ..spec import load
+from ..sweep import finished
 from ..train import Settings
 from ..train.learner import check
 from . import bundle, kernel
 from .client import api, kaggle_errors, rules_url
 
 LOG = Path('kaggle-runs.csv')
+HOURS = 12.0  # a GPU session's limit on Kaggle
 COLUMNS = ('time', 'kernel', 'version', 'url', 'experiments', 'repeat', 'set', 'accelerator', 'bundle', 'paddy_commit')
 # what each of kagglesdk's KernelWorkerStatus means for status and pull; a session stopped at its time limit ends
 # CANCEL_ACKNOWLEDGED, as a cancelled one does, not ERROR (kaggle-cli #1140 and its kin)
@@ -62,36 +64,50 @@ def checked(exps: list[str], repeat: int, sets, accelerator: str, title: str | N
     return specs, kernel.check_title(title or kernel.default_title([s.name for s in specs]))
 
 
+def sweep_name(specs: list, repeat: int, sets, fit_memory: float | None) -> str:
+    "The kernel's sweep: one name for the same experiments and arguments, whatever paddy's code, so a push resumes it."
+    key = dict(experiments={s.name: bundle.experiment_text(s, sets) for s in specs}, repeat=repeat, set=list(sets),
+               fit_memory=fit_memory)
+    return 'kaggle-' + hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerator: str, title: str,
-            fit_memory: float | None = None) -> dict:
-    "Write `folder/dataset` and `folder/kernel` for a sweep of `specs`."
-    print(f"building paddy's wheel and the dataset of {', '.join(s.name for s in specs)}…", flush=True)
-    manifest = bundle.build(folder / 'dataset', owner_, specs, sets)
+            fit_memory: float | None = None, hours: float = HOURS, models: Path = Path('models')) -> dict:
+    """Write `folder/dataset` and `folder/kernel` for a sweep of `specs` within `hours`; runs of that sweep already
+    pulled into `models` go along, so the kernel skips them."""
+    name = sweep_name(specs, repeat, sets, fit_memory)
+    done = {m['run']: (models / f"{m['run']}.json").read_text() for m in finished(name, models).values()}
+    print(f"building paddy's wheel and the dataset of {', '.join(s.name for s in specs)}"
+          + (f" ({len(done)} runs already pulled, which the kernel skips)" if done else '') + '…', flush=True)
+    manifest = bundle.build(folder / 'dataset', owner_, specs, sets, done)
     meta = kernel.metadata(owner_, title, f'{owner_}/{bundle.SLUG}', accelerator)
     args = Settings(fit_memory=fit_memory).argv('--repeat', str(repeat), sets=sets)  # for the kernel's paddy sweep
-    code = kernel.script(manifest['bundle'], manifest['experiments'], args, meta['id'], dataset=bundle.SLUG)
+    code = kernel.script(manifest['bundle'], manifest['experiments'], args, meta['id'], dataset=bundle.SLUG,
+                         sweep=name, hours=hours)
     kernel.write(folder / 'kernel', meta, code)
     return dict(meta=meta, manifest=manifest)
 
 
 def run(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.ACCELERATOR, title: str | None = None,
-        dry_run: Path | None = None, log: Path = LOG, fit_memory: float | None = None) -> dict:
+        dry_run: Path | None = None, log: Path = LOG, fit_memory: float | None = None, hours: float = HOURS) -> dict:
     """Push a kernel that sweeps `exps` on Kaggle's GPU, with paddy's dataset versioned first if it changed; `dry_run`
     only writes the folders. `fit_memory` (GB) lets each run raise its accum until it fits the GPU, as `paddy sweep
     --fit-memory`."""
+    if not 0 < hours <= HOURS:
+        raise PaddyError(f"--hours {hours:g}: a GPU session on Kaggle lasts up to {HOURS:g} hours")
     if fit_memory is not None and fit_memory <= 0:
         raise PaddyError(f"--fit-memory {fit_memory:g}: give the GPU's memory in GB, e.g. 15 for a T4")
     if dry_run is not None and dry_run.exists() and any(dry_run.iterdir()):
         raise PaddyError(f"--dry-run {dry_run} exists and is not empty: give a new folder (nothing is overwritten)")
     specs, title = checked(exps, repeat, sets, accelerator, title)
     if dry_run is not None:
-        p = prepare(dry_run, dry_run_owner(), specs, repeat, sets, accelerator, title, fit_memory)
+        p = prepare(dry_run, dry_run_owner(), specs, repeat, sets, accelerator, title, fit_memory, hours)
         print(f"wrote {dry_run}/dataset (paddy {p['manifest']['bundle']}) and {dry_run}/kernel ({p['meta']['id']}); "
               "nothing was pushed")
         return p
     kaggle_api = api()
     with tempfile.TemporaryDirectory(prefix='paddy-kaggle-') as tmp:
-        p = prepare(Path(tmp), owner(kaggle_api), specs, repeat, sets, accelerator, title, fit_memory)
+        p = prepare(Path(tmp), owner(kaggle_api), specs, repeat, sets, accelerator, title, fit_memory, hours)
         print(bundle.publish(kaggle_api, Path(tmp) / 'dataset', owner(kaggle_api), p['manifest']['bundle']))
         with kaggle_errors(): r = kaggle_api.kernels_push(str(Path(tmp) / 'kernel'))
     meta = p['meta']
@@ -150,7 +166,27 @@ def status(kernel_: str | None = None, log: Path = LOG) -> str:
     ref = pinned(kaggle_api, kernel_)
     st, why = state(kaggle_api, ref)
     hint = HINTS.get(st, 'see it on its Kaggle page')  # a state kagglesdk may add one day
-    return f"{ref}: {st}" + (f" ({why})" if why else '') + f"; {hint}"
+    line = f"{ref}: {st}" + (f" ({why})" if why else '') + f"; {hint}"
+    record = run_record(kaggle_api, ref) if st in ('complete', 'cancel_acknowledged') else None
+    return line + (f"\n{ref}: {skipped(record)}" if record else '')
+
+
+RECORD = 'paddy-kaggle-run.json'  # what the kernel's script writes: what ran, what was skipped, how long it took
+
+
+def run_record(kaggle_api, ref: str) -> dict | None:
+    "The kernel's own record of its sweep, fetched alone (a small file), or None where it left none."
+    with tempfile.TemporaryDirectory(prefix='paddy-status-') as tmp, kaggle_errors(thing=f'kernel {ref}'):
+        kaggle_api.kernels_output(ref, tmp, file_pattern=f'^{re.escape(RECORD)}$', quiet=True)
+        return read_json(Path(tmp) / RECORD) if (Path(tmp) / RECORD).is_file() else None
+
+
+def skipped(record: dict) -> str:
+    "What a kernel's record says it ran and skipped, in words."
+    ran, left = record.get('ran', []), record.get('skipped', [])
+    if not left: return f"{len(ran)} runs finished, none skipped"
+    return (f"{len(ran)} runs finished; {len(left)} skipped, as they would have ended past the session's time limit "
+            f"({', '.join(left)}): the same `paddy kaggle run` pushes just those")
 
 
 def log_text(raw: str) -> list[str]:
@@ -227,6 +263,7 @@ def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path 
              + (', with their .pkl' if models else ''))
     print(f"pulled {where}; logs in {logs}/"
           + ('; `paddy results`, `paddy report` and `paddy ensemble` now include them' if brought else ''))
+    if (logs / RECORD).is_file(): print(f'{ref}: {skipped(read_json(logs / RECORD))}')
     if st == 'cancel_acknowledged':
         raise PaddyError(f"{ref} was cancelled or reached Kaggle's time limit: the same `paddy kaggle run` pushes "
                          "the runs left")

@@ -132,8 +132,13 @@ class Handler(BaseHTTPRequestHandler):
             if name == 'GetKernelSessionStatus':
                 status, why = s.state[ref]
                 return self._json({'status': status, **({'failureMessage': why} if why else {})})
-            self._json({'files': [{'url': f'{BASE}/output/{ref}/{f}', 'fileName': f} for f in s.outputs.get(ref, {})],
-                        'log': s.logs.get(ref, '')})
+            # a page of 20 files and a nextPageToken, as kaggle-cli's docs/kernels.md says `kernels output` pages
+            # (default 20, max 200); a session stopped at its limit ends CANCEL_ACKNOWLEDGED, which tests set in
+            # `state` (kagglesdk 0.1.38, KernelWorkerStatus)
+            files, start = list(s.outputs.get(ref, {})), int(body.get('pageToken', '')[1:] or 0)
+            self._json({'files': [{'url': f'{BASE}/output/{ref}/{f}', 'fileName': f} for f in files[start:start + 20]],
+                        'log': s.logs.get(ref, ''),
+                        'nextPageToken': f'p{start + 20}' if start + 20 < len(files) else ''})
         elif name == 'GetAcceleratorQuotaStatistics': self._json(s.quota)
         elif name == 'CreateSubmission':
             if body.get('blobFileTokens') not in s.uploads:

@@ -345,3 +345,9 @@ def test_a_dry_run_needs_no_credentials_and_prints_no_banner(monkeypatch):
     assert r.exit_code == 0, r.output
     assert json.loads(Path('out/kernel/kernel-metadata.json').read_text())['id'] == 'you/paddy-demo-scratch'
     assert "belong to 'you'" in r.output and 'kaggle.json' not in r.output and len(r.output.splitlines()) == 3
+
+
+def test_every_kernel_state_kagglesdk_knows_has_its_words():
+    from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
+    from paddy.kaggle.runs import HINTS
+    assert {s.name.lower() for s in KernelWorkerStatus} == set(HINTS)

@@ -84,11 +84,12 @@ def precision(name: str = 'auto') -> str:
 PRECISIONS = ('auto', 'bf16', 'fp16', 'fp32')
 
 
-def speedups(learn, prec: str, channels_last: bool):
-    "Mixed precision and, on CUDA, channels_last memory format, which convnets' cuDNN kernels run fastest in."
+def speedups(learn, dtype: str, channels_last: bool):
+    """Mixed precision in `dtype` (bf16 or fp16; fp32 is none) and, on CUDA, channels_last memory format, which
+    convnets' cuDNN kernels run fastest in."""
     import torch
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.fp16 import AMPMode, MixedPrecision
-    if prec != 'fp32': learn.add_cb(MixedPrecision(amp_mode=AMPMode.BF16 if prec == 'bf16' else AMPMode.FP16))
+    if dtype != 'fp32': learn.add_cb(MixedPrecision(amp_mode=AMPMode.BF16 if dtype == 'bf16' else AMPMode.FP16))
     if channels_last and torch.cuda.is_available(): learn.add_cb(ChannelsLast())
     return learn

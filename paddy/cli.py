@@ -278,8 +278,8 @@ def demo(set_: Annotated[List[str], typer.Option('--set', help='override a field
 
 
 kaggle_app = typer.Typer(no_args_is_help=True, rich_markup_mode='rich',
-                         help="Train on Kaggle's GPUs: push a sweep as a notebook, ask how it does, pull "
-                              "its runs back.")
+                         help="Train on Kaggle's GPUs: push a sweep as a notebook, ask how it does, pull its runs "
+                              "back.")
 app.add_typer(kaggle_app, name='kaggle')
 
 

@@ -98,10 +98,10 @@ def choose(members: dict[str, dict], steps: int | None) -> tuple[np.ndarray, dic
     "Greedy selection's integer weights over `members`, printing each step; refuses runs that don't share one split."
     split = {r: m['valid_ids'].tobytes() if 'valid_ids' in m else b'' for r, m in members.items()}
     common = Counter(split.values()).most_common(1)[0][0]
-    apart = [r for r, s in split.items() if s != common or not s]
-    if apart: raise PaddyError(f"--select greedy needs runs that share one validation split, and {', '.join(apart)} "
-                               f"{'does' if len(apart) == 1 else 'do'} not share the others': name runs of "
-                               "one split seed")
+    strays = [r for r, s in split.items() if s != common or not s]
+    if strays:
+        raise PaddyError(f"--select greedy needs runs that share one validation split, and {', '.join(strays)} "
+                         f"{'does' if len(strays) == 1 else 'do'} not share the others': name runs of one split seed")
     first = next(iter(members.values()))
     runs = list(members)
     w, history = greedy([m['valid_probs'] for m in members.values()], first['valid_targets'], steps)
@@ -188,8 +188,8 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
         report['ensemble'] = error(first, combine([m['valid_probs'] for m in members.values()], w, vote))
         for r, e in report['members'].items(): print(f'{e:.4f}  {r}')
         print(f"{report['ensemble']:.4f}  ensemble of {int((w > 0).sum())} ({method}), validation error")
-    else: print(f"the runs do not share one validation split ({apart(members)}), so no ensemble validation error is "
-                "given")
+    else: print(f"the runs do not share one validation split ({apart(members)}), so no ensemble validation error "
+                "is given")
     submissions.mkdir(parents=True, exist_ok=True)
     if replace: sub.to_csv(csv, index=False)
     else: csv = write_new(sub, csv, named)

@@ -89,8 +89,8 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
     never_overwrite(*files.values(), hint='pass --name OTHER')
     fast = better_and_faster(p)
     with pd.option_context('display.width', 250, 'display.max_rows', 500, 'display.float_format', '{:.4f}'.format):
-        print(f'{len(df)} runs of {len(p)} experiments; score = error_rate × (fit_time + {constant:g}), {agg} '
-              'over repeats\n')
+        print(f'{len(df)} runs of {len(p)} experiments; score = error_rate × (fit_time + {constant:g}), '
+              f'{agg} over repeats\n')
         print(p.to_string(index=False), '\n')
         ranked = p.head(top)[KEYS[1:3] + ["error_rate", "fit_time", "score"]]
         print(f'top {top} by score:\n{ranked.to_string(index=False)}\n')

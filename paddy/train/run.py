@@ -104,10 +104,9 @@ def announce(r: Run):
     s, world, dls = r.settings, r.world, r.learn.dls
     device = (f"cuda, {s.precision}"
               + (", channels_last" if s.channels_last else "") if torch.cuda.is_available() else "cpu")
-    print(f'{r.name}: {r.exp.arch} ({r.weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} '
-          'valid images '
-          f'from {r.path}, bs {r.bs}×{r.exp.accum}{f"×{world}" if world > 1 else ""}, {device}'
-          + (f', {world} processes' if world > 1 else ''))
+    bs = f'{r.bs}×{r.exp.accum}' + (f'×{world}' if world > 1 else '')
+    print(f'{r.name}: {r.exp.arch} ({r.weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} valid '
+          f'images from {r.path}, bs {bs}, {device}' + (f', {world} processes' if world > 1 else ''))
     if r.start: print(f'{r.name}: resuming after {r.start} of {r.exp.epochs + r.weights.pretrained} epochs')
 
 
@@ -180,8 +179,8 @@ def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run:
     """`paddy train`: one run of experiment `exp` (or the stopped `resume_run`) here, or over `settings.processes`; exit
     code."""
     if (exp is None) == (resume_run is None):
-        raise PaddyError("give an experiment (paddy train EXP) or a stopped run (paddy train --resume RUN), "
-                         "one of the two")
+        raise PaddyError("give an experiment (paddy train EXP) or a stopped run (paddy train --resume RUN), one of "
+                         "the two")
     if resume_run and sets: raise PaddyError(f"--resume {resume_run} finishes the run as it was started: drop --set")
     if settings.processes < 1: raise PaddyError(f"--processes {settings.processes}: give 1 or more")
     spec = load(exp, sets) if exp else None  # a bad spec fails here, once, not in every process

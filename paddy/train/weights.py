@@ -95,9 +95,8 @@ def _hub(arch: str) -> Weights:
     if _reachable(constants.ENDPOINT if cfg.hf_hub_id else cfg.url):
         return Weights(True, source=f'hub:{cfg.hf_hub_id or cfg.url}')
     raise PaddyError(f"pretrained weights for {arch} are not in the Hugging Face cache ({constants.HF_HUB_CACHE}) "
-                     "and the hub "
-                     f"cannot be reached: copy them into that cache, point at a local file with --set pretrained=PATH, "
-                     f"or train from scratch with --set pretrained=False")
+                     "and the hub cannot be reached: copy them into that cache, point at a local file with --set "
+                     "pretrained=PATH, or train from scratch with --set pretrained=False")
 
 
 def resolve(arch: str, pretrained: bool | str) -> Weights:

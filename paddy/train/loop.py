@@ -1,6 +1,6 @@
 """The fit itself: fastai's fine_tune schedule, gradient accumulation across processes, and a stop that leaves no half
 run."""
-import contextlib, sys
+import contextlib, os, sys
 from pathlib import Path
 
 from ..errors import PaddyError
@@ -26,7 +26,11 @@ def stoppable():
     with SIGINT ignored (`cmd &` in a script), so an unfinished run still removes its files."""
     import signal
 
+    owner = os.getpid()
+
     def stop(signum, frame):
+        # a loader worker forked moments ago still holds this handler: the stop is its end, without a traceback
+        if os.getpid() != owner: os._exit(128 + signum)
         if not STOPS:
             # a stop sent to the whole process group kills the loader workers too: torch's SIGCHLD handler would raise
             # their deaths anywhere in the clean-up, and the loaders' own clean-up report them; both are the stop

@@ -58,6 +58,13 @@ def make_comp(root: Path, labels=('cat', 'dog', 'fish'), n=12, n_test=6, size=(4
     return root
 
 
+def landscape(comp: Path, img_id='dog002.jpg') -> Path:
+    "Turn one of `comp`'s portrait 36×48 training images on its side."
+    p = comp / 'train_images' / img_id[:3] / img_id
+    Image.open(p).transpose(Image.Transpose.ROTATE_90).save(p)
+    return p
+
+
 @pytest.fixture
 def comp(tmp_path):
     return make_comp(tmp_path / 'comp')

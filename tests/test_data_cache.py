@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+from conftest import landscape
 from paddy.cli import app
 from paddy.data import cache as C
 from paddy.data import dataloaders, read_train
@@ -13,13 +14,6 @@ from paddy.errors import PaddyError
 from paddy.spec import Experiment
 
 runner = CliRunner()
-
-
-def landscape(comp: Path, img_id='dog002.jpg') -> Path:
-    "Turn one of `comp`'s portrait 36×48 training images on its side."
-    p = comp / 'train_images' / img_id[:3] / img_id
-    Image.open(p).transpose(Image.Transpose.ROTATE_90).save(p)
-    return p
 
 
 @pytest.fixture

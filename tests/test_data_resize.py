@@ -2,8 +2,8 @@
 import hashlib, json
 from pathlib import Path
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
+from conftest import landscape
 from paddy.cli import app
 from paddy.data import find_data, read_train
 from paddy.data.resize import resize
@@ -16,13 +16,6 @@ runner = CliRunner()
 def digest(folder: Path) -> dict:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob('*')) if p.is_file()}
-
-
-def landscape(comp: Path, img_id='dog002.jpg') -> Path:
-    "Turn one of `comp`'s portrait 36×48 training images on its side."
-    p = comp / 'train_images' / img_id[:3] / img_id
-    Image.open(p).transpose(Image.Transpose.ROTATE_90).save(p)
-    return p
 
 
 def test_resize_copies_the_layout_smaller_and_leaves_the_originals(comp, tmp_path):

@@ -1,20 +1,12 @@
 """The size census from the headers alone, on real photos and the digits, and the warning it gives train."""
-from pathlib import Path
 import pandas as pd
-from PIL import Image
 from typer.testing import CliRunner
+from conftest import landscape
 from paddy.cli import app
 from paddy.data import read_train
 from paddy.data.sizes import against, census, summary
 
 runner = CliRunner()
-
-
-def landscape(comp: Path, img_id='dog002.jpg') -> Path:
-    "Turn one of `comp`'s portrait 36×48 training images on its side."
-    p = comp / 'train_images' / img_id[:3] / img_id
-    Image.open(p).transpose(Image.Transpose.ROTATE_90).save(p)
-    return p
 
 
 def test_sizes_on_the_rice_photos(rice):

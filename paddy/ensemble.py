@@ -23,8 +23,8 @@ def find_preds(patterns=(), preds: Path = Path("preds")) -> list[Path]:
         return found
     out = []
     for pat in patterns:
-        hits = [Path(pat)] if pat.endswith('.npz') and Path(pat).is_file() else [p for p in found if fnmatch(p.stem,
-                                                                                                             pat)]
+        by_path = pat.endswith('.npz') and Path(pat).is_file()
+        hits = [Path(pat)] if by_path else [p for p in found if fnmatch(p.stem, pat)]
         if not hits: raise PaddyError(f"no predictions match '{pat}' in {preds}/: see `ls {preds}`")
         out += [h for h in hits if h not in out]
     return out
@@ -52,9 +52,8 @@ def on_data_folder(preds: Path, data=None) -> list[Path]:
     ids = pd.read_csv(path / 'sample_submission.csv', dtype=str).image_id.tolist()
     away = [f for f in found if f not in here and predicted_on_a_copy(f, where[f], ids)]
     if not here + away:
-        raise PaddyError(f"none of the {len(found)} runs in {preds}/ was predicted on {path}: pass --data "
-                         "with the folder "
-                         f"they were (e.g. {next(iter(where.values())) or '?'}), or name the runs")
+        raise PaddyError(f"none of the {len(found)} runs in {preds}/ was predicted on {path}: pass --data with the "
+                         f"folder they were (e.g. {next(iter(where.values())) or '?'}), or name the runs")
     others = len(found) - len(here) - len(away)
     print(f"taking the {len(here)} runs predicted on {path}"
           + (f" and {len(away)} predicted on its copy elsewhere "

@@ -35,8 +35,7 @@ def _tmp(path: Path) -> Path: return path.with_name(f'.{path.name}.{os.getpid()}
 
 @contextlib.contextmanager
 def replaced(path: Path):
-    """Yield a temporary path beside `path` to write; then rename it over `path`: a stop mid-write leaves the old file
-    whole."""
+    "Yield a temporary path beside `path` to write, then rename it over `path`: a stop mid-write leaves the old whole."
     tmp = _tmp(Path(path))
     try:
         yield tmp

@@ -29,8 +29,7 @@ def pivot(df: pd.DataFrame, agg: str = 'mean') -> pd.DataFrame:
 
 
 def score(p: pd.DataFrame, constant: float = 80) -> pd.Series:
-    """error_rate × (fit_time + constant): the constant stands for the fixed cost of a run, so speed counts but not
-    alone."""
+    "error_rate × (fit_time + constant): the constant is a run's fixed cost, so speed counts but not alone."
     return p.error_rate * (p.fit_time + constant)
 
 

@@ -12,8 +12,7 @@ COLUMNS = ['run', 'dataset', 'experiment', 'recipe', 'arch', 'family', 'resize',
 
 
 def family(arch: str) -> str:
-    """convnext_small.fb_in22k → convnext, swinv2_base_window12_192 → swinv2, resnet26d → resnetd; anything else is its
-    own."""
+    "convnext_small.fb_in22k → convnext, swinv2_base_window12_192 → swinv2, resnet26d → resnetd; else its own."
     name = arch.split('.')[0].lower()
     name = re.sub(r'^(tf|test)_', '', name)  # TF ports and timm's tiny test models belong to the family they copy
     # the rule of the seed's "which image models are best" analysis: the leading letters, keeping a v2
@@ -26,8 +25,7 @@ def family(arch: str) -> str:
 
 
 def recipe(exp: dict) -> str:
-    """A short hash of every field but the name and the split seed: runs of one recipe are repeats; `--set` makes
-    another."""
+    "A short hash of every field but name and split seed: runs of one recipe are repeats; `--set` makes another."
     return hashlib.sha1(json.dumps({k: v for k, v in exp.items() if k not in ('name', 'seed')},
                                    sort_keys=True).encode()).hexdigest()[:6]
 
@@ -37,8 +35,7 @@ def _size(s) -> str:
 
 
 def row(meta: dict) -> dict:
-    """One run's metadata as a table row; `tta_helped` compares at 6 places, as fastai's error is float32 and TTA's
-    float64."""
+    "One run's metadata as a table row; `tta_helped` compares at 6 places: fastai's error is float32, TTA's float64."
     exp = meta.get('experiment', {})
     err, tta = meta.get('error_rate'), meta.get('tta_error_rate')
     return dict(run=meta.get('run'), dataset=Path(str(meta.get('data', ''))).name, experiment=exp.get('name'),

@@ -123,8 +123,7 @@ def hw(size: Size) -> tuple[int, int]:
 
 
 def validate(exp: Experiment) -> list[str]:
-    """Raise on fields that cannot train; return warnings for ones that train badly. The arch is checked where it is
-    built."""
+    "Raise on fields that cannot train; return warnings for ones that train badly (train/learner.py checks the arch)."
     if exp.resize not in RESIZE_METHODS:
         raise PaddyError(f"{exp.name}: resize='{exp.resize}' must be one of {', '.join(RESIZE_METHODS)}")
     if exp.accum < 1 or exp.bs % exp.accum:

@@ -110,25 +110,26 @@ def verify(path: Path, deep: bool = False, workers: int = 0) -> list[Problem]:
     return out
 
 
-def ensure(path: Path, workers: int = 0):
-    "The fast check before training: raise with every fatal problem, one a line; print the notes."
-    problems = verify(path, workers=workers)
+def fatal(problems: list[Problem]) -> list[Problem]:
+    "Print the notes among `problems` (what paddy handles itself); return the rest."
     for p in problems:
         if not p.fatal: print(f'note: {p}', file=sys.stderr)
-    fatal = [p for p in problems if p.fatal]
-    if fatal:
-        n = sum(p.n for p in fatal)
-        total = f"{n} problems in {path}: see `paddy check --deep --data {path}`"
-        raise PaddyError('\n'.join([str(p) for p in fatal] + [total]))
+    return [p for p in problems if p.fatal]
+
+
+def ensure(path: Path, workers: int = 0):
+    "The fast check before training: raise with every fatal problem, one a line, and their count; print the notes."
+    bad = fatal(verify(path, workers=workers))
+    if bad:
+        total = f"{sum(p.n for p in bad)} problems in {path}: see `paddy check --deep --data {path}`"
+        raise PaddyError('\n'.join([str(p) for p in bad] + [total]))
 
 
 def check(data=None, deep: bool = False) -> str:
     "`paddy check`: print the notes, raise with the problems one a line, or say the folder in use is fine."
     path = find_data(data)
     problems = verify(path, deep=deep, workers=num_workers())
-    for p in problems:
-        if not p.fatal: print(f'note: {p}', file=sys.stderr)
-    fatal = [str(p) for p in problems if p.fatal]
-    if fatal: raise PaddyError('\n'.join(fatal))
+    bad = fatal(problems)
+    if bad: raise PaddyError('\n'.join(map(str, bad)))
     return (f"{path}: no problems{' (every image decoded)' if deep else ''}"
             + (f', {len(problems)} notes' if problems else ''))

@@ -17,6 +17,7 @@ from .client import api, kaggle_errors, rules_url
 
 LOG = Path('kaggle-runs.csv')
 HOURS = 12.0  # a GPU session's limit on Kaggle
+RECORD = 'paddy-kaggle-run.json'  # what the kernel's script writes: what ran, what was skipped, how long it took
 COLUMNS = ('time', 'kernel', 'version', 'url', 'experiments', 'repeat', 'set', 'accelerator', 'bundle', 'paddy_commit')
 # what each of kagglesdk's KernelWorkerStatus means for status and pull; a session stopped at its time limit ends
 # CANCEL_ACKNOWLEDGED, as a cancelled one does, not ERROR (kaggle-cli #1140 and its kin)
@@ -171,9 +172,6 @@ def status(kernel_: str | None = None, log: Path = LOG) -> str:
     return line + (f"\n{ref}: {skipped(record)}" if record else '')
 
 
-RECORD = 'paddy-kaggle-run.json'  # what the kernel's script writes: what ran, what was skipped, how long it took
-
-
 def run_record(kaggle_api, ref: str) -> dict | None:
     "The kernel's own record of its sweep, fetched alone (a small file), or None where it left none."
     with tempfile.TemporaryDirectory(prefix='paddy-status-') as tmp, kaggle_errors(thing=f'kernel {ref}'):
@@ -196,9 +194,8 @@ def log_text(raw: str) -> list[str]:
 
 
 def pattern(models: bool) -> str:
-    """The output files to fetch: finished runs' metadata and predictions, the sweep's logs; the large .pkl only when
-    asked."""
-    return (r'^(models/[^/]+\.json|preds/[^/]+\.npz|sweeps/.+|paddy-kaggle-run\.json'
+    "The output files to fetch: runs' metadata and predictions, the logs and the record; the .pkl only when asked."
+    return (r'^(models/[^/]+\.json|preds/[^/]+\.npz|sweeps/.+|' + re.escape(RECORD)
             + (r'|models/[^/]+\.pkl' if models else '') + ')$')
 
 
@@ -215,8 +212,7 @@ def moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tupl
         out += [(npz, Path('preds') / npz.name)] + ([(pkl, Path('models') / pkl.name)] if models
                                                     and pkl.is_file() else []) + [(j, Path('models') / j.name)]
     out += [(f, logs / f.relative_to(got / 'sweeps')) for f in sorted((got / 'sweeps').rglob('*')) if f.is_file()]
-    if (got / 'paddy-kaggle-run.json').is_file():
-        out.append((got / 'paddy-kaggle-run.json', logs / 'paddy-kaggle-run.json'))
+    if (got / RECORD).is_file(): out.append((got / RECORD, logs / RECORD))
     return out
 
 

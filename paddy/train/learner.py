@@ -58,16 +58,17 @@ def adamw():
 
 
 def learner(dls, exp: Experiment, weights, cbs=(), **kwargs):
-    """A fastai `vision_learner` for `exp` on `dls`, with `weights` from `paddy.weights.resolve`; `kwargs` go to
-    `vision_learner`."""
+    """A fastai `vision_learner` for `exp` on `dls`, with `weights` from `paddy.weights.resolve`, that reads no loss
+    back to the host while it trains (`syncs.lean`); `kwargs` go to `vision_learner`."""
     import timm
     from fastai.vision.all import AccumMetric, error_rate, vision_learner
+    from .syncs import lean
     arch = exp.arch if timm.is_model(exp.arch) else _torchvision(exp.arch)
     # accumulated, not averaged per batch: across processes fastai then gathers the predictions and drops the padding
     # its DistributedDL adds, so the epoch table's error is that of the validation set itself
     kwargs = {"opt_func": adamw(), "metrics": AccumMetric(error_rate, flatten=False), **kwargs}
     if exp.variety: kwargs.update(two_heads(dls))
-    return vision_learner(dls, arch, pretrained=weights.pretrained, cbs=list(cbs), **weights.kwargs, **kwargs)
+    return lean(vision_learner(dls, arch, pretrained=weights.pretrained, cbs=list(cbs), **weights.kwargs, **kwargs))
 
 
 def precision(name: str = 'auto') -> str:

@@ -67,6 +67,9 @@ def train(exp: Annotated[Optional[str],
           sweep: Annotated[Optional[str], typer.Option(hidden=True, help='SWEEP/JOB: set by paddy sweep')] = None,
           no_cache: Annotated[bool, typer.Option(
               '--no-cache', help='decode every image every epoch instead of keeping them in the item cache')] = False,
+          no_gpu_cache: Annotated[bool, typer.Option(
+              '--no-gpu-cache', help='on CUDA: batch the cached training images from host memory even when they would '
+              'fit on the GPU')] = False,
           precision: Annotated[str, typer.Option(
               help='on CUDA: auto (bf16 where the card has it, else fp16), bf16, fp16 or fp32')] = 'auto',
           channels_last: Annotated[bool, typer.Option(
@@ -81,7 +84,8 @@ def train(exp: Annotated[Optional[str],
     from .train.loop import stoppable, stopping
     from .train.run import start
     stoppable(); plain_logs()
-    settings = Settings(data=None if data is None else str(data), cache=not no_cache, precision=precision,
+    settings = Settings(data=None if data is None else str(data), cache=not no_cache, gpu_cache=not no_gpu_cache,
+                        precision=precision,
                         channels_last=channels_last, sweep=sweep, wandb=wandb, fit_memory=fit_memory,
                         processes=processes)
     try: code = start(exp, set_, settings, resume)

@@ -131,10 +131,13 @@ def test_train_warns_of_the_other_orientation_and_records_its_settings(comp, tin
             '(dog002.jpg)' in err)
     assert meta['item_cache']
     assert Path(meta['item_cache']).is_dir()
+    # without CUDA the training batches come from the host's memory map, and nothing was tried on a device
+    assert (meta['item_cache_where'], meta['item_cache_why']) == ('host', None)
     assert meta['precision'] == 'fp32'
     assert meta['channels_last'] is False
     meta = train(load(str(tiny_spec)), Settings(data=comp, cache=False))
     assert meta['item_cache'] is None and 'not portrait' not in capsys.readouterr().err
+    assert meta['item_cache_where'] is None
 
 
 def test_a_pickled_cache_whose_folder_is_gone_holds_nothing(comp, tmp_path):

@@ -22,12 +22,15 @@ def batch_tfms(exp: Experiment):
 
 
 def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, device=None, cache: bool = True,
-                data=None, **kwargs):
+                data=None, resident: bool | None = None, **kwargs):
     """fastai DataLoaders over `read_train`'s `df`, validating on `valid` ids; labels come from the folder name. With
     `cache` (and PADDY_ITEM_CACHE not off), the item-transformed images of `df` are built once and read back every
-    epoch. `kwargs` go to fastai's `DataLoader`, e.g. `pin_memory`."""
+    epoch. `resident` holds the cached training images on the device and batches them there: None does so on CUDA when
+    they fit (`device.SHARE` of its free memory), True on any device, False never. `kwargs` go to fastai's
+    `DataLoader`, e.g. `pin_memory`."""
     from fastai.vision.all import (CategoryBlock, DataBlock, IndexSplitter, IntToFloatTensor, TransformBlock,
                                    parent_label)
+    from .device import AsyncDL, resident as resident_dl
     from .tfms import CachedImage, CropTensor
     it, where = item(exp), C.root()
     store = C.build(df.path.tolist(), it, where, num_workers(),
@@ -43,6 +46,11 @@ def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, de
     dblock = DataBlock(**ys, splitter=IndexSplitter(idx),
                        item_tfms=[CropTensor(it.size)] if exp.resize == 'crop' else [],
                        batch_tfms=batch_tfms(exp))
-    dls = dblock.dataloaders(df.path.tolist(), bs=bs, num_workers=num_workers(), device=device, **kwargs)
-    dls.item_cache = store  # for the run's metadata; an exported Learner keeps only the transforms
+    dls = dblock.dataloaders(df.path.tolist(), bs=bs, num_workers=num_workers(), device=device,
+                             **{'dl_type': AsyncDL, **kwargs})
+    # for the run's metadata; an exported Learner keeps only the transforms
+    dls.item_cache, dls.item_cache_where, dls.item_cache_why = store, 'host' if store else None, None
+    on = dls.train.device
+    if store is not None and resident is not False and (resident or (on is not None and on.type == 'cuda')):
+        dls.loaders[0], dls.item_cache_where, dls.item_cache_why = resident_dl(dls.train, store, on or 'cpu')
     return dls

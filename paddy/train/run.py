@@ -87,7 +87,8 @@ def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, stat
     world = distributed.world()
     bs, cbs = accum_setup(exp, world)
     # pinned: async copies
-    dls = dataloaders(df, exp, valid, bs, cache=settings.cache, data=settings.data, pin_memory=cuda)
+    dls = dataloaders(df, exp, valid, bs, cache=settings.cache, data=settings.data, pin_memory=cuda,
+                      resident=None if settings.gpu_cache else False)
     if len(dls.train) == 0:
         raise PaddyError(f"{len(dls.train_ds)} training images make no full batch of {bs}: lower bs")
     learn = speedups(learner(dls, exp, weights, cbs), settings.precision, settings.channels_last)
@@ -107,6 +108,7 @@ def announce(r: Run):
     bs = f'{r.bs}×{r.exp.accum}' + (f'×{world}' if world > 1 else '')
     print(f'{r.name}: {r.exp.arch} ({r.weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} valid '
           f'images from {r.path}, bs {bs}, {device}' + (f', {world} processes' if world > 1 else ''))
+    if dls.item_cache_why: print(f'{r.name}: training batches from host memory: {dls.item_cache_why}')
     if r.start: print(f'{r.name}: resuming after {r.start} of {r.exp.epochs + r.weights.pretrained} epochs')
 
 
@@ -137,6 +139,9 @@ def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path)
                 peak_gpu_mem_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0,
                 mixed_precision=s.precision != 'fp32', precision=s.precision, channels_last=cuda and s.channels_last,
                 item_cache=str(dls.item_cache.folder) if dls.item_cache is not None else None,
+                # where the training batches came from: the cache held on the GPU ('gpu'), or in the process on a
+                # CPU ('cpu'), or memory-mapped on the host ('host'), and why not on the GPU
+                item_cache_where=dls.item_cache_where, item_cache_why=dls.item_cache_why,
                 device='cuda' if cuda else 'cpu', weights=r.weights.source,
                 files=dict(model=str(models / f'{r.name}.pkl'), preds=str(preds / f'{r.name}.npz')), sweep=s.sweep,
                 **stamp())

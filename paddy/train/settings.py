@@ -8,6 +8,7 @@ class Settings:
     "A run's options that change how it trains or where it is recorded, but not the recipe."
     data: str | None = None          # the competition folder; None searches ($PADDY_DATA, Kaggle's input, data/…)
     cache: bool = True               # keep item-transformed images for later epochs and runs (see paddy cache)
+    gpu_cache: bool = True           # hold the cached training images on the GPU when they fit
     precision: str = 'auto'          # on CUDA: auto | bf16 | fp16 | fp32
     channels_last: bool = True       # on CUDA: channels_last memory format
     sweep: str | None = None         # SWEEP/JOB, set by paddy sweep
@@ -21,6 +22,7 @@ class Settings:
         out = [*head, *(x for s in sets for x in ('--set', s))]
         if self.data is not None: out += ['--data', str(self.data)]
         if not self.cache: out.append('--no-cache')
+        if not self.gpu_cache: out.append('--no-gpu-cache')
         if self.precision != 'auto': out += ['--precision', self.precision]
         if not self.channels_last: out.append('--no-channels-last')
         if self.wandb: out.append('--wandb')

@@ -12,8 +12,8 @@ def test_argv_reads_back_into_the_same_settings(monkeypatch):
         got.update(exp=exp, sets=sets, settings=settings, resume=resume_run)
         return 0
     monkeypatch.setattr('paddy.train.run.start', start)
-    every = Settings(data='/d', cache=False, gpu_cache=False, precision='bf16', channels_last=False, sweep='s/j-1', wandb=True,
-                     fit_memory=12.5, processes=3)
+    every = Settings(data='/d', cache=False, gpu_cache=False, precision='bf16', channels_last=False, sweep='s/j-1',
+                     wandb=True, fit_memory=12.5, processes=3)
     cases = ((every, ('train', 'tiny'), ['epochs=1', 'lr=0.1']), (Settings(), ('train', '--resume', 'r-1'), []))
     for s, head, sets in cases:
         r = CliRunner().invoke(app, s.argv(*head, sets=sets))

@@ -7,6 +7,7 @@ from .errors import PaddyError
 
 Size = typing.Union[int, tuple[int, int]]  # a square side, or (rows, cols) as fastai's Resize reads it
 RESIZE_METHODS = ('squish', 'crop', 'pad')
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')  # torch.compile's
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class Experiment:
     valid_pct: float = 0.2
     pretrained: typing.Union[bool, str] = True  # hub weights, False, a weights file, or a packaged-weights name
     variety: bool = False              # Road to the Top part 4: a second head learns train.csv's variety too
+    compile: bool = False              # torch.compile the model: minutes of compiling, then faster steps on a GPU
+    compile_mode: str = 'default'      # default | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
+    compile_backend: str = 'inductor'  # inductor makes the kernels; aot_eager only traces (quick, for tests)
 
 
 FIELDS = {f.name: f for f in fields(Experiment) if f.name != 'name'}
@@ -134,6 +138,8 @@ def validate(exp: Experiment) -> list[str]:
     if not 0 < exp.min_scale <= 1:
         raise PaddyError(f"{exp.name}: min_scale={exp.min_scale} must be above 0 and at most 1, the share of the image "
                          "a random crop keeps (0.75 by default)")
+    if exp.compile_mode not in COMPILE_MODES:
+        raise PaddyError(f"{exp.name}: compile_mode='{exp.compile_mode}' must be one of {', '.join(COMPILE_MODES)}")
     if min(*hw(exp.item_size), *hw(exp.aug_size), exp.epochs, exp.bs) < 1:
         raise PaddyError(f"{exp.name}: sizes, epochs and bs must be positive")
     msgs = [f"{exp.name}: {key}={getattr(exp, key)} has a side that is not a multiple of 32, which wastes compute or "

@@ -41,8 +41,10 @@ def check_arch(exp: Experiment):
 def check(exp: Experiment) -> list[str]:
     """Raise on a spec that cannot train (its fields, or an arch that cannot take them); return warnings for one that
     trains badly."""
+    from .compiled import check as check_compile
     msgs = validate(exp)
     check_arch(exp)
+    check_compile(exp)
     return msgs
 
 

@@ -1,6 +1,7 @@
 """Fine-tune one experiment, export it under a unique run name with its metadata, then score it with TTA:
 `train` is `prepare` → `fit` → `record`."""
 import dataclasses, os, sys, time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..predict import error, save_preds, tta_preds
 from ..provenance import stamp
 from ..spec import Experiment, load
 from . import distributed, preflight, resume
+from .compiled import Compiling, compile_model, plain
 from .learner import check, learner, precision, speedups
 from .loop import accum_setup, fit, whole_or_nothing
 from .settings import Settings
@@ -36,6 +38,8 @@ class Run:
     world: int                   # processes training it together
     fitted: dict | None = None   # what --fit-memory measured and chose
     state: dict | None = None    # a stopped run's saved state, when resuming
+    compiling: Compiling | None = None  # the compile seconds of a `compile = True` run
+    compile_in_fit: float = 0.0
 
     @property
     def start(self) -> int: return self.state['epochs_done'] if self.state else 0
@@ -92,11 +96,13 @@ def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, stat
     if len(dls.train) == 0:
         raise PaddyError(f"{len(dls.train_ds)} training images make no full batch of {bs}: lower bs")
     learn = speedups(learner(dls, exp, weights, cbs), settings.precision, settings.channels_last)
+    if exp.compile: compile_model(learn, exp)
     name = distributed.shared(state['run'] if state else new_run(exp.name, models, preds))
     if not state and distributed.is_main():
         resume.begin(name, models,
                      dict(experiment=dataclasses.asdict(exp), split_seed=seed, settings=dataclasses.asdict(settings)))
-    return Run(name, exp, settings, path, df, valid, seed, weights, learn, bs, world, fitted, state)
+    return Run(name, exp, settings, path, df, valid, seed, weights, learn, bs, world, fitted, state,
+               Compiling() if exp.compile else None)
 
 
 def announce(r: Run):
@@ -109,20 +115,24 @@ def announce(r: Run):
     print(f'{r.name}: {r.exp.arch} ({r.weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} valid '
           f'images from {r.path}, bs {bs}, {device}' + (f', {world} processes' if world > 1 else ''))
     if dls.item_cache_why: print(f'{r.name}: training batches from host memory: {dls.item_cache_why}')
+    if r.exp.compile: print(f'{r.name}: compiling the model ({r.exp.compile_backend}, {r.exp.compile_mode}) at the '
+                            'first batch of each phase; its seconds are counted apart from the fit')
     if r.start: print(f'{r.name}: resuming after {r.start} of {r.exp.epochs + r.weights.pretrained} epochs')
 
 
 def fit_run(r: Run, models: Path) -> float:
-    "Fit `r`, saving its state after every epoch on the main process; the seconds it took."
+    "Fit `r`, saving its state after every epoch on the main process; the seconds it took, less any compiling."
     import torch
     if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
     if r.settings.wandb: r.learn.add_cb(wandb_io.start(r.name, r.exp, r.settings.data, r.settings.sweep))
     t0 = time.perf_counter()
     saving = [resume.checkpoint(resume.paths(r.name, models)[1], r.start,
                                 r.fit_before)] if distributed.is_main() else []
-    with r.learn.added_cbs(saving + [resume.quiet_skips()]), distributed.training(r.learn):
+    cbs = saving + [resume.quiet_skips()]
+    with r.learn.added_cbs(cbs), distributed.training(r.learn), r.compiling or nullcontext():
         fit(r.learn, r.exp.epochs, r.exp.lr, r.weights.pretrained, r.start, r.state['pth'] if r.start else None)
-    return time.perf_counter() - t0
+    r.compile_in_fit = r.compiling.seconds if r.compiling else 0.0
+    return time.perf_counter() - t0 - r.compile_in_fit
 
 
 def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path) -> dict:
@@ -142,6 +152,7 @@ def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path)
                 # where the training batches came from: the cache held on the GPU ('gpu'), or in the process on a
                 # CPU ('cpu'), or memory-mapped on the host ('host'), and why not on the GPU
                 item_cache_where=dls.item_cache_where, item_cache_why=dls.item_cache_why,
+                compile=r.compiling.record(r.exp, r.compile_in_fit) if r.compiling else None,
                 device='cuda' if cuda else 'cpu', weights=r.weights.source,
                 files=dict(model=str(models / f'{r.name}.pkl'), preds=str(preds / f'{r.name}.npz')), sweep=s.sweep,
                 **stamp())
@@ -149,11 +160,12 @@ def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path)
 
 def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
     "Validate, export, predict with TTA and write the run's .json, last: its presence is what marks a run finished."
-    scores = r.learn.validate()
-    models.mkdir(parents=True, exist_ok=True)
-    pkl = models / f'{r.name}.pkl'
-    with written_once(pkl) as tmp, torch_write(pkl): r.learn.export(tmp.resolve())
-    p = tta_preds(r.learn, r.path, r.valid, r.df)
+    with r.compiling or nullcontext():
+        scores = r.learn.validate()
+        models.mkdir(parents=True, exist_ok=True)
+        pkl = models / f'{r.name}.pkl'
+        with written_once(pkl) as tmp, torch_write(pkl), plain(r.learn.model): r.learn.export(tmp.resolve())
+        p = tta_preds(r.learn, r.path, r.valid, r.df)
     save_preds(preds / f'{r.name}.npz', r.name, p)
     meta = metadata(r, scores, p, fit_now, models, preds)
     if r.settings.wandb: wandb_io.finish(meta)

@@ -12,11 +12,20 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gpu import ShortEpoch, experiment, parser
+import argparse
+
+from gpu import ShortEpoch
 
 from paddy.data import dataloaders, num_workers, read_train, valid_ids
+from paddy.spec import Experiment
 from paddy.train.learner import adamw, learner, precision, speedups
 from paddy.train.weights import Weights
+
+
+def experiment(arch: str, size, bs: int, name: str = 'profile') -> Experiment:
+    "The profiled recipe: `arch` from random init on 640×480 items, seen at `size`."
+    return Experiment(name=name, arch=arch, resize='squish', item_size=(640, 480), aug_size=tuple(size), bs=bs,
+                      pretrained=False)
 
 
 def main(data: Path, arch: str, size, bs: int, batches: int, time_only: bool = False):
@@ -47,7 +56,11 @@ def main(data: Path, arch: str, size, bs: int, batches: int, time_only: bool = F
 
 
 if __name__ == '__main__':
-    ap = parser(__doc__)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('data', type=Path)
+    ap.add_argument('--arch', default='convnext_small')
+    ap.add_argument('--size', type=int, nargs=2, default=(288, 224))
+    ap.add_argument('--bs', type=int, default=64)
     ap.add_argument('--batches', type=int, default=60)
     ap.add_argument('--time-only', action='store_true',
                     help='no profiler: img/s alone, e.g. to compare PADDY_WORKERS settings')

@@ -74,6 +74,18 @@ def test_the_recorder_and_bar_read_as_with_fastai(data):
     assert rec.values[-1][0] == pytest.approx(float(rec.losses[-1]))  # the epoch row's train_loss
 
 
+def test_an_export_leaves_the_bars_copies_behind(data, tmp_path):
+    "On CUDA the bar holds CUDA events, which do not pickle: an export must not take them along."
+    from collections import deque
+    from fastai.learner import load_learner
+    learn, _ = one_epoch(data)
+    assert learn.progress.slots
+    learn.progress.slots = deque([lambda: 'unpicklable, as a CUDA event'])
+    learn.export(tmp_path / 'm.pkl')
+    back = load_learner(tmp_path / 'm.pkl', cpu=True)
+    assert not hasattr(back.progress, 'slots') and back.recorder.smooth_loss.val.device.type == 'cpu'
+
+
 def test_the_smooth_loss_is_fastais(data):
     "The same losses give the same smooth losses, step by step, as fastai's `AvgSmoothLoss`."
     from types import SimpleNamespace

@@ -43,7 +43,9 @@ def peak_gb(exp: Experiment, df, valid, weights, precision: str, channels_last: 
             if self.iter + 1 >= steps: raise CancelFitException
 
     bs = exp.bs // exp.accum
-    dls = dataloaders(df, exp, valid, bs, cache=cache, pin_memory=True)
+    # the model's own needs: images held on the GPU are for a card with room to spare, and uploading them for every try
+    # would take longer than the steps
+    dls = dataloaders(df, exp, valid, bs, cache=cache, pin_memory=True, resident=False)
     learn = speedups(learner(dls, exp, weights), precision, channels_last)
     learn.unfreeze()
     gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()

@@ -36,11 +36,19 @@ class HostLosses(Callback):
     def after_train(self):
         new = self.recorder.losses[self.start:]
         if new: self.recorder.losses[self.start:] = list(torch.stack(new).cpu().unbind(0))
+    def after_fit(self):
+        # an exported Learner pickles these, on the host as fastai leaves them, so it loads where there is no GPU
+        rec = self.learn.recorder
+        rec.smooth_loss.val = rec.smooth_loss.val.cpu()
+        if isinstance(getattr(self.learn, 'smooth_loss', None), torch.Tensor):
+            self.learn.smooth_loss = self.learn.smooth_loss.cpu()
 
 
 class ProgressCallback(FastaiProgress):
     """fastai's progress bar (named as fastai's, so `learn.no_bar()` finds it), whose comment is the smooth loss of a
     batch or two before: copied into pinned memory without waiting, and shown once it has landed."""
+    _stateattrs = FastaiProgress._stateattrs + ('slots', 'pending')  # CUDA events do not pickle into an export
+
     def before_fit(self):
         super().before_fit()
         self.slots, self.pending, self.text = None, collections.deque(), ''
@@ -60,10 +68,10 @@ class ProgressCallback(FastaiProgress):
 
 
 class HostSlot:
-    "A host buffer for one 0-dim value, made once: a copy into it is queued, and read only after it has landed."
+    "A host buffer for a value like `like`, made once: a copy into it is queued, and read only after it has landed."
     def __init__(self, like: torch.Tensor):
         self.cuda = like.device.type == 'cuda'
-        self.buf = torch.empty((), dtype=like.dtype, pin_memory=self.cuda)
+        self.buf = torch.empty(like.shape, dtype=like.dtype, pin_memory=self.cuda)
         self.view = self.buf.numpy()  # numpy reads the buffer without asking torch, which would sync
         self.event = torch.cuda.Event() if self.cuda else None
 
@@ -73,7 +81,7 @@ class HostSlot:
         return self
 
     def landed(self) -> bool: return self.event is None or self.event.query()
-    def read(self) -> str: return f'{float(self.view):.4f}'
+    def read(self) -> str: return f'{float(self.view.mean()):.4f}'  # one loss, or one per process where gathered
 
 
 def lean(learn):

@@ -1,7 +1,7 @@
 """Every finished run as one row, and each architecture's family."""
 import pytest
 from conftest import TINY
-from paddy.results import family
+from paddy.results import family, recipe
 
 SPECS = {'tiny_convnext': TINY, 'tiny_effnet': TINY.replace('test_convnext', 'test_efficientnet')}
 
@@ -16,3 +16,10 @@ SPECS = {'tiny_convnext': TINY, 'tiny_effnet': TINY.replace('test_convnext', 'te
 ])
 def test_family_from_the_timm_name(arch, fam):
     assert family(arch) == fam
+
+
+def test_a_field_added_later_keeps_older_runs_repeats_of_newer_ones():
+    old = dict(name='a', arch='convnext_small', item_size=[640, 480], epochs=12, seed=42)  # before `compile` existed
+    new = dict(old, compile=False, compile_mode='default', compile_backend='inductor', seed=7, aug_size=224)
+    assert recipe(old) == recipe(new)
+    assert recipe(dict(new, compile=True)) != recipe(new) != recipe(dict(new, epochs=1))

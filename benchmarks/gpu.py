@@ -211,7 +211,7 @@ def syncs_watched(w):
             if CUDA: torch.cuda.set_sync_debug_mode('default')
     w.reads = reads
     for m in caught:
-        if 'synchroniz' in str(m.message): w.found[f'{syncs._short(m.filename)}:{m.lineno}'] += 1
+        if 'synchroniz' in str(m.message): w.found[f'{syncs.short(m.filename)}:{m.lineno}'] += 1
 
 
 def cold_epoch(df, data: Path, bs: int, workers: int = 4) -> list[dict]:

@@ -1,19 +1,16 @@
-"""Where the training process spends one epoch of `paddy train`'s Learner (item cache, pinned batches, fused AdamW, auto
-precision, channels_last): Python's profiler (every thread from Python 3.12, the main thread before it), top
-functions by own time and by total time.
+"""Where the training process spends one epoch of `paddy train`'s Learner, built as `paddy train` builds it: Python's
+profiler (every thread from Python 3.12, the main thread before it), top functions by own time and by total time.
 
 usage: python benchmarks/profile_learner.py DATA [--arch convnext_small] [--size 288 224] [--bs 64] [--batches 60]
 [--time-only] DATA is a competition folder, e.g. from benchmarks/make_synthetic.py. On CUDA the GPU runs ahead of
 Python, so time that shows up in a synchronising call (`.item()`, `.cpu()`, a blocking copy) is time Python waited for
 the GPU."""
-import cProfile, io, pstats, sys, time
+import argparse, cProfile, io, pstats, sys, time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import argparse
-
 from gpu import ShortEpoch
 
 from paddy.data import dataloaders, num_workers, read_train, valid_ids

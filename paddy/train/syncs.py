@@ -111,7 +111,7 @@ def host_reads(device: str | None = None):
             if not _depth and (device is None or self.device.type == device):
                 frame = next((f for f in reversed(traceback.extract_stack()[:-1])
                               if not f.filename.startswith(torch_dir)), None)
-                if frame is not None: sites[f'{_short(frame.filename)}:{frame.name}:{name}'] += 1
+                if frame is not None: sites[f'{short(frame.filename)}:{frame.name}:{name}'] += 1
             _depth.append(name)
             try: return fn(self, *args, **kwargs)
             finally: _depth.pop()
@@ -126,7 +126,7 @@ def host_reads(device: str | None = None):
 _depth = []
 
 
-def _short(filename: str) -> str:
+def short(filename: str) -> str:
     "`filename` from its package down (fastai/vision/augment.py), as the docs name the sites."
     parts = Path(filename).parts
     for top in ('fastai', 'paddy', 'fastprogress', 'timm', 'tests', 'benchmarks'):

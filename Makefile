@@ -26,7 +26,7 @@ demo: install ## run the whole pipeline offline on scikit-learn's digits → sub
 	$(BIN)/paddy demo
 
 test: install ## lint with ruff, then run the test suite (CPU, no network)
-	$(BIN)/ruff check paddy tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 download: install ## download and unzip the competition into data/ once (needs a Kaggle token: see README)

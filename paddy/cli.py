@@ -151,6 +151,20 @@ def predict(run: str, data: DATA = None,
 
 @app.command()
 @friendly
+def interpret(run: Annotated[Optional[str], typer.Argument(help='a run with predictions in preds/')] = None,
+              ensemble: Annotated[Optional[str], typer.Option(
+                  '--ensemble', help='an ensemble in submissions/ instead, by its name')] = None,
+              top: Annotated[int, typer.Option(help='how many top losses to show')] = 9,
+              out: Annotated[Optional[Path], typer.Option(
+                  help='the folder to write (default reports/interpret-NAME)')] = None, data: DATA = None):
+    """What RUN (or an ensemble) gets wrong on the validation split: confusion.png, classes.csv (error, precision and
+    recall per class) and top_losses.png, from its TTA probabilities."""
+    from .interpret import interpret
+    interpret(run, ensemble, out=out, top=top, data=data)
+
+
+@app.command()
+@friendly
 def ensemble(runs: Annotated[Optional[List[str]], typer.Argument(
                  help='runs or globs (default: every run with predictions)', show_default=False)] = None,
              weights: Annotated[Optional[str],

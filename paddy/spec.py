@@ -31,6 +31,14 @@ class Experiment:
     compile: bool = False              # torch.compile the model: minutes of compiling, then faster steps on a GPU
     compile_mode: str = 'default'      # default | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
     compile_backend: str = 'inductor'  # inductor makes the kernels; aot_eager only traces (quick, for tests)
+    # techniques, each off by default (docs/experiments.md recommends a recipe from docs/benchmarks.md)
+    mixup: float = 0.0                 # MixUp's Beta alpha; 0 is off
+    cutmix: float = 0.0                # CutMix's Beta alpha; 0 is off
+    mix_switch: float = 0.5            # with both on, the chance a batch takes CutMix (timm's --mixup-switch-prob)
+    mix_off_epochs: int = 0            # the last N epochs train unmixed (timm's --mixup-off-epoch)
+    label_smoothing: float = 0.0       # ε of both heads' cross-entropy; 0 is off
+    ema: float = 0.0                   # decay of an EMA of the weights, with a warm-up; 0 is off
+    aug_sizes: tuple[Size, ...] = ()   # progressive resizing: sizes spread over the epochs, the last one final
 
 
 FIELDS = {f.name: f for f in fields(Experiment) if f.name != 'name'}
@@ -66,6 +74,7 @@ def _fits(tp, v) -> bool:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType): return any(_fits(a, v) for a in args)
     if tp is type(None): return v is None
+    if origin is tuple and args[-1:] == (Ellipsis,): return isinstance(v, tuple) and all(_fits(args[0], o) for o in v)
     if origin is tuple:
         return isinstance(v, tuple) and len(v) == len(args) and all(_fits(a, o) for a, o in zip(args, v))
     if tp is float: return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -80,12 +89,21 @@ def _check(key: str, v, where: str):
         raise PaddyError(f"{where}: unknown field '{key}'"
                          + (f" (did you mean '{close[0]}'?)" if close else f"; fields are {', '.join(FIELDS)}"))
     tp = FIELDS[key].type
-    if isinstance(v, list): v = tuple(v)
+    v = tuples(v)
     if not _fits(tp, v):
+        if key == 'aug_sizes':
+            raise PaddyError(f"{where}: aug_sizes={v!r} must be a list of sizes, each one side in pixels or (rows, "
+                             "cols), written aug_sizes = [(128, 96), (224, 168)] in a file or --set "
+                             "'aug_sizes=[(128,96),(224,168)]'")
         if tp is Size: raise PaddyError(f"{where}: {key}={v!r} must be one side in pixels or (rows, cols), written "
                                         f"{key} = (320, 240) in a file or --set '{key}=(320,240)'")
         raise PaddyError(f"{where}: {key}={v!r} must be of type {_tname(tp)}")
     return float(v) if tp is float else v
+
+
+def tuples(v):
+    "`v` with its lists, nested too, as tuples: how JSON and a spec file's `[...]` give back a size."
+    return tuple(tuples(o) for o in v) if isinstance(v, (list, tuple)) else v
 
 
 def _tname(tp) -> str:
@@ -126,6 +144,36 @@ def hw(size: Size) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
+def final_size(exp: Experiment) -> Size:
+    "What the model sees last, and what TTA and the export use: the last of `aug_sizes`, else `aug_size`."
+    return exp.aug_sizes[-1] if exp.aug_sizes else exp.aug_size
+
+
+def _techniques(exp: Experiment):
+    "Raise on technique fields out of range."
+    for key in ('mixup', 'cutmix'):
+        a = getattr(exp, key)
+        if not (math.isfinite(a) and a >= 0):
+            raise PaddyError(f"{exp.name}: {key}={a} must be a Beta alpha ≥ 0, 0 for off (timm's recipe: mixup = 0.8, "
+                             "cutmix = 1.0)")
+    if not 0 <= exp.mix_switch <= 1: raise PaddyError(f"{exp.name}: mix_switch={exp.mix_switch} must be a chance, "
+                                                      "from 0 to 1")
+    if not 0 <= exp.mix_off_epochs <= exp.epochs:
+        raise PaddyError(f"{exp.name}: mix_off_epochs={exp.mix_off_epochs} must be from 0 to epochs={exp.epochs}")
+    if not 0 <= exp.label_smoothing < 1:
+        raise PaddyError(f"{exp.name}: label_smoothing={exp.label_smoothing} must be in [0, 1): 0.1 is usual, 0 is off")
+    if not 0 <= exp.ema < 1:
+        raise PaddyError(f"{exp.name}: ema={exp.ema} must be a decay in [0, 1): 0.999 is usual, 0 is off")
+    sizes = [hw(s) for s in exp.aug_sizes]
+    if min((min(s) for s in sizes), default=1) < 1: raise PaddyError(f"{exp.name}: aug_sizes must be positive")
+    if any(b[0] < a[0] or b[1] < a[1] or a == b for a, b in zip(sizes, sizes[1:])):
+        raise PaddyError(f"{exp.name}: aug_sizes={list(exp.aug_sizes)} must grow from each size to the next, "
+                         "small to large, e.g. aug_sizes = [(128, 96), (192, 144), (224, 168)]")
+    if len(sizes) > exp.epochs:
+        raise PaddyError(f"{exp.name}: aug_sizes has {len(sizes)} sizes for {exp.epochs} epochs: give at most one "
+                         "size an epoch, or more epochs")
+
+
 def validate(exp: Experiment) -> list[str]:
     "Raise on fields that cannot train; return warnings for ones that train badly (train/learner.py checks the arch)."
     if exp.resize not in RESIZE_METHODS:
@@ -142,9 +190,11 @@ def validate(exp: Experiment) -> list[str]:
         raise PaddyError(f"{exp.name}: compile_mode='{exp.compile_mode}' must be one of {', '.join(COMPILE_MODES)}")
     if min(*hw(exp.item_size), *hw(exp.aug_size), exp.epochs, exp.bs) < 1:
         raise PaddyError(f"{exp.name}: sizes, epochs and bs must be positive")
-    msgs = [f"{exp.name}: {key}={getattr(exp, key)} has a side that is not a multiple of 32, which wastes compute or "
+    _techniques(exp)
+    sized = [('item_size', exp.item_size)] + ([('aug_sizes', s) for s in exp.aug_sizes] or [('aug_size', exp.aug_size)])
+    msgs = [f"{exp.name}: {key}={size} has a side that is not a multiple of 32, which wastes compute or "
             "distorts the last feature map"
-            for key in ('item_size', 'aug_size') if any(s % 32 for s in hw(getattr(exp, key)))]
+            for key, size in sized if any(s % 32 for s in hw(size))]
     for m in msgs: print(f'warning: {m}', file=sys.stderr)
     return msgs
 

@@ -58,6 +58,21 @@ def make_comp(root: Path, labels=('cat', 'dog', 'fish'), n=12, n_test=6, size=(4
     return root
 
 
+def with_variety(comp: Path) -> Path:
+    "`comp` with a variety on every row of its train.csv, for the variety head."
+    df = pd.read_csv(comp / 'train.csv')
+    df['variety'] = ['early' if i % 2 else 'late' for i in range(len(df))]
+    df.to_csv(comp / 'train.csv', index=False)
+    return comp
+
+
+def weights_file(path: Path) -> Path:
+    "test_convnext's random weights saved to `path`: a weights file, so fine_tune freezes, then unfreezes."
+    import timm, torch
+    torch.save(timm.create_model('test_convnext', pretrained=False).state_dict(), path)
+    return path
+
+
 def landscape(comp: Path, img_id='dog002.jpg') -> Path:
     "Turn one of `comp`'s portrait 36×48 training images on its side."
     p = comp / 'train_images' / img_id[:3] / img_id

@@ -4,7 +4,6 @@ and partitions as inductor does, without generating code, which takes minutes on
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from paddy.errors import PaddyError
@@ -17,18 +16,14 @@ from paddy.train.learner import check
 @pytest.fixture(scope='module')
 def compiled(tmp_path_factory):
     "A compiled run from a weights file (so fine_tune freezes, then unfreezes), stopped after epoch 0, then resumed."
-    import timm, torch
-    from conftest import TINY, make_comp
+    import torch
+    from conftest import TINY, make_comp, weights_file, with_variety
     from test_train_resume import stop_after_the_row
     import paddy.train.run as R
     d = tmp_path_factory.mktemp('compiled')
-    comp = make_comp(d / 'comp')
-    df = pd.read_csv(comp / 'train.csv')
-    df['variety'] = ['early' if i % 2 else 'late' for i in range(len(df))]
-    df.to_csv(comp / 'train.csv', index=False)
-    torch.save(timm.create_model('test_convnext', pretrained=False).state_dict(), d / 'w.pth')
+    comp = with_variety(make_comp(d / 'comp'))
     spec = d / 'tiny.py'
-    spec.write_text(TINY.replace('pretrained = False', f"pretrained = '{d / 'w.pth'}'")
+    spec.write_text(TINY.replace('pretrained = False', f"pretrained = '{weights_file(d / 'w.pth')}'")
                     + "epochs = 2\nvariety = True\ncompile = True\ncompile_backend = 'aot_eager'\n")
     models, preds = d / 'models', d / 'preds'
     with pytest.MonkeyPatch.context() as mp:

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from .. import environ
-from ..spec import Experiment, hw
+from ..spec import Experiment, final_size, hw
 from . import cache as C
 
 
@@ -17,8 +17,9 @@ def item(exp: Experiment) -> C.Item:
 
 
 def batch_tfms(exp: Experiment):
+    "fastai's `aug_transforms` at the final size: progressive resizing sets smaller ones for the epochs before."
     from fastai.vision.all import aug_transforms
-    return aug_transforms(size=hw(exp.aug_size), min_scale=exp.min_scale, do_flip=exp.flip)
+    return aug_transforms(size=hw(final_size(exp)), min_scale=exp.min_scale, do_flip=exp.flip)
 
 
 def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, device=None, cache: bool = True,

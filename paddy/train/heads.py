@@ -5,10 +5,14 @@ import torch.nn.functional as F
 
 
 class TwoHeads:
-    "Cross-entropy of the disease logits (the first `n` outputs) plus that of the variety logits (the rest)."
-    def __init__(self, n: int): self.n = n
-    def __call__(self, out, disease,
-                 variety): return F.cross_entropy(out[:, :self.n], disease) + F.cross_entropy(out[:, self.n:], variety)
+    """Cross-entropy of the disease logits (the first `n` outputs) plus that of the variety logits (the rest), each
+    with `label_smoothing`; `reduction` as torch's, which fastai's `NoneReduce` sets while mixing."""
+    def __init__(self, n: int, label_smoothing: float = 0.0):
+        self.n, self.eps, self.reduction = n, label_smoothing, 'mean'
+    def __call__(self, out, disease, variety):
+        # an export pickled before label smoothing existed has neither attribute
+        kw = dict(label_smoothing=getattr(self, 'eps', 0.0), reduction=getattr(self, 'reduction', 'mean'))
+        return F.cross_entropy(out[:, :self.n], disease, **kw) + F.cross_entropy(out[:, self.n:], variety, **kw)
     def activation(self, out): return torch.cat([out[:, :self.n].softmax(1), out[:, self.n:].softmax(1)], 1)
     def decodes(self, out): return out[:, :self.n].argmax(1)
 
@@ -20,8 +24,8 @@ class HeadError:
     def __call__(self, out, *ys): return (out[:, self.lo:self.hi].argmax(1) != ys[self.target]).float().mean()
 
 
-def two_heads(dls) -> dict:
+def two_heads(dls, label_smoothing: float = 0.0) -> dict:
     "What `vision_learner` takes for the two heads, from the DataLoaders' two vocabularies."
     nd, nv = len(dls.vocab[0]), len(dls.vocab[1])
-    return dict(n_out=nd + nv, loss_func=TwoHeads(nd),
+    return dict(n_out=nd + nv, loss_func=TwoHeads(nd, label_smoothing),
                 metrics=[HeadError('error_rate', 0, nd, 0), HeadError('variety_error_rate', nd, nd + nv, 1)])

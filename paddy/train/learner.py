@@ -4,7 +4,7 @@ from functools import lru_cache, partial
 
 from ..errors import PaddyError
 from ..spec import Experiment, hw, validate
-from .heads import two_heads
+from .smoothing import loss
 
 
 def _torchvision(arch: str):
@@ -32,10 +32,12 @@ def check_arch(exp: Experiment):
     if '.' in exp.arch and cfg is None:
         tags = timm.list_pretrained(exp.arch.split('.')[0] + '.*')
         raise PaddyError(f"{exp.name}: timm has no pretrained tag '{exp.arch}'; it has {', '.join(tags) or 'none'}")
-    if cfg is not None and cfg.fixed_input_size and hw(exp.aug_size) != tuple(cfg.input_size[1:]):
-        h, w = cfg.input_size[1:]
-        raise PaddyError(f"{exp.name}: {exp.arch} only takes {h}×{w} input but aug_size is "
-                         f"{'×'.join(map(str, hw(exp.aug_size)))}: set aug_size = {h if h == w else (h, w)}")
+    sizes = exp.aug_sizes or (exp.aug_size,)
+    if cfg is not None and cfg.fixed_input_size and any(hw(s) != tuple(cfg.input_size[1:]) for s in sizes):
+        (h, w), key = cfg.input_size[1:], 'aug_sizes' if exp.aug_sizes else 'aug_size'
+        got = ', '.join('×'.join(map(str, hw(s))) for s in sizes)
+        raise PaddyError(f"{exp.name}: {exp.arch} only takes {h}×{w} input but {key} is {got}: set aug_size = "
+                         f"{h if h == w else (h, w)}" + (" and aug_sizes = ()" if exp.aug_sizes else ''))
 
 
 def check(exp: Experiment) -> list[str]:
@@ -69,7 +71,7 @@ def learner(dls, exp: Experiment, weights, cbs=(), **kwargs):
     # accumulated, not averaged per batch: across processes fastai then gathers the predictions and drops the padding
     # its DistributedDL adds, so the epoch table's error is that of the validation set itself
     kwargs = {"opt_func": adamw(), "metrics": AccumMetric(error_rate, flatten=False), **kwargs}
-    if exp.variety: kwargs.update(two_heads(dls))
+    kwargs.update(loss(dls, exp))
     return lean(vision_learner(dls, arch, pretrained=weights.pretrained, cbs=list(cbs), **weights.kwargs, **kwargs))
 
 

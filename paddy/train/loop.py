@@ -74,10 +74,19 @@ def fit(learn, epochs: int, lr: float, pretrained: bool, start: int = 0, state: 
     if pretrained and start < 1:
         say('frozen: 1 epoch of the new head alone')  # fastai prints a table for each phase, with the same header
         learn.freeze()
+        learn.epoch0 = 0
         learn.fit_one_cycle(1, slice(lr), pct_start=0.99)
     if pretrained: learn.unfreeze()  # this clears the optimizer, so a saved one is loaded after it
     if state is not None: resume.restore(learn, state)
+    learn.epoch0 = int(pretrained)
     if pretrained:
         say(f'unfrozen: {epochs} epochs of the whole model')
         learn.fit_one_cycle(epochs, slice(lr / 2 / 100, lr / 2), pct_start=0.3, div=5.0, start_epoch=max(0, start - 1))
     else: learn.fit_one_cycle(epochs, lr, start_epoch=start)
+    del learn.epoch0
+
+
+def run_epoch(learn) -> int:
+    """The epoch of the whole run that `learn` is in, counting fine_tune's frozen epoch as 0: what a technique that
+    changes over the run (mixing's last epochs, progressive sizes) schedules by."""
+    return learn.epoch + getattr(learn, 'epoch0', 0)

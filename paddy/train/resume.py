@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import PaddyError
 from ..files import is_run_name, read_json, replaced, torch_write, write_json
-from ..spec import Experiment
+from ..spec import Experiment, tuples
 from .settings import Settings
 
 
@@ -43,7 +43,7 @@ def read(run: str, models: Path) -> dict:
 def recorded(state: dict, given: Settings) -> tuple[Experiment, Settings]:
     """The experiment and settings a stopped run recorded, whole; `given` may name where its data folder moved, whether
     to log to W&B, how many processes and how much GPU memory, none of which changes what is trained."""
-    exp = Experiment(**{k: tuple(v) if isinstance(v, list) else v for k, v in state['experiment'].items()})
+    exp = Experiment(**{k: tuples(v) for k, v in state['experiment'].items()})
     if 'settings' in state: saved = Settings(**state['settings'])
     else:
         # before 0.2
@@ -52,13 +52,21 @@ def recorded(state: dict, given: Settings) -> tuple[Experiment, Settings]:
                         fit_memory=given.fit_memory)
 
 
+def stateful(learn) -> dict:
+    "`learn`'s callbacks that keep state across epochs (an EMA, progressive sizes), by name: each epoch saves them."
+    return {cb.name: cb for cb in learn.cbs if hasattr(type(cb), 'saved')}
+
+
 def restore(learn, pth: Path):
-    "Load a checkpoint's model and optimizer state into `learn` (after any unfreeze, which clears the optimizer)."
+    """Load a checkpoint's model, optimizer and callbacks' state into `learn` (after any unfreeze, which clears the
+    optimizer)."""
     import torch
     ck = torch.load(pth, map_location='cpu', weights_only=True)  # tensors and numbers only: no code runs
     learn.model.load_state_dict(ck['model'])
     if learn.opt is None: learn.create_opt()
     learn.opt.load_state_dict(ck['opt'])
+    for name, cb in stateful(learn).items():
+        if name in ck.get('cbs', {}): cb.load_saved(ck['cbs'][name], learn)
 
 
 def plain(obj):
@@ -141,7 +149,8 @@ def checkpoint(pth: Path, done: int, fit_before: float):
                 raise Diverged(pth.parent.name.removesuffix('.state'), self.epoch, losses)
             self.done += 1
             state = dict(model=self.learn.model.state_dict(), opt=plain(self.learn.opt.state_dict()),
-                         epochs_done=self.done, fit_time=fit_before + time.perf_counter() - self.t0)
+                         cbs={k: cb.saved() for k, cb in stateful(self.learn).items()}, epochs_done=self.done,
+                         fit_time=fit_before + time.perf_counter() - self.t0)
             with uninterrupted(), replaced(pth) as tmp, torch_write(pth): torch.save(state, tmp)
 
     cb = Checkpoint()

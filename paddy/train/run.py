@@ -14,10 +14,13 @@ from ..files import new_run, torch_write, write_json, written_once
 from ..predict import error, save_preds, tta_preds
 from ..provenance import stamp
 from ..spec import Experiment, load
-from . import distributed, preflight, resume
+from . import distributed, preflight, resume, techniques
+from ..interpret import confused
 from .compiled import Compiling, compile_model, plain
+from .ema import EMA
 from .learner import check, learner, precision, speedups
 from .loop import accum_setup, fit, whole_or_nothing
+from .progressive import Progressive
 from .settings import Settings
 from .weights import Weights, resolve
 
@@ -40,6 +43,7 @@ class Run:
     state: dict | None = None    # a stopped run's saved state, when resuming
     compiling: Compiling | None = None  # the compile seconds of a `compile = True` run
     compile_in_fit: float = 0.0
+    tricks: list = dataclasses.field(default_factory=list)  # the techniques' callbacks, for the fit alone
 
     @property
     def start(self) -> int: return self.state['epochs_done'] if self.state else 0
@@ -102,7 +106,7 @@ def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, stat
         resume.begin(name, models,
                      dict(experiment=dataclasses.asdict(exp), split_seed=seed, settings=dataclasses.asdict(settings)))
     return Run(name, exp, settings, path, df, valid, seed, weights, learn, bs, world, fitted, state,
-               Compiling() if exp.compile else None)
+               Compiling() if exp.compile else None, tricks=techniques.callbacks(exp, weights.pretrained))
 
 
 def announce(r: Run):
@@ -128,21 +132,26 @@ def fit_run(r: Run, models: Path) -> float:
     t0 = time.perf_counter()
     saving = [resume.checkpoint(resume.paths(r.name, models)[1], r.start,
                                 r.fit_before)] if distributed.is_main() else []
-    cbs = saving + [resume.quiet_skips()]
+    cbs = saving + [resume.quiet_skips()] + r.tricks
     with r.learn.added_cbs(cbs), distributed.training(r.learn), r.compiling or nullcontext():
         fit(r.learn, r.exp.epochs, r.exp.lr, r.weights.pretrained, r.start, r.state['pth'] if r.start else None)
     r.compile_in_fit = r.compiling.seconds if r.compiling else 0.0
     return time.perf_counter() - t0 - r.compile_in_fit
 
 
-def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path) -> dict:
-    "The run's .json: its recipe, split, scores, speed and where it ran, with the provenance every artefact carries."
+def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path, raw=None) -> dict:
+    """The run's .json: its recipe, split, scores (`raw`: the model's own, where an EMA's are the run's), speed and
+    where it ran, with the provenance every artefact carries."""
     import torch
     cuda, dls, s = torch.cuda.is_available(), r.learn.dls, r.settings
+    avg, sizes = techniques.find(r.tricks, EMA), techniques.find(r.tricks, Progressive)
     return dict(run=r.name, experiment=dataclasses.asdict(r.exp), vocab=p['vocab'].tolist(), data=s.data,
                 split_seed=r.seed, valid_ids=r.valid, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
                 error_rate=float(scores[1]), tta_error_rate=error(p), fit_time=fit_now + r.fit_before,
                 variety_error_rate=float(scores[2]) if r.exp.variety else None, fit_memory=r.fitted,
+                ema=dict(decay=r.exp.ema, steps=avg.steps, decay_reached=avg.decay_now(),
+                         raw_error_rate=float(raw[1])) if avg else None,
+                batch_shapes=sizes.record() if sizes else None, confused=confused(p),
                 # fine_tune adds a frozen epoch
                 img_per_s=(r.exp.epochs + r.weights.pretrained - r.start) * len(dls.train_ds) / fit_now,
                 resumed=bool(r.state), resumed_from_epoch=r.start if r.state else None, world_size=r.world,
@@ -161,18 +170,25 @@ def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path)
 def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
     "Validate, export, predict with TTA and write the run's .json, last: its presence is what marks a run finished."
     with r.compiling or nullcontext():
+        avg = techniques.find(r.tricks, EMA)
+        raw = r.learn.validate() if avg else None
+        if avg: avg.copy_to(r.learn.model)  # what is validated, exported and predicted from here on
         scores = r.learn.validate()
         models.mkdir(parents=True, exist_ok=True)
         pkl = models / f'{r.name}.pkl'
         with written_once(pkl) as tmp, torch_write(pkl), plain(r.learn.model): r.learn.export(tmp.resolve())
         p = tta_preds(r.learn, r.path, r.valid, r.df)
     save_preds(preds / f'{r.name}.npz', r.name, p)
-    meta = metadata(r, scores, p, fit_now, models, preds)
+    meta = metadata(r, scores, p, fit_now, models, preds, raw)
     if r.settings.wandb: wandb_io.finish(meta)
     write_json(models / f'{r.name}.json', meta)
     resume.finish(r.name, models)
+    if meta['ema']: print(f"{r.name}: the EMA of the weights is exported; the model's own error was "
+                          f"{meta['ema']['raw_error_rate']:.4f}")
     print(f"{r.name}: error {meta['error_rate']:.4f}, TTA error {meta['tta_error_rate']:.4f}, "
           f"fit {meta['fit_time']:.0f}s → {models / r.name}.pkl")
+    if meta['confused']: print(f"{r.name}: most confused (true → predicted, validation images): "
+                               + ', '.join(f"{a} → {b} ×{n}" for a, b, n in meta['confused']))
     return meta
 
 

@@ -53,7 +53,7 @@ def probabilities(run: str | None, ensemble: str | None, preds: Path, submission
         from .files import read_json
         meta_file = submissions / f'{ensemble}.json'
         if not meta_file.is_file():
-            raise PaddyError(f"no ensemble {meta_file}: make one with `paddy ensemble … --name {ensemble}`")
+            raise PaddyError(f"no ensemble {meta_file}: write one with `paddy ensemble … --name {ensemble}`")
         meta = read_json(meta_file, f"make the ensemble again with `paddy ensemble … --name {ensemble}`")
         members = [load_preds(Path(f)) for f in meta['preds']]
         ids = {tuple(m['valid_ids'].tolist()) if 'valid_ids' in m else None for m in members}
@@ -143,7 +143,7 @@ def plot_top_losses(p: dict, worst: np.ndarray, losses: np.ndarray, files: dict,
     from PIL import Image
     vocab, cols = [str(v) for v in p['vocab']], min(3, len(worst))
     rows = -(-len(worst) // cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.6 * rows), dpi=100, squeeze=False)
+    fig, axs = plt.subplots(rows, cols, figsize=(3.2 * cols, 4.0 * rows), dpi=100, squeeze=False)
     for ax in axs.flat: ax.axis('off')
     for ax, k in zip(axs.flat, worst):
         img_id, t, pr = str(p['valid_ids'][k]), int(p['valid_targets'][k]), int(p['valid_probs'][k].argmax())

@@ -38,14 +38,16 @@ def _size(s) -> str:
 
 
 def row(meta: dict) -> dict:
-    "One run's metadata as a table row; `tta_helped` compares at 6 places: fastai's error is float32, TTA's float64."
+    """One run's metadata as a table row: `size` is the last the model saw (progressive resizing's last); `tta_helped`
+    compares at 6 places: fastai's error is float32, TTA's float64."""
     exp = meta.get('experiment', {})
     err, tta = meta.get('error_rate'), meta.get('tta_error_rate')
     return dict(run=meta.get('run'), dataset=Path(str(meta.get('data', ''))).name, experiment=exp.get('name'),
                 recipe=recipe(exp), arch=exp.get('arch'),
                 family=family(str(exp.get('arch', ''))), resize=exp.get('resize'),
                 item_size=_size(exp.get('item_size')),
-                size=_size(exp.get('aug_size')), accum=exp.get('accum'), epochs=exp.get('epochs'), error_rate=err,
+                size=_size((exp.get('aug_sizes') or [exp.get('aug_size')])[-1]), accum=exp.get('accum'),
+                epochs=exp.get('epochs'), error_rate=err,
                 tta_error_rate=tta, tta_helped=None if err is None or tta is None else round(tta, 6) < round(err, 6),
                 fit_time=meta.get('fit_time'),
                 gpu_mem_gb=meta.get('peak_gpu_mem_gb'), device=meta.get('device'), sweep=meta.get('sweep'),

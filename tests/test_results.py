@@ -1,7 +1,7 @@
 """Every finished run as one row, and each architecture's family."""
 import pytest
 from conftest import TINY
-from paddy.results import family, recipe
+from paddy.results import family, recipe, row
 
 SPECS = {'tiny_convnext': TINY, 'tiny_effnet': TINY.replace('test_convnext', 'test_efficientnet')}
 
@@ -23,3 +23,12 @@ def test_a_field_added_later_keeps_older_runs_repeats_of_newer_ones():
     new = dict(old, compile=False, compile_mode='default', compile_backend='inductor', seed=7, aug_size=224)
     assert recipe(old) == recipe(new)
     assert recipe(dict(new, compile=True)) != recipe(new) != recipe(dict(new, epochs=1))
+
+
+def test_the_techniques_off_keep_the_recipe_and_progressive_runs_show_their_last_size():
+    old = dict(name='a', arch='convnext_small', aug_size=224, epochs=12, seed=42)  # before the techniques existed
+    off = dict(old, mixup=0.0, cutmix=0.0, mix_switch=0.5, mix_off_epochs=0, label_smoothing=0.0, ema=0.0,
+               aug_sizes=[])  # as a run's .json writes them
+    assert recipe(old) == recipe(off) != recipe(dict(off, ema=0.999)) != recipe(dict(off, aug_sizes=[128, 224]))
+    assert row(dict(experiment=off))['size'] == '224'
+    assert row(dict(experiment=dict(off, aug_sizes=[[128, 96], [256, 192]])))['size'] == '256x192'

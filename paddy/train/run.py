@@ -11,11 +11,11 @@ from ..data.sizes import against
 from ..data.verify import ensure
 from ..errors import PaddyError
 from ..files import new_run, torch_write, write_json, written_once
+from ..interpret import confused
 from ..predict import error, save_preds, tta_preds
 from ..provenance import stamp
 from ..spec import Experiment, load
 from . import distributed, preflight, resume, techniques
-from ..interpret import confused
 from .compiled import Compiling, compile_model, plain
 from .ema import EMA
 from .learner import check, learner, precision, speedups

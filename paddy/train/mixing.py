@@ -19,7 +19,7 @@ class Mix(Callback):
     run_valid = False
 
     def __init__(self, mixup: float = 0., cutmix: float = 0., switch: float = 0.5, off_from: int | None = None):
-        self.mixup, self.cutmix, self.switch, self.off_from = mixup, cutmix, switch, off_from
+        self.switch, self.off_from = switch, off_from
         # λ, the kind and the box are drawn on the host, from the generators fastai's `set_seed` seeds: one read from
         # the device would cost a sync every batch
         self.alphas = {k: a for k, a in (('mixup', mixup), ('cutmix', cutmix)) if a}
@@ -47,7 +47,7 @@ class Mix(Callback):
         else:
             (t, b, l, r), (h, w) = box(x.shape[-2:], lam), x.shape[-2:]
             x = x.clone()
-            x[..., t:b, l:r] = x[perm][..., t:b, l:r]
+            x[..., t:b, l:r] = x[perm, ..., t:b, l:r]  # only the box's pixels are gathered
             lam = 1 - (b - t) * (r - l) / (h * w)  # the share of the image that stayed, once the box is clipped
         self.learn.xb, self.lam = (x, *self.xb[1:]), lam
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PaddyError
-from .files import never_overwrite, write_json
+from .files import never_overwrite, read_json, write_json
 from .provenance import stamp
 
 
@@ -21,7 +21,12 @@ def confusion(targets: np.ndarray, predicted: np.ndarray, n: int) -> np.ndarray:
 def confused(p: dict, top: int = 3) -> list[tuple[str, str, int]]:
     "The `top` most confused (true, predicted, count) pairs of prediction file `p`'s validation split, most first."
     if 'valid_probs' not in p: return []
-    vocab, cm = [str(v) for v in p['vocab']], confusion(p['valid_targets'], p['valid_probs'].argmax(1), len(p['vocab']))
+    return most_confused(confusion(p['valid_targets'], p['valid_probs'].argmax(1), len(p['vocab'])), p['vocab'], top)
+
+
+def most_confused(cm: np.ndarray, vocab, top: int = 3) -> list[tuple[str, str, int]]:
+    "The `top` largest off-diagonal cells of confusion matrix `cm`, as (true, predicted, count), most first."
+    vocab, cm = [str(v) for v in vocab], cm.copy()
     np.fill_diagonal(cm, 0)
     order = np.argsort(-cm, axis=None, kind='stable')[:top]
     return [(vocab[i], vocab[j], int(cm[i, j])) for i, j in zip(*np.unravel_index(order, cm.shape)) if cm[i, j]]
@@ -40,7 +45,7 @@ def per_class(cm: np.ndarray, vocab) -> pd.DataFrame:
 def probabilities(run: str | None, ensemble: str | None, preds: Path, submissions: Path) -> tuple[dict, dict]:
     """The validation probabilities, targets, ids, vocab and data folder of `run`, or of the ensemble `ensemble` (its
     members' TTA probabilities combined with its weights), and what they came from."""
-    from .ensemble import combine
+    from .ensemble import combine, shared_split
     from .predict import load_preds
     if (run is None) == (ensemble is None):
         raise PaddyError("give a run (paddy interpret RUN) or an ensemble (paddy interpret --ensemble NAME), one of "
@@ -50,14 +55,12 @@ def probabilities(run: str | None, ensemble: str | None, preds: Path, submission
         if not f.is_file(): raise PaddyError(f"no predictions {f}: train the run, or `paddy predict {run}`")
         p, source = load_preds(f), dict(run=run, preds=[str(f)])
     else:
-        from .files import read_json
         meta_file = submissions / f'{ensemble}.json'
         if not meta_file.is_file():
             raise PaddyError(f"no ensemble {meta_file}: write one with `paddy ensemble … --name {ensemble}`")
         meta = read_json(meta_file, f"make the ensemble again with `paddy ensemble … --name {ensemble}`")
         members = [load_preds(Path(f)) for f in meta['preds']]
-        ids = {tuple(m['valid_ids'].tolist()) if 'valid_ids' in m else None for m in members}
-        if len(ids) != 1 or None in ids:
+        if not shared_split(dict(enumerate(members))):
             raise PaddyError(f"{ensemble}'s runs do not share one validation split, so it has no validation "
                              "predictions to interpret: interpret its runs one by one")
         p = dict(members[0])
@@ -84,7 +87,7 @@ def interpret(run: str | None = None, ensemble: str | None = None, out: Path | N
     table = per_class(cm, vocab)
     losses = -np.log(np.clip(probs[np.arange(len(targets)), targets], 1e-12, None))
     worst = np.argsort(-losses, kind='stable')[:top]
-    files, pairs = images(p, data), confused(p, 3)
+    files, pairs = images(p, data), most_confused(cm, vocab, 3)
     # written whole into a temporary folder, then moved: a stop leaves no half interpretation under its name
     tmp = out.with_name(f'.{out.name}.{os.getpid()}.tmp')
     tmp.mkdir(parents=True)

@@ -78,17 +78,24 @@ def train(exp: Annotated[Optional[str],
               '--resume', help='finish a stopped run from its last finished epoch (no EXP: the run names it)')] = None,
           fit_memory: FIT_MEMORY = None,
           processes: Annotated[int, typer.Option(
-              '--processes', help='train on N processes (one per GPU; gloo on CPU) through `accelerate launch`')] = 1):
-    "Fine-tune EXP, export models/<run>.pkl + .json, and save TTA probabilities to preds/<run>.npz."
+              '--processes', help='train on N processes (one per GPU; gloo on CPU) through `accelerate launch`')] = 1,
+          folds: Annotated[Optional[int], typer.Option(
+              '--folds', help='a CV run: K runs, each holding out one fold of a stratified plan in folds/, and their '
+              'out-of-fold predictions')] = None,
+          full: Annotated[bool, typer.Option(
+              '--full', help='a final fit on every training image, no validation; the CV run of the same recipe '
+              'stands for it')] = False):
+    """Fine-tune EXP, export models/<run>.pkl + .json, and save TTA probabilities to preds/<run>.npz; --folds K makes a
+    CV run of K such runs instead, --full a final fit on all the data."""
     from .train import Settings
+    from .train.cv import start
     from .train.loop import stoppable, stopping
-    from .train.run import start
     stoppable(); plain_logs()
     settings = Settings(data=None if data is None else str(data), cache=not no_cache, gpu_cache=not no_gpu_cache,
                         precision=precision,
                         channels_last=channels_last, sweep=sweep, wandb=wandb, fit_memory=fit_memory,
                         processes=processes)
-    try: code = start(exp, set_, settings, resume)
+    try: code = start(exp, set_, settings, resume, folds, full)
     except KeyboardInterrupt: raise typer.Exit(130)  # what was saved, and how to go on, is already said
     except Exception:
         if stopping(): raise typer.Exit(130) from None  # a loader worker the same stop killed, say
@@ -176,12 +183,28 @@ def ensemble(runs: Annotated[Optional[List[str]], typer.Argument(
              data: DATA = None,
              select: Annotated[Optional[str], typer.Option(
                  help='greedy: choose members and integer weights on the shared validation split (Caruana '
-                      'et al., 2004)')] = None,
+                      'et al., 2004, with replacement); logloss: fit weights that minimise its log loss. On CV runs, '
+                      'that split is their out-of-fold predictions')] = None,
              steps: Annotated[Optional[int], typer.Option(
                  help='with --select greedy: how many additions to try (default twice the runs)')] = None):
     "Average the runs' test probabilities and write submissions/<name>.csv in sample_submission's order."
     from .ensemble import ensemble
     ensemble(runs or (), weights=weights, vote=vote, name=name, data=data, select=select, steps=steps)
+
+
+@app.command()
+@friendly
+def pseudo(ensemble: Annotated[str, typer.Argument(help='an ensemble in submissions/, by its name')],
+           dest: Annotated[Path, typer.Option(help='the new data folder to write')],
+           threshold: Annotated[float, typer.Option(help="add test images whose ensemble probability reaches this")]
+           = 0.95,
+           max_share: Annotated[float, typer.Option(
+               '--max-share', help='add at most this share of the training set, the most confident first')] = 0.2,
+           data: DATA = None):
+    """Write a data folder of the ensemble's data (linked, not copied) with its confident test images added as training
+    images under their predicted labels, marked pseudo=1 in train.csv; train on it with --data DEST."""
+    from .pseudo import pseudo
+    pseudo(ensemble, dest, threshold, max_share, data)
 
 
 @app.command()
@@ -234,13 +257,15 @@ def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or sp
           wandb: WANDB = False, fit_memory: FIT_MEMORY = None,
           hours: Annotated[Optional[float], typer.Option(
               help='start no run that would not end within HOURS, its time estimated from the runs that finished')]
-          = None):
+          = None,
+          folds: Annotated[Optional[int], typer.Option(
+              '--folds', help='make each job a CV run of K folds (paddy train EXP --folds K)')] = None):
     "Train every EXP REPEAT times from a queue, a log file per run; stopped and started again, it skips finished runs."
     from .sweep import sweep
     from .train.loop import stoppable
     stoppable()
     try: sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb, fit_memory=fit_memory,
-               hours=hours)
+               hours=hours, folds=folds)
     except KeyboardInterrupt:
         typer.echo('paddy sweep: stopped; run the same command again to finish the runs left', err=True)
         raise typer.Exit(130)

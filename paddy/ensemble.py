@@ -12,7 +12,7 @@ from .errors import PaddyError
 from .predict import error, load_preds
 from .files import never_overwrite, open_new, sha256, write_json
 from .provenance import stamp
-from .selection import greedy
+from .selection import greedy, logloss
 
 
 def find_preds(patterns=(), preds: Path = Path("preds")) -> list[Path]:
@@ -93,23 +93,55 @@ def shared_split(members: dict[str, dict]) -> bool:
     return all('valid_ids' in m and np.array_equal(m['valid_ids'], first.get('valid_ids')) for m in members.values())
 
 
-def choose(members: dict[str, dict], steps: int | None) -> tuple[np.ndarray, dict]:
-    "Greedy selection's integer weights over `members`, printing each step; refuses runs that don't share one split."
+def one_plan(members: dict[str, dict]):
+    """Refuse to combine runs of different fold plans, or a CV run with a single-split run: their validation sets are
+    not the same images, so no weights or error can be fitted on them together. A run without validation (a final fit
+    that no CV run stands for, a prediction on other data) joins either."""
+    planned = {r: str(m['folds']) for r, m in members.items() if 'folds' in m}
+    if not planned: return
+    first = next(iter(planned))
+    for r, m in members.items():
+        if r in planned and planned[r] != planned[first]:
+            raise PaddyError(f"{first} was validated on fold plan {planned[first]} and {r} on {planned[r]}: only runs "
+                             "of one fold plan ensemble together; train them with one seed and the same --folds K")
+        if r not in planned and 'valid_ids' in m:
+            raise PaddyError(f"{first} is a CV run (fold plan {planned[first]}) and {r} a single-split run, validated "
+                             f"on other images: they do not ensemble together; train {r}'s experiment as a CV run with "
+                             "`paddy train EXP --folds K`")
+
+
+def choose(members: dict[str, dict], steps: int | None, select: str = 'greedy') -> tuple[np.ndarray, dict]:
+    """The weights `select` fits on the shared validation split (out of fold, for CV runs): greedy selection's integer
+    ones, printing each step, or log loss's; refuses runs that don't share one split."""
     split = {r: m['valid_ids'].tobytes() if 'valid_ids' in m else b'' for r, m in members.items()}
+    bare = [r for r, m in members.items() if 'valid_ids' not in m and str(m.get('split', '')) == 'full']
+    if bare:
+        raise PaddyError(f"--select {select} chooses by validation, and {', '.join(bare)} trained on every image with "
+                         "no CV run of its recipe to stand for it: train that experiment with --folds K first (its "
+                         "next --full run names it), or drop --select")
     common = Counter(split.values()).most_common(1)[0][0]
     strays = [r for r, s in split.items() if s != common or not s]
     if strays:
-        raise PaddyError(f"--select greedy needs runs that share one validation split, and {', '.join(strays)} "
+        raise PaddyError(f"--select {select} needs runs that share one validation split, and {', '.join(strays)} "
                          f"{'does' if len(strays) == 1 else 'do'} not share the others': name runs of one split seed")
     first = next(iter(members.values()))
     runs = list(members)
-    w, history = greedy([m['valid_probs'] for m in members.values()], first['valid_targets'], steps)
+    valid = [m['valid_probs'] for m in members.values()]
+    if select == 'logloss':
+        w, fit = logloss(valid, first['valid_targets'])
+        print(f"log-loss weights: {', '.join(f'{r} {x:.3f}' for r, x in zip(runs, w))}; validation log loss "
+              f"{fit['logloss']:.4f} (the plain mean's {fit['mean_logloss']:.4f})")
+        return w, dict(method='logloss', weights=dict(zip(runs, w.tolist())), **fit)
+    w, history = greedy(valid, first['valid_targets'], steps)
     for h in history:
         what = 'the plain mean is better' if h['added'] is None else f"+ {runs[h['added']]}"
         print(f"step {h['step']}: {what}: validation error {h['error']:.4f} with {h['members']} runs")
     return w, dict(method='greedy', weights=dict(zip(runs, w.tolist())),
                    steps=[dict(step=h['step'], added=None if h['added'] is None else runs[h['added']],
                                error=h['error']) for h in history])
+
+
+SELECT = ('greedy', 'logloss')
 
 
 def free_name(submissions: Path) -> str:
@@ -150,19 +182,22 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
              preds: Path = Path('preds'), submissions: Path = Path('submissions'), replace: bool = False,
              select: str | None = None, steps: int | None = None) -> dict:
     """Ensemble the runs matching `patterns` into `submissions/<name>.csv`, with its provenance beside it.
-    `select='greedy'` picks members and integer weights on the shared validation split instead of `weights`."""
+    `select='greedy'` picks members and integer weights on the shared validation split instead of `weights`, and
+    `select='logloss'` fits weights that minimise its log loss; on CV runs, that split is their out-of-fold one."""
     if isinstance(weights, str): weights = parse_weights(weights)
-    if select not in (None, 'greedy'): raise PaddyError(f"--select {select}: the one selection there is, is greedy")
+    if select not in (None, *SELECT):
+        raise PaddyError(f"--select {select}: choose {' or '.join(SELECT)}")
     if select and (weights is not None or vote):
-        raise PaddyError("--select greedy chooses the weights itself: drop --weights and --vote")
+        raise PaddyError(f"--select {select} chooses the weights itself: drop --weights and --vote")
     named, name = name is not None, name or free_name(submissions)
     csv = submissions / f'{name}.csv'
     if not replace: never_overwrite(csv, csv.with_suffix('.json'), hint='pass --name OTHER')  # before any work
     files = find_preds(patterns, preds) if patterns else on_data_folder(preds, data)
     members = {f.stem: load_preds(f) for f in files}  # keyed by file: one run may have several predictions
     _check_members(members)
+    one_plan(members)
     chosen = None
-    if select: weights, chosen = choose(members, steps)
+    if select: weights, chosen = choose(members, steps, select)
     w = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=float)
     if len(w) != len(members) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
         raise PaddyError(f"--weights needs {len(members)} non-negative numbers, one per run ({', '.join(members)}), "
@@ -171,7 +206,7 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     if select:  # the members are the runs it chose; the candidates and their weights stay in `chosen`
         keep, runs = [k for k, x in enumerate(w) if x > 0], list(members)
         members, files, w = {runs[k]: members[runs[k]] for k in keep}, [files[k] for k in keep], w[keep]
-    method = 'vote' if vote else 'greedy' if select else 'mean'
+    method = 'vote' if vote else select or 'mean'
     folders = {str(m.get('data', '')) for m in members.values()}
     path = find_data(data, folders.pop() if len(folders) == 1 else None)  # by default, where they were predicted
     sample = pd.read_csv(path / 'sample_submission.csv', dtype=str)

@@ -18,14 +18,19 @@ def pivot(df: pd.DataFrame, agg: str = 'mean') -> pd.DataFrame:
     as the seed's notebook took them, or with `min` the best run whole (the lowest error, with its own fit time), so
     that every point is one a run reached."""
     if agg not in ('min', 'mean'): raise PaddyError(f"--agg {agg}: use mean or min")
-    keys, cols = KEYS + ['recipe'], ['error_rate', 'tta_error_rate', 'fit_time', 'gpu_mem_gb']
+    # a CV run's OOF error is not a single split's: the two are kept apart, and the experiment says which it is
+    split = df.split.astype(object).where(df.split.notna(), 'single') if 'split' in df else 'single'
+    df = df.assign(split=split)
+    keys, cols = KEYS + ['recipe', 'split'], ['error_rate', 'tta_error_rate', 'fit_time', 'gpu_mem_gb']
     if agg == 'mean': vals = df.groupby(keys, dropna=False)[cols].mean()
     else: vals = df.sort_values(['error_rate', 'fit_time']).groupby(keys, dropna=False).head(1).set_index(keys)[cols]
     p = df.groupby(keys, dropna=False).run.count().rename('runs').to_frame().join(vals).reset_index()
     # runs of one experiment with different overrides are not repeats of each other: keep them apart, and say so
     several = p.groupby(['dataset', 'experiment']).recipe.transform('nunique') > 1
     p.loc[several, 'experiment'] = p.experiment[several] + '@' + p.recipe[several]
-    return p.drop(columns='recipe')
+    cv = p.split != 'single'
+    p.loc[cv, 'experiment'] = p.experiment[cv] + ' (' + p.split[cv] + ')'
+    return p.drop(columns=['recipe', 'split'])
 
 
 def score(p: pd.DataFrame, constant: float = 80) -> pd.Series:

@@ -8,7 +8,8 @@ from .errors import PaddyError
 from .files import Damaged, open_new, read_json
 
 COLUMNS = ['run', 'dataset', 'experiment', 'recipe', 'arch', 'family', 'resize', 'item_size', 'size', 'accum', 'epochs',
-           'error_rate', 'tta_error_rate', 'tta_helped', 'fit_time', 'gpu_mem_gb', 'device', 'sweep', 'created']
+           'split', 'error_rate', 'tta_error_rate', 'tta_helped', 'fold_mean', 'fold_std', 'fit_time', 'gpu_mem_gb',
+           'device', 'sweep', 'created']
 
 
 def family(arch: str) -> str:
@@ -37,9 +38,16 @@ def _size(s) -> str:
     return 'x'.join(map(str, s)) if isinstance(s, (list, tuple)) else str(s)
 
 
+def split(meta: dict) -> str:
+    "How a run was validated: on a held-out share ('single'), out of fold ('cv5', one row for 5 runs), or not ('full')."
+    s = meta.get('split') or {}
+    return f"cv{s['folds']}" if s.get('kind') == 'cv' else 'full' if s.get('kind') == 'full' else 'single'
+
+
 def row(meta: dict) -> dict:
     """One run's metadata as a table row: `size` is the last the model saw (progressive resizing's last); `tta_helped`
-    compares at 6 places: fastai's error is float32, TTA's float64."""
+    compares at 6 places: fastai's error is float32, TTA's float64. A CV run's errors are its out-of-fold ones, with the
+    spread of its folds' TTA errors and the sum of their fit times."""
     exp = meta.get('experiment', {})
     err, tta = meta.get('error_rate'), meta.get('tta_error_rate')
     return dict(run=meta.get('run'), dataset=Path(str(meta.get('data', ''))).name, experiment=exp.get('name'),
@@ -47,7 +55,8 @@ def row(meta: dict) -> dict:
                 family=family(str(exp.get('arch', ''))), resize=exp.get('resize'),
                 item_size=_size(exp.get('item_size')),
                 size=_size((exp.get('aug_sizes') or [exp.get('aug_size')])[-1]), accum=exp.get('accum'),
-                epochs=exp.get('epochs'), error_rate=err,
+                epochs=exp.get('epochs'), split=split(meta), error_rate=err, fold_mean=meta.get('fold_mean'),
+                fold_std=meta.get('fold_std'),
                 tta_error_rate=tta, tta_helped=None if err is None or tta is None else round(tta, 6) < round(err, 6),
                 fit_time=meta.get('fit_time'),
                 gpu_mem_gb=meta.get('peak_gpu_mem_gb'), device=meta.get('device'), sweep=meta.get('sweep'),

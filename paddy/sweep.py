@@ -2,10 +2,11 @@
 import hashlib, json, os, queue, signal, subprocess, sys, threading, time
 from pathlib import Path
 
-from .data import find_data, num_workers
+from .data import find_data, num_workers, read_train
 from .data.verify import ensure
 from .errors import PaddyError
 from .files import Damaged, is_run_name, read_json, write_json
+from .folds import check_k
 from .provenance import stamp
 from .results import metas
 from .spec import load
@@ -28,9 +29,11 @@ def finished(name: str, models: Path = Path('models')) -> dict[str, dict]:
 
 
 def stopped(name: str, models: Path = Path('models')) -> dict[str, str]:
-    "Job → run of this sweep's stopped runs, whose saved state (`models/<run>.state/`) a resume goes on from."
+    """Job → run of this sweep's stopped runs, whose saved state (`models/<run>.state/`, or a CV run's plan in
+    `models/<run>.folds/cv.json`) a resume goes on from."""
     out = {}
-    for f in sorted(models.glob('*.state/run.json')):
+    cvs = [f for f in sorted(models.glob('*.folds/cv.json')) if not (models / f"{f.parent.stem}.json").exists()]
+    for f in sorted(models.glob('*.state/run.json')) + cvs:
         try: info = read_json(f)
         except Damaged: continue  # caught mid-write: that run is not stopped
         job = job_of((info.get('settings') or info).get('sweep'), name)  # older states kept it at the top
@@ -82,14 +85,16 @@ class Sweep:
     "The jobs `<exp>-<k>` for k in 1…repeat of every experiment, under sweeps/<name>/ with one log per job."
 
     def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'),
-                 fit_memory=None):
+                 fit_memory=None, folds=None):
         if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
+        if folds is not None: check_k(read_train(find_data(data)), folds)  # before any job starts
         specs = [load(e, sets) for e in exps]  # a typo in any experiment stops the sweep before any run starts
         ensure(find_data(data), num_workers())  # as does bad data, instead of failing every run in turn
         self.args = dict(experiments=list(exps), repeat=repeat, set=list(sets),
                          data=None if data is None else str(Path(data).resolve()), wandb=wandb)
         if fit_memory is not None:
             self.args['fit_memory'] = fit_memory  # only when given: older sweeps keep their names
+        if folds is not None: self.args['folds'] = folds
         self.name = name or 'sweep-' + hashlib.sha1(json.dumps(self.args, sort_keys=True).encode()).hexdigest()[:8]
         self.exp = {f'{s.name}-{k}': e for s, e in zip(specs, exps) for k in range(1, repeat + 1)}
         if len(set(s.name for s in specs)) < len(specs):
@@ -110,17 +115,18 @@ class Sweep:
         a, paddy = self.args, [sys.executable, '-m', 'paddy.cli']
         if stopped: return paddy + Settings(data=a['data'], wandb=a['wandb']).argv('train', '--resume', stopped)
         s = Settings(data=a['data'], wandb=a['wandb'], fit_memory=a.get('fit_memory'), sweep=f'{self.name}/{job}')
-        return paddy + s.argv('train', self.exp[job], sets=a['set'])
+        cv = ['--folds', str(a['folds'])] if a.get('folds') else []
+        return paddy + s.argv('train', self.exp[job], *cv, sets=a['set'])
 
 
 def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'),
-          models=Path('models'), fit_memory=None, hours: float | None = None) -> dict:
+          models=Path('models'), fit_memory=None, hours: float | None = None, folds: int | None = None) -> dict:
     """Run every job not yet finished; Ctrl-C stops the running ones (they leave nothing behind) and the same command
     resumes. With `hours`, start no job that would not end within that time of the start, each job's time estimated
     as the mean of those that finished (the first ones start regardless); the ones skipped are said and recorded."""
     if hours is not None and hours <= 0:
         raise PaddyError(f"--hours {hours:g}: give the time there is, e.g. --hours 11.5")
-    s = Sweep(exps, repeat, sets, data, name, wandb, root, fit_memory)
+    s = Sweep(exps, repeat, sets, data, name, wandb, root, fit_memory, folds)
     deadline, took, skipped = None, [], []
     devs = devices(gpus)
     s.start()

@@ -18,13 +18,16 @@ def tree() -> dict:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path('.').rglob('*')) if p.is_file()}
 
 
-def fake_run(name: str, comp: Path, vocab=('cat', 'dog', 'fish'), ids=None):
-    "A prediction file as `paddy train` writes it, without the training."
+def fake_run(name: str, comp: Path, vocab=('cat', 'dog', 'fish'), ids=None, valid=(), **extra):
+    "A prediction file as `paddy train` writes it, without the training: `valid` ids get validation probabilities."
     ids = pd.read_csv(comp / 'sample_submission.csv').image_id.tolist() if ids is None else ids
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(len(vocab)), len(ids)).astype(np.float32)
+    if valid: extra.update(valid_ids=np.array(valid), valid_targets=np.zeros(len(valid), int),
+                           valid_probs=rng.dirichlet(np.ones(len(vocab)), len(valid)).astype(np.float32))
     save_preds(Path(f'preds/{name}.npz'), name, dict(vocab=np.array(vocab), data=np.array(str(comp.resolve())),
-                                                     test_ids=np.array(ids), test_probs=probs))
+                                                     test_ids=np.array(ids), test_probs=probs,
+                                                     **{k: np.asarray(v) for k, v in extra.items()}))
 
 
 @pytest.fixture
@@ -41,6 +44,12 @@ def scene(comp, tiny_spec):
     fake_run('b-000002', comp, vocab=('ant', 'bee', 'cow'))
     fake_run('c-000003', comp, ids=[f'x{i}.jpg' for i in range(6)])
     Path('preds/d-000004.npz').write_bytes(Path('preds/a-000001.npz').read_bytes()[:300])  # cut short
+    fake_run('cv1-000007', comp, valid=['cat000.jpg', 'dog000.jpg'], folds='aaaaaaaaaaaa')
+    fake_run('cv2-000008', comp, valid=['cat000.jpg', 'dog000.jpg'], folds='bbbbbbbbbbbb')
+    fake_run('s-000009', comp, valid=['cat000.jpg'])
+    fake_run('full-000010', comp, split='full')
+    Path('folds').mkdir()  # the plan that --folds 3 makes on comp, damaged
+    Path(f'folds/{plan_of(comp)}.csv').write_text('image_id,label,fold\ncat000.jpg,cat,one\n')
     Path('models').mkdir()
     Path('models/m-000005.pkl').write_bytes(b'not really a model')
     Path('models/m-000005.json').write_text('{"run": "m-000005", "experim')  # cut short
@@ -54,6 +63,13 @@ def scene(comp, tiny_spec):
     img = comp / 'train_images' / 'cat' / 'cat000.jpg'
     img.write_bytes(img.read_bytes()[:-200])
     return comp, tiny_spec
+
+
+def plan_of(comp: Path, k: int = 3) -> str:
+    "The name of the fold plan that `--folds k` makes on `comp` with the tiny spec's seed, 42."
+    from paddy.data import read_train
+    from paddy.folds import digest, make
+    return digest(make(read_train(comp), k, 42))
 
 
 CASES = [  # (arguments, text the first line must hold[, environment]); {comp} and {spec} are filled in
@@ -111,7 +127,24 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['ensemble', 'a-*', '--weights', 'nan'], '--weights needs 1 non-negative numbers, one per run'),
     (['ensemble', 'a-*', '--weights', 'inf'], '--weights needs 1 non-negative numbers, one per run'),
     (['ensemble', 'a-*', '--weights', '1,x'], '--weights 1,x: give numbers separated by commas'),
-    (['ensemble', 'a-*', '--select', 'best'], '--select best: the one selection there is, is greedy'),
+    (['ensemble', 'a-*', '--select', 'best'], '--select best: choose greedy or logloss'),
+    (['ensemble', 'cv1-*', 'cv2-*'],
+     'cv1-000007 was validated on fold plan aaaaaaaaaaaa and cv2-000008 on bbbbbbbbbbbb'),
+    (['ensemble', 'cv1-*', 's-*'], 'cv1-000007 is a CV run (fold plan aaaaaaaaaaaa) and s-000009 a single-split run'),
+    (['ensemble', 'full-*', 'cv1-*', '--select', 'logloss'],
+     'full-000010 trained on every image with no CV run of its recipe to stand for it'),
+    (['train', '{spec}', '--data', '{comp}', '--folds', '1'], '--folds 1: give 2 or more folds'),
+    (['train', '{spec}', '--data', '{comp}', '--folds', '13'], 'the smallest class, cat, has 12 images'),
+    (['train', '{spec}', '--data', '{comp}', '--folds', '3'], 'folds/{plan}.csv is damaged'),
+    (['train', '{spec}', '--folds', '3', '--full'], '--folds K makes a CV run and --full the final fit after it'),
+    (['train', '--resume', 'r-000006', '--folds', '3'], '--resume r-000006 finishes the run as it was started'),
+    (['train', '{spec}', '--folds', '3', '--processes', '2'], 'a CV run or final fit is not one'),
+    (['sweep', '{spec}', '--data', '{comp}', '--folds', '1'], '--folds 1: give 2 or more folds'),
+    (['pseudo', 'a', '--dest', 'out', '--threshold', '1.5'], '--threshold 1.5: give a probability between 0 and 1'),
+    (['pseudo', 'a', '--dest', 'out', '--threshold', '0'], '--threshold 0: give a probability between 0 and 1'),
+    (['pseudo', 'a', '--dest', 'out', '--max-share', '0'], '--max-share 0: give the largest share'),
+    (['pseudo', 'nope', '--dest', 'out'], 'no ensemble submissions/nope.json'),
+    (['pseudo', 'nope', '--dest', 'a-file'], 'a-file exists and is never overwritten: pass another --dest'),
     (['ensemble', 'a-*', '--select', 'greedy', '--weights', '1'], 'chooses the weights itself: drop --weights'),
     (['ensemble', 'a-*', '--name', 'taken', '--data', '{comp}'],
      'submissions/taken.csv exists and is never overwritten: pass --name OTHER'),
@@ -157,7 +190,8 @@ def shown(case) -> str:
 @pytest.mark.parametrize('case', CASES, ids=[shown(c)[:70] for c in CASES])
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(scene, case, monkeypatch):
     comp, spec = scene
-    args, needle, env = [a.format(comp=comp, spec=spec) for a in case[0]], case[1], case[2] if len(case) > 2 else {}
+    args, env = [a.format(comp=comp, spec=spec) for a in case[0]], case[2] if len(case) > 2 else {}
+    needle = case[1].format(plan=plan_of(comp)) if '{plan}' in case[1] else case[1]
     for k, v in env.items(): monkeypatch.setenv(k, v)
     before = tree()
     r = runner.invoke(app, args)

@@ -46,9 +46,10 @@ def stopping() -> bool: return bool(STOPS)
 
 
 @contextlib.contextmanager
-def whole_or_nothing(run: str, models: Path, preds: Path):
+def whole_or_nothing(run: str, models: Path, preds: Path, resume_as: str | None = None):
     """A run stopped (Ctrl-C, SIGTERM, a sweep's stop) or failed before its .json is unfinished: remove the model and
-    predictions it wrote, keep its saved state, and say how to go on."""
+    predictions it wrote, keep its saved state, and say how to go on (`paddy train --resume` `resume_as`, the CV run a
+    fold belongs to, else `run`)."""
     try: yield
     except BaseException as e:
         if not (models / f'{run}.json').exists():
@@ -62,7 +63,7 @@ def whole_or_nothing(run: str, models: Path, preds: Path):
                 if isinstance(e, resume.Diverged) or not done and not stopped:
                     resume.finish(run, models)
                 else: print(f"paddy: {run} stopped after {done} finished epochs; "
-                            f"`paddy train --resume {run}` goes on from there", file=sys.stderr)
+                            f"`paddy train --resume {resume_as or run}` goes on from there", file=sys.stderr)
         raise
 
 

@@ -1,9 +1,11 @@
 """Fine-tune one experiment, export it under a unique run name with its metadata, then score it with TTA:
 `train` is `prepare` → `fit` → `record`."""
-import dataclasses, os, sys, time
+import dataclasses, os, sys, time, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from .. import wandb_io
 from ..data import dataloaders, find_data, num_workers, read_train, split_seed, valid_ids
@@ -11,8 +13,10 @@ from ..data.sizes import against
 from ..data.verify import ensure
 from ..errors import PaddyError
 from ..files import new_run, torch_write, write_json, written_once
+from ..folds import check_data, held_out, is_pseudo
+from ..folds import load as load_plan
 from ..interpret import confused
-from ..predict import error, save_preds, tta_preds
+from ..predict import error, load_preds, save_preds, tta_preds
 from ..provenance import stamp
 from ..spec import Experiment, load
 from . import distributed, preflight, resume, techniques
@@ -44,6 +48,7 @@ class Run:
     compiling: Compiling | None = None  # the compile seconds of a `compile = True` run
     compile_in_fit: float = 0.0
     tricks: list = dataclasses.field(default_factory=list)  # the techniques' callbacks, for the fit alone
+    split: dict = dataclasses.field(default_factory=lambda: dict(SPLIT))  # what it holds out: see `holdout`
 
     @property
     def start(self) -> int: return self.state['epochs_done'] if self.state else 0
@@ -83,12 +88,29 @@ def fit_memory(exp: Experiment, settings: Settings, measure) -> tuple[Experiment
                    accum=accum), dict(budget_gb=settings.fit_memory, accum=accum, peak_gb=round(peak, 2), tried=tried)
 
 
-def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, state: dict | None = None) -> Run:
-    "Check everything, split, build the DataLoaders and Learner, and name the run (a resume keeps its name)."
+SPLIT = dict(kind='seed')  # the shared validation split of `seed`; 'fold' and 'full' come from paddy/train/cv.py
+
+
+def holdout(split: dict, df, seed: int, exp: Experiment, path: Path) -> list[str]:
+    """The ids a run validates on: the seed's share of the labelled images (`kind` 'seed'), fold `fold` of plan
+    `plan` ('fold'), or none ('full', a final fit on every image). Pseudo-labelled rows always train."""
+    if split['kind'] == 'full': return []
+    if split['kind'] == 'fold':
+        plan = load_plan(split['plan'])
+        check_data(plan, split['plan'], df, path)
+        return held_out(plan, split['fold'])
+    return valid_ids(df.image_id[~is_pseudo(df)], seed, exp.valid_pct)
+
+
+def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, state: dict | None = None,
+            split: dict | None = None, name: str | None = None) -> Run:
+    """Check everything, split as `split` says (see `holdout`), build the DataLoaders and Learner, and name the run
+    `name`, else a new name (a resume keeps its name and split)."""
     import torch
     settings, path, df, weights = checked(exp, settings)
     seed = state['split_seed'] if state else split_seed(exp.seed)
-    valid = valid_ids(df.image_id, seed, exp.valid_pct)
+    split = (state.get('split') if state else split) or SPLIT
+    valid = holdout(split, df, seed, exp, path)
     cuda = torch.cuda.is_available()
     exp, fitted = fit_memory(exp, settings, lambda e: preflight.peak_gb(
         e, df, valid, weights, settings.precision, settings.channels_last, settings.cache))
@@ -100,13 +122,16 @@ def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, stat
     if len(dls.train) == 0:
         raise PaddyError(f"{len(dls.train_ds)} training images make no full batch of {bs}: lower bs")
     learn = speedups(learner(dls, exp, weights, cbs), settings.precision, settings.channels_last)
+    if not valid:  # a final fit: nothing to validate, so the epoch table has no validation columns
+        learn.recorder.valid_metrics, learn.metrics = False, []
+        warnings.filterwarnings('ignore', message='Your generator is empty')  # fastprogress, of the empty validation
     if exp.compile: compile_model(learn, exp)
-    name = distributed.shared(state['run'] if state else new_run(exp.name, models, preds))
+    name = distributed.shared(state['run'] if state else name or new_run(exp.name, models, preds))
     if not state and distributed.is_main():
-        resume.begin(name, models,
-                     dict(experiment=dataclasses.asdict(exp), split_seed=seed, settings=dataclasses.asdict(settings)))
+        resume.begin(name, models, dict(experiment=dataclasses.asdict(exp), split_seed=seed, split=split,
+                                        settings=dataclasses.asdict(settings)))
     return Run(name, exp, settings, path, df, valid, seed, weights, learn, bs, world, fitted, state,
-               Compiling() if exp.compile else None, tricks=techniques.callbacks(exp, weights.pretrained))
+               Compiling() if exp.compile else None, tricks=techniques.callbacks(exp, weights.pretrained), split=split)
 
 
 def announce(r: Run):
@@ -116,8 +141,11 @@ def announce(r: Run):
     device = (f"cuda, {s.precision}"
               + (", channels_last" if s.channels_last else "") if torch.cuda.is_available() else "cpu")
     bs = f'{r.bs}×{r.exp.accum}' + (f'×{world}' if world > 1 else '')
+    held = {'fold': f" (fold {r.split.get('fold')} of {r.split.get('folds')})", 'full': ' (a final fit on every image)'}
     print(f'{r.name}: {r.exp.arch} ({r.weights.source}) on {len(dls.train_ds)} train / {len(dls.valid_ds)} valid '
-          f'images from {r.path}, bs {bs}, {device}' + (f', {world} processes' if world > 1 else ''))
+          f"images{held.get(r.split['kind'], '')} from {r.path}, bs {bs}, {device}"
+          + (f', {world} processes' if world > 1 else '') + (f', {pseudo_count(r)} of them pseudo-labelled'
+                                                             if pseudo_count(r) else ''))
     if dls.item_cache_why: print(f'{r.name}: training batches from host memory: {dls.item_cache_why}')
     if r.exp.compile: print(f'{r.name}: compiling the model ({r.exp.compile_backend}, {r.exp.compile_mode}) at the '
                             'first batch of each phase; its seconds are counted apart from the fit')
@@ -139,6 +167,9 @@ def fit_run(r: Run, models: Path) -> float:
     return time.perf_counter() - t0 - r.compile_in_fit
 
 
+def pseudo_count(r: Run) -> int: return int(is_pseudo(r.df).sum())
+
+
 def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path, raw=None) -> dict:
     """The run's .json: its recipe, split, scores (`raw`: the model's own, where an EMA's are the run's), speed and
     where it ran, with the provenance every artefact carries."""
@@ -146,12 +177,14 @@ def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path,
     cuda, dls, s = torch.cuda.is_available(), r.learn.dls, r.settings
     avg, sizes = techniques.find(r.tricks, EMA), techniques.find(r.tricks, Progressive)
     return dict(run=r.name, experiment=dataclasses.asdict(r.exp), vocab=p['vocab'].tolist(), data=s.data,
-                split_seed=r.seed, valid_ids=r.valid, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds),
-                error_rate=float(scores[1]), tta_error_rate=error(p), fit_time=fit_now + r.fit_before,
-                variety_error_rate=float(scores[2]) if r.exp.variety else None, fit_memory=r.fitted,
+                split_seed=r.seed, split=r.split, valid_ids=r.valid, n_train=len(dls.train_ds),
+                n_valid=len(dls.valid_ds), n_pseudo=pseudo_count(r),
+                error_rate=float(scores[1]) if scores else None, tta_error_rate=error(p) if r.valid else None,
+                fit_time=fit_now + r.fit_before,
+                variety_error_rate=float(scores[2]) if r.exp.variety and scores else None, fit_memory=r.fitted,
                 ema=dict(decay=r.exp.ema, steps=avg.steps, decay_reached=avg.decay_now(),
-                         raw_error_rate=float(raw[1])) if avg else None,
-                batch_shapes=sizes.record() if sizes else None, confused=confused(p),
+                         raw_error_rate=float(raw[1]) if raw else None) if avg else None,
+                batch_shapes=sizes.record() if sizes else None, confused=confused(p) if r.valid else [],
                 # fine_tune adds a frozen epoch
                 img_per_s=(r.exp.epochs + r.weights.pretrained - r.start) * len(dls.train_ds) / fit_now,
                 resumed=bool(r.state), resumed_from_epoch=r.start if r.state else None, world_size=r.world,
@@ -171,36 +204,51 @@ def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
     "Validate, export, predict with TTA and write the run's .json, last: its presence is what marks a run finished."
     with r.compiling or nullcontext():
         avg = techniques.find(r.tricks, EMA)
-        raw = r.learn.validate() if avg else None
+        raw = r.learn.validate() if avg and r.valid else None
         if avg: avg.copy_to(r.learn.model)  # what is validated, exported and predicted from here on
-        scores = r.learn.validate()
+        scores = r.learn.validate() if r.valid else None
         models.mkdir(parents=True, exist_ok=True)
         pkl = models / f'{r.name}.pkl'
         with written_once(pkl) as tmp, torch_write(pkl), plain(r.learn.model): r.learn.export(tmp.resolve())
         p = tta_preds(r.learn, r.path, r.valid, r.df)
+    if r.split.get('plan'): p['folds'] = np.array(r.split['plan'])  # only runs of one fold plan ensemble together
+    if r.split['kind'] != 'seed': p['split'] = np.array(r.split['kind'])
+    if r.split.get('stand_in'): p.update(stand_in(r.split['stand_in'], preds))
     save_preds(preds / f'{r.name}.npz', r.name, p)
     meta = metadata(r, scores, p, fit_now, models, preds, raw)
     if r.settings.wandb: wandb_io.finish(meta)
     write_json(models / f'{r.name}.json', meta)
     resume.finish(r.name, models)
-    if meta['ema']: print(f"{r.name}: the EMA of the weights is exported; the model's own error was "
-                          f"{meta['ema']['raw_error_rate']:.4f}")
-    print(f"{r.name}: error {meta['error_rate']:.4f}, TTA error {meta['tta_error_rate']:.4f}, "
-          f"fit {meta['fit_time']:.0f}s → {models / r.name}.pkl")
+    if meta['ema'] and r.valid: print(f"{r.name}: the EMA of the weights is exported; the model's own error was "
+                                      f"{meta['ema']['raw_error_rate']:.4f}")
+    if r.valid: print(f"{r.name}: error {meta['error_rate']:.4f}, TTA error {meta['tta_error_rate']:.4f}, "
+                      f"fit {meta['fit_time']:.0f}s → {models / r.name}.pkl")
+    else: print(f"{r.name}: trained on every image, fit {meta['fit_time']:.0f}s → {models / r.name}.pkl; "
+                + (f"CV run {r.split['stand_in']} stands for its validation" if r.split.get('stand_in') else
+                   "no CV run of this recipe stands for its validation, so an ensemble cannot choose by it"))
     if meta['confused']: print(f"{r.name}: most confused (true → predicted, validation images): "
                                + ', '.join(f"{a} → {b} ×{n}" for a, b, n in meta['confused']))
     return meta
 
 
+def stand_in(cv: str, preds: Path) -> dict:
+    """A final fit's validation: the out-of-fold probabilities of CV run `cv` of its recipe, which an ensemble chooses
+    by in its place, marked as `valid_from`."""
+    oof = load_preds(preds / f'{cv}.npz')
+    return dict(valid_from=np.array(cv), **{k: oof[k] for k in ('valid_ids', 'valid_probs', 'valid_targets')})
+
+
 def train(exp: Experiment | None = None, settings: Settings = Settings(), models: Path = Path('models'),
-          preds: Path = Path('preds'), resume_run: str | None = None) -> dict:
-    """Fine-tune `exp` with `settings`; write models/<run>.{pkl,json} and preds/<run>.npz. `resume_run` names a stopped
-    run to finish instead, with the experiment, split and settings it recorded."""
+          preds: Path = Path('preds'), resume_run: str | None = None, split: dict | None = None,
+          name: str | None = None, resume_as: str | None = None) -> dict:
+    """Fine-tune `exp` with `settings`, holding out what `split` says (see `holdout`), as run `name` (default: a new
+    one); write models/<run>.{pkl,json} and preds/<run>.npz. `resume_run` names a stopped run to finish instead, with
+    the experiment, split and settings it recorded; `resume_as`, what a stop tells the user to resume."""
     distributed.start()
     state = resume.read(resume_run, models) if resume_run else None
     if state: exp, settings = resume.recorded(state, settings)
-    r = prepare(exp, settings, models, preds, state)
-    with whole_or_nothing(r.name, models, preds):
+    r = prepare(exp, settings, models, preds, state, split, name)
+    with whole_or_nothing(r.name, models, preds, resume_as):
         announce(r)
         fit_now = fit_run(r, models)
         if not distributed.is_main():
@@ -210,7 +258,7 @@ def train(exp: Experiment | None = None, settings: Settings = Settings(), models
 
 def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run: str | None = None) -> int:
     """`paddy train`: one run of experiment `exp` (or the stopped `resume_run`) here, or over `settings.processes`; exit
-    code."""
+    code. A CV run or a final fit goes through `paddy.train.cv.start`, which calls this for a plain run."""
     if (exp is None) == (resume_run is None):
         raise PaddyError("give an experiment (paddy train EXP) or a stopped run (paddy train --resume RUN), one of "
                          "the two")

@@ -1,0 +1,154 @@
+"""A CV run: K runs of one experiment, run k trained on every fold of the plan but k and predicting fold k with TTA, so
+that every training image gets one out-of-fold (OOF) prediction; and a final fit on every image (`--full`).
+
+Its folds live in `models/<cv>.folds/` and `preds/<cv>.folds/`, out of sight of `paddy results` and `paddy ensemble`,
+which take the CV run whole: `preds/<cv>.npz` holds the OOF probabilities as its validation and the folds' mean test
+probabilities, and `models/<cv>.json`, written last, marks it finished."""
+import dataclasses, sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .. import folds as F
+from ..data import find_data, read_train, split_seed
+from ..errors import PaddyError
+from ..files import new_run, read_json, write_json
+from ..predict import error, load_preds, save_preds
+from ..provenance import stamp
+from ..results import metas, recipe
+from ..spec import Experiment, load
+from .learner import check
+from .resume import recorded
+from . import run
+from .run import train
+from .settings import Settings
+
+
+def folder(cv: str, root: Path) -> Path: return root / f'{cv}.folds'
+
+
+def plan_file(cv: str, models: Path) -> Path:
+    "What rebuilds CV run `cv`: its experiment, settings, K and fold plan, written before its first fold."
+    return folder(cv, models) / 'cv.json'
+
+
+def is_cv(run: str, models: Path) -> bool: return plan_file(run, models).is_file()
+
+
+def begin(exp: Experiment, settings: Settings, k: int, models: Path, preds: Path) -> dict:
+    "Check the spec and the folds, save the fold plan and name the CV run."
+    check(exp)
+    path = find_data(settings.data)
+    df = read_train(path)
+    seed = split_seed(exp.seed)
+    plan = F.save(F.make(df, k, seed))  # a bad K fails here, before anything is written
+    cv = new_run(exp.name, models, preds)
+    info = dict(run=cv, experiment=dataclasses.asdict(exp), settings=dataclasses.asdict(settings), folds=k,
+                plan=plan, split_seed=seed, **stamp())
+    write_json(plan_file(cv, models), info)
+    return info
+
+
+def cross_validate(exp: Experiment | None, settings: Settings, k: int = 5, models: Path = Path('models'),
+                   preds: Path = Path('preds'), resume_cv: str | None = None) -> dict:
+    """Train the K folds of `exp` (or finish stopped CV run `resume_cv`: the folds it has not finished, one that was
+    stopped from its last epoch), then combine them into the CV run's predictions and its .json."""
+    if resume_cv:
+        if (models / f'{resume_cv}.json').exists():
+            raise PaddyError(f"--resume {resume_cv}: it finished; its OOF predictions are in {preds / resume_cv}.npz")
+        info = read_json(plan_file(resume_cv, models), f"move {folder(resume_cv, models)} aside and start the CV run "
+                                                       "again: its plan cannot be read")
+        exp, settings = recorded(info, settings)
+    else: info = begin(exp, settings, k, models, preds)
+    cv, k, fm, fp = info['run'], info['folds'], folder(info['run'], models), folder(info['run'], preds)
+    done = [j for j in range(1, k + 1) if (fm / f'{cv}-f{j}.json').exists()]
+    print(f"{cv}: {k}-fold cross-validation of {exp.name} on fold plan folds/{info['plan']}.csv"
+          + (f"; folds {', '.join(map(str, done))} already finished" if done else ''))
+    for j in range(1, k + 1):
+        run = f'{cv}-f{j}'
+        if j in done: continue
+        print(f'{cv}: fold {j} of {k}', flush=True)
+        if (fm / f'{run}.state').is_dir(): train(settings=settings, models=fm, preds=fp, resume_run=run, resume_as=cv)
+        else: train(exp, replace(settings), fm, fp, split=dict(kind='fold', plan=info['plan'], fold=j, folds=k, cv=cv),
+                    name=run, resume_as=cv)
+    return finish(info, models, preds)
+
+
+def finish(info: dict, models: Path, preds: Path) -> dict:
+    """Join the K folds: the OOF probabilities, in id order, and the mean of the K models' test probabilities, into
+    preds/<cv>.npz; the OOF error, the folds' spread and the summed fit time into models/<cv>.json."""
+    cv, k = info['run'], info['folds']
+    fm, fp = folder(cv, models), folder(cv, preds)
+    runs = [read_json(fm / f'{cv}-f{j}.json') for j in range(1, k + 1)]
+    ps = [load_preds(fp / f'{cv}-f{j}.npz') for j in range(1, k + 1)]
+    ids = np.concatenate([p['valid_ids'] for p in ps])
+    order = np.argsort(ids, kind='stable')
+    if len(set(ids)) != len(ids): raise PaddyError(f"{cv}: an image is in two folds' validation: the plan is damaged")
+    p = dict(vocab=ps[0]['vocab'], data=ps[0]['data'], valid_ids=ids[order],
+             valid_probs=np.concatenate([p['valid_probs'] for p in ps])[order],
+             valid_targets=np.concatenate([p['valid_targets'] for p in ps])[order],
+             test_ids=ps[0]['test_ids'], test_probs=np.mean([p['test_probs'] for p in ps], 0),
+             folds=np.array(info['plan']), members=np.array([r['run'] for r in runs]))
+    save_preds(preds / f'{cv}.npz', cv, p)
+    n = np.array([r['n_valid'] for r in runs])
+    errs = np.array([r['tta_error_rate'] for r in runs])
+    first = runs[0]
+    meta = dict(run=cv, experiment=info['experiment'], vocab=first['vocab'], data=first['data'],
+                split_seed=info['split_seed'], split=dict(kind='cv', plan=info['plan'], folds=k),
+                n_train=int(n.sum()), n_valid=int(n.sum()), n_pseudo=first.get('n_pseudo', 0),
+                # every image is held out once, so the folds' errors weighted by their sizes are the OOF errors
+                error_rate=float(np.dot(n, [r['error_rate'] for r in runs]) / n.sum()), tta_error_rate=error(p),
+                fold_errors=errs.tolist(), fold_mean=float(errs.mean()), fold_std=float(errs.std(ddof=1)),
+                fit_time=float(sum(r['fit_time'] for r in runs)), runs=[r['run'] for r in runs],
+                peak_gpu_mem_gb=max(r.get('peak_gpu_mem_gb') or 0.0 for r in runs), device=first['device'],
+                weights=first.get('weights'), sweep=info['settings'].get('sweep'),
+                files=dict(preds=str(preds / f'{cv}.npz'), folds=str(fm), plan=str(F.FOLDS / f"{info['plan']}.csv")),
+                **stamp())
+    write_json(models / f'{cv}.json', meta)
+    print(f"{cv}: OOF error {meta['error_rate']:.4f}, TTA OOF error {meta['tta_error_rate']:.4f} over "
+          f"{meta['n_valid']} images; folds' TTA error {meta['fold_mean']:.4f} ± {meta['fold_std']:.4f}, "
+          f"fit {meta['fit_time']:.0f}s → {preds / cv}.npz")
+    return meta
+
+
+def matching(exp: Experiment, data: str, models: Path) -> dict | None:
+    "The newest finished CV run of `exp`'s recipe on `data`: the one that stands for a final fit's validation."
+    want = recipe(dataclasses.asdict(exp))
+    cvs = [m for _, m in metas(models, warn=False) if (m.get('split') or {}).get('kind') == 'cv'
+           and m.get('data') == data and recipe(m.get('experiment', {})) == want]
+    return max(cvs, key=lambda m: m.get('created', ''), default=None)
+
+
+def full_fit(exp: Experiment, settings: Settings, models: Path = Path('models'), preds: Path = Path('preds')) -> dict:
+    """`paddy train EXP --full`: every training image, no validation, the CV run's recipe and epochs. The newest CV run
+    of the same recipe and data stands for its validation; without one it trains all the same, and says so."""
+    data = str(find_data(settings.data).resolve())
+    cv = matching(exp, data, models)
+    if cv: print(f"{exp.name}: a final fit on every image; CV run {cv['run']} (OOF TTA error "
+                 f"{cv['tta_error_rate']:.4f}) stands for its validation")
+    else: print(f"{exp.name}: a final fit on every image; no finished CV run of this recipe on {data} (train one with "
+                f"`paddy train {exp.name} --folds 5`), so ensembles cannot choose by its validation", file=sys.stderr)
+    split = dict(kind='full', stand_in=cv['run'] if cv else None, plan=cv['split']['plan'] if cv else None)
+    return train(exp, settings, models, preds, split=split)
+
+
+def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run: str | None = None,
+          folds: int | None = None, full: bool = False, models: Path = Path('models')) -> int:
+    """`paddy train`: with `folds`, a CV run of `exp`; with `full`, its final fit; `resume_run` finishes a stopped CV
+    run or plain run; else one plain run (`run.start`). Exit code."""
+    cv = resume_run is not None and is_cv(resume_run, models)
+    if resume_run and (folds is not None or full):
+        raise PaddyError(f"--resume {resume_run} finishes the run as it was started: drop --folds and --full")
+    if folds is not None and full:
+        raise PaddyError("--folds K makes a CV run and --full the final fit after it: train them one after the other")
+    if settings.processes != 1 and (folds is not None or full or cv):
+        raise PaddyError("--processes trains one run over several GPUs, and a CV run or final fit is not one: drop "
+                         "--processes, or run CV runs side by side with `paddy sweep EXP… --folds K`")
+    if not (folds is not None or full or cv): return run.start(exp, sets, settings, resume_run)
+    if resume_run and sets: raise PaddyError(f"--resume {resume_run} finishes the run as it was started: drop --set")
+    if exp is None and not cv: raise PaddyError("--folds and --full need an experiment: paddy train EXP --folds 5")
+    spec = load(exp, sets) if exp else None
+    if full: full_fit(spec, settings, models)
+    else: cross_validate(spec, settings, folds or 0, models, resume_cv=resume_run if cv else None)
+    return 0

@@ -74,8 +74,9 @@ def model_file(run: str, models: Path, trust: bool = False) -> tuple[Path, str]:
     any other pickle loads only with `trust`, since unpickling runs whatever code the file holds."""
     p = Path(run)
     if run.endswith('.pkl') or '/' in run or os.sep in run:
-        if p.parent.resolve() == models.resolve() and p.with_suffix('.json').is_file():
-            return p, p.stem  # one of ours, by path
+        ours = p.parent.resolve() == models.resolve() or (p.parent.parent.resolve() == models.resolve()
+                                                          and p.parent.name.endswith('.folds'))  # a CV run's fold
+        if ours and p.with_suffix('.json').is_file(): return p, p.stem  # one of ours, by path
         if not trust:
             raise PaddyError(f"{run} is not a run in {models}/ with its .json, and loading a pickle runs any code in "
                              "it: pass --trust if you know where it came from")
@@ -83,6 +84,9 @@ def model_file(run: str, models: Path, trust: bool = False) -> tuple[Path, str]:
         return p, p.stem
     if not is_run_name(run): raise PaddyError(f"'{run}' is not a run name: see `ls {models}`")
     pkl, meta = models / f'{run}.pkl', models / f'{run}.json'
+    if not pkl.exists() and (models / f'{run}.folds').is_dir():
+        raise PaddyError(f"{run} is a CV run, whose models are its folds': predict one by its path, e.g. "
+                         f"`paddy predict {models}/{run}.folds/{run}-f1.pkl`")
     if not pkl.exists():
         raise PaddyError(f"no exported model {pkl}: train one with `paddy train EXP`, or check `ls {models}`")
     if not meta.exists() and not trust:
@@ -115,6 +119,7 @@ def predict(run: str, data=None, out: Path | None = None, models: Path = Path('m
     meta = read_json(meta_file, fix) if meta_file.exists() else {}
     if data is None and Path(meta.get('data', '')).is_dir(): data = meta['data']  # the folder it was trained on
     path = find_data(data)
+    if pkl.parent.name.endswith('.folds'): preds = preds / pkl.parent.name  # a fold's stay with its CV run's
     out = out or default_out(run, preds, ours=bool(meta))
     never_overwrite(out, hint='pass --out OTHER.npz')  # before the TTA, not after it
     with warnings.catch_warnings():

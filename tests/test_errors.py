@@ -55,6 +55,7 @@ def scene(comp, tiny_spec):
     Path('models/m-000005.json').write_text('{"run": "m-000005", "experim')  # cut short
     Path('models/r-000006.state').mkdir()
     Path('models/r-000006.state/run.json').write_text('{"run": "r-0000')
+    Path('models/cv-000011.folds').mkdir()
     Path('a-file').write_text('not a folder')
     Path('submissions').mkdir()
     Path('submissions/taken.csv').write_text('image_id,label\n')
@@ -152,6 +153,7 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['predict', 'bad.csv.pkl'],
      'is not a run in models/ with its .json, and loading a pickle runs any code in it: pass --trust'),
     (['predict', '..'], "'..' is not a run name"),
+    (['predict', 'cv-000011'], "cv-000011 is a CV run, whose models are its folds'"),
     (['predict', 'm-000005'], 'models/m-000005.json is damaged (JSONDecodeError'),
     (['check-submission', 'bad.csv', '--data', '{comp}'], "its header is 'id,label'"),
     (['check-submission', 'nope.csv', '--data', '{comp}'], 'no file nope.csv: write one with paddy ensemble'),

@@ -181,3 +181,24 @@ def test_a_sweep_makes_cv_runs_and_resumes_a_stopped_one(comp, tiny_spec):
     Path('models/tiny-abc123.json').write_text('{}')  # finished: nothing to resume
     assert stopped(s.name) == {}
 
+
+
+def test_a_fold_predicts_by_its_path_and_its_predictions_stay_with_its_cv_run(project):
+    p = project
+    with contextlib.chdir(p.d):
+        r = CliRunner().invoke(app, ['predict', f'models/{p.a}.folds/{p.a}-f1.pkl'])
+        assert r.exit_code == 0, r.output
+        out = list(Path(f'preds/{p.a}.folds/predicted').glob(f'{p.a}-f1-*.npz'))
+        assert len(out) == 1 and not list(Path('preds').glob(f'{p.a}-f1*'))
+        again, first = load_preds(out[0]), p.fold_preds(p.a, 1)
+        assert np.array_equal(again['valid_ids'], first['valid_ids'])  # the fold's own held-out images
+        assert np.allclose(again['valid_probs'].sum(1), 1, atol=1e-4)
+
+
+def test_a_cv_run_that_fails_before_any_fold_leaves_nothing(comp, tiny_spec, monkeypatch):
+    import paddy.train.run as R
+    from paddy.train import cv
+    def fails(*a, **k): raise RuntimeError('out of memory')
+    monkeypatch.setattr(R, 'fit_run', fails)
+    with pytest.raises(RuntimeError): cv.cross_validate(load(str(tiny_spec)), Settings(data=str(comp)), 3)
+    assert list(Path('folds').glob('*.csv')) and not list(Path('models').glob('*')) + list(Path('preds').glob('*'))

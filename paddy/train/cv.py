@@ -4,8 +4,7 @@ that every training image gets one out-of-fold (OOF) prediction; and a final fit
 Its folds live in `models/<cv>.folds/` and `preds/<cv>.folds/`, out of sight of `paddy results` and `paddy ensemble`,
 which take the CV run whole: `preds/<cv>.npz` holds the OOF probabilities as its validation and the folds' mean test
 probabilities, and `models/<cv>.json`, written last, marks it finished."""
-import dataclasses, sys
-from dataclasses import replace
+import dataclasses, shutil, sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,9 @@ from ..predict import error, load_preds, save_preds
 from ..provenance import stamp
 from ..results import metas, recipe
 from ..spec import Experiment, load
+from . import run
 from .learner import check
 from .resume import recorded
-from . import run
 from .run import train
 from .settings import Settings
 
@@ -33,16 +32,18 @@ def plan_file(cv: str, models: Path) -> Path:
     return folder(cv, models) / 'cv.json'
 
 
-def is_cv(run: str, models: Path) -> bool: return plan_file(run, models).is_file()
+def is_cv(name: str, models: Path) -> bool: return plan_file(name, models).is_file()
 
 
 def begin(exp: Experiment, settings: Settings, k: int, models: Path, preds: Path) -> dict:
-    "Check the spec and the folds, save the fold plan and name the CV run."
+    """Check what every fold's run checks (the spec, weights, data and images) and K, save the fold plan and name the
+    CV run: bad input fails here, before anything is written."""
     check(exp)
-    path = find_data(settings.data)
-    df = read_train(path)
-    seed = split_seed(exp.seed)
-    plan = F.save(F.make(df, k, seed))  # a bad K fails here, before anything is written
+    seed, path = split_seed(exp.seed), find_data(settings.data)
+    plan = F.make(read_train(path), k, seed)  # a bad K fails first, as it is the option just given
+    if (F.FOLDS / f'{F.digest(plan)}.csv').exists(): F.load(F.digest(plan))  # and a damaged plan of this one
+    run.checked(exp, settings)  # then what each fold checks: weights, data and images
+    plan = F.save(plan)
     cv = new_run(exp.name, models, preds)
     info = dict(run=cv, experiment=dataclasses.asdict(exp), settings=dataclasses.asdict(settings), folds=k,
                 plan=plan, split_seed=seed, **stamp())
@@ -65,13 +66,20 @@ def cross_validate(exp: Experiment | None, settings: Settings, k: int = 5, model
     done = [j for j in range(1, k + 1) if (fm / f'{cv}-f{j}.json').exists()]
     print(f"{cv}: {k}-fold cross-validation of {exp.name} on fold plan folds/{info['plan']}.csv"
           + (f"; folds {', '.join(map(str, done))} already finished" if done else ''))
-    for j in range(1, k + 1):
-        run = f'{cv}-f{j}'
-        if j in done: continue
-        print(f'{cv}: fold {j} of {k}', flush=True)
-        if (fm / f'{run}.state').is_dir(): train(settings=settings, models=fm, preds=fp, resume_run=run, resume_as=cv)
-        else: train(exp, replace(settings), fm, fp, split=dict(kind='fold', plan=info['plan'], fold=j, folds=k, cv=cv),
-                    name=run, resume_as=cv)
+    try:
+        for j in range(1, k + 1):
+            name = f'{cv}-f{j}'
+            if j in done: continue
+            print(f'{cv}: fold {j} of {k}', flush=True)
+            if (fm / f'{name}.state').is_dir():
+                train(settings=settings, models=fm, preds=fp, resume_run=name, resume_as=cv)
+            else: train(exp, settings, fm, fp, split=dict(kind='fold', plan=info['plan'], fold=j, folds=k, cv=cv),
+                        name=name, resume_as=cv)
+    except BaseException:
+        # a failure with no fold finished or stopped to go on from leaves no CV run behind; a stop keeps its plan
+        if not any(fm.glob(f'{cv}-f*.json')) and not any(fm.glob('*.state')):
+            shutil.rmtree(fm, ignore_errors=True); shutil.rmtree(fp, ignore_errors=True)
+        raise
     return finish(info, models, preds)
 
 
@@ -90,6 +98,8 @@ def finish(info: dict, models: Path, preds: Path) -> dict:
              valid_targets=np.concatenate([p['valid_targets'] for p in ps])[order],
              test_ids=ps[0]['test_ids'], test_probs=np.mean([p['test_probs'] for p in ps], 0),
              folds=np.array(info['plan']), members=np.array([r['run'] for r in runs]))
+    # made from the folds, and finished only with the .json: one left by a stop between the two is made again
+    if not (models / f'{cv}.json').exists(): (preds / f'{cv}.npz').unlink(missing_ok=True)
     save_preds(preds / f'{cv}.npz', cv, p)
     n = np.array([r['n_valid'] for r in runs])
     errs = np.array([r['tta_error_rate'] for r in runs])

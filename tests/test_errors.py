@@ -56,6 +56,11 @@ def scene(comp, tiny_spec):
     Path('models/r-000006.state').mkdir()
     Path('models/r-000006.state/run.json').write_text('{"run": "r-0000')
     Path('models/cv-000011.folds').mkdir()
+    book = "candidates = ['{c}']\nscreen_size = 24\nscreen_sets = ['item_size=32', 'aug_size=32']\nscreen_epochs = 1\n"
+    Path('specs/tinybook.py').write_text(book.format(c=tiny_spec))
+    Path('specs/badbook.py').write_text(book.format(c='nope_exp'))
+    Path('playbooks/damaged-comp').mkdir(parents=True)
+    Path('playbooks/damaged-comp/state.json').write_text('{"args": {"playbook": "tinyb')
     Path('a-file').write_text('not a folder')
     Path('submissions').mkdir()
     Path('submissions/taken.csv').write_text('image_id,label\n')
@@ -145,6 +150,14 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['pseudo', 'a', '--dest', 'out', '--threshold', '0'], '--threshold 0: give a probability between 0 and 1'),
     (['pseudo', 'a', '--dest', 'out', '--max-share', '0'], '--max-share 0: give the largest share'),
     (['pseudo', 'nope', '--dest', 'out'], 'no ensemble submissions/nope.json'),
+    (['playbook', 'nope'], "no playbook 'nope' in playbooks/"),
+    (['playbook', 'specs/badbook.py', '--data', '{comp}'], "specs/badbook.py: candidate nope_exp: no experiment"),
+    (['playbook', 'specs/tinybook.py', '--data', '{comp}', '--hours', '0.00001'],
+     'and the screening alone needs about'),
+    (['playbook', 'specs/tinybook.py', '--data', '{comp}', '--name', 'damaged-comp'],
+     'playbooks/damaged-comp/state.json is damaged'),
+    (['playbook', 'specs/tinybook.py', '--hours', '0'], '--hours 0: give the time there is'),
+    (['playbook', 'specs/tinybook.py', '--submit'], "--submit needs a message: -m 'what is in it'"),
     (['pseudo', 'nope', '--dest', 'a-file'], 'a-file exists and is never overwritten: pass another --dest'),
     (['ensemble', 'a-*', '--select', 'greedy', '--weights', '1'], 'chooses the weights itself: drop --weights'),
     (['ensemble', 'a-*', '--name', 'taken', '--data', '{comp}'],

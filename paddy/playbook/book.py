@@ -1,0 +1,108 @@
+"""Playbook files: `playbooks/<name>.py`, plain assignments like an experiment's, naming the whole Road to the Top
+method: the candidates to screen, how small and short the screening is, how many go forward and how they train at full
+size, and how the ensemble is chosen."""
+import difflib, re, runpy, types
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ..errors import PaddyError
+from ..spec import load as load_experiment
+
+SELECT = (None, 'greedy', 'logloss')
+
+
+@dataclass(frozen=True)
+class Playbook:
+    "One method from data to submission; `name` is its file stem."
+    name: str
+    candidates: tuple                  # experiment names, or (name, ['field=value', …]) for a variant
+    screen_size: int = 256             # the small copy's longest side; 0 screens on the data itself
+    screen_sets: tuple = ()            # fields every screening run takes, e.g. sizes that suit the small copy
+    screen_epochs: int = 3
+    top: int = 3                       # how many go on to the final sweep, best score first; 0 ensembles the screening
+    final_sets: tuple = ()             # full-size fields and techniques every final run takes
+    final_epochs: int = 12
+    folds: int = 0                     # final runs as CV runs of this many folds; 0 for one split
+    repeat: int = 1                    # final runs of each candidate
+    select: str | None = 'greedy'      # how the ensemble picks its members: greedy, logloss, or None (the mean)
+    submit: bool = False               # submit the ensemble's CSV at the end (`--submit -m MSG` asks too)
+
+    def candidate_sets(self) -> list[tuple[str, tuple]]:
+        "Each candidate as (experiment, its `--set`s)."
+        return [(c, ()) if isinstance(c, str) else (c[0], tuple(c[1])) for c in self.candidates]
+
+
+TYPES = {'candidates': (list, tuple), 'screen_size': int, 'screen_sets': (list, tuple), 'screen_epochs': int,
+         'top': int, 'final_sets': (list, tuple), 'final_epochs': int, 'folds': int, 'repeat': int,
+         'select': (str, type(None)), 'submit': bool}
+
+
+def playbooks_dir() -> Path:
+    "`playbooks/` under the working directory, else the one beside this package."
+    here = Path('playbooks')
+    return here if here.is_dir() else Path(__file__).resolve().parent.parent.parent / 'playbooks'
+
+
+def available(folder: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (folder or playbooks_dir()).glob('*.py') if not p.stem.startswith('_'))
+
+
+def path_of(name: str, folder: Path | None = None) -> Path:
+    "The file of playbook `name`, or `name` itself when it is a path to a .py file."
+    if name.endswith('.py') or '/' in name:
+        if not Path(name).is_file(): raise PaddyError(f"no playbook file {name}: check the path")
+        return Path(name)
+    folder = folder or playbooks_dir()
+    p = folder / f'{name}.py'
+    if p.is_file(): return p
+    close = difflib.get_close_matches(name, available(folder), n=3, cutoff=0.5)
+    raise PaddyError(f"no playbook '{name}' in {folder}/: " + (f"did you mean {', '.join(close)}?" if close else
+                                                               f"there are {', '.join(available(folder)) or 'none'}"))
+
+
+def load(name: str, folder: Path | None = None) -> Playbook:
+    "Read playbook `name` and check every candidate's experiment, with its sets, before anything trains."
+    p = path_of(name, folder)
+    try: ns = runpy.run_path(str(p))
+    except Exception as e: raise PaddyError(f"{p}: {type(e).__name__}: {e}") from None
+    vals = {k: v for k, v in ns.items() if not k.startswith('_') and not isinstance(v, types.ModuleType)}
+    known = {f.name for f in fields(Playbook)} - {'name'}
+    for k, v in vals.items():
+        if k not in known:
+            close = difflib.get_close_matches(k, known, n=1)
+            raise PaddyError(f"{p}: unknown field '{k}'" + (f" (did you mean '{close[0]}'?)" if close else
+                                                            f"; fields are {', '.join(sorted(known))}"))
+        if not isinstance(v, TYPES[k]) or (TYPES[k] is int and isinstance(v, bool)):
+            raise PaddyError(f"{p}: {k}={v!r} is not of the type it needs ({TYPES[k]})")
+    if 'candidates' not in vals or not vals['candidates']:
+        raise PaddyError(f"{p}: set `candidates`, e.g. candidates = ['convnext_small_squish', 'vit_small_squish']")
+    book = Playbook(name=p.stem, **{k: tuple(v) if isinstance(v, list) else v for k, v in vals.items()})
+    check(book, p)
+    return book
+
+
+def check(book: Playbook, where: Path):
+    "Raise, naming the file, on a field out of range or a candidate that does not load."
+    for key in ('screen_epochs', 'final_epochs', 'repeat'):
+        if getattr(book, key) < 1: raise PaddyError(f"{where}: {key}={getattr(book, key)} must be 1 or more")
+    if book.top < 0: raise PaddyError(f"{where}: top={book.top} must be 0 (no final sweep) or more")
+    if book.screen_size < 0: raise PaddyError(f"{where}: screen_size={book.screen_size} must be a side in pixels, or 0")
+    if book.folds == 1 or book.folds < 0: raise PaddyError(f"{where}: folds={book.folds} must be 0 (one split) or 2+")
+    if book.select not in SELECT: raise PaddyError(f"{where}: select={book.select!r} must be greedy, logloss or None")
+    for c in book.candidates:
+        if not (isinstance(c, str) or (isinstance(c, (list, tuple)) and len(c) == 2 and isinstance(c[0], str)
+                                       and all(isinstance(s, str) for s in c[1]))):
+            raise PaddyError(f"{where}: candidate {c!r} must be an experiment name or (name, ['field=value', …])")
+    names = [label(e, s) for e, s in book.candidate_sets()]
+    if len(set(names)) < len(names): raise PaddyError(f"{where}: a candidate is named twice")
+    for exp, sets in book.candidate_sets():  # an unknown candidate fails here, before anything trains
+        for stage in ([*book.screen_sets, f'epochs={book.screen_epochs}'], [*book.final_sets,
+                                                                          f'epochs={book.final_epochs}']):
+            try: load_experiment(exp, [*stage, *sets])  # a candidate's own sets win over the stage's
+            except PaddyError as e: raise PaddyError(f"{where}: candidate {label(exp, sets)}: {e}") from None
+
+
+def label(exp: str, sets=()) -> str:
+    "A candidate's name, safe in a file name: the experiment, then its sets (`convnext_small_squish@resize=crop`)."
+    base = Path(exp).stem if exp.endswith('.py') else exp  # a spec given by its path is named by its file
+    return '@'.join([base, *(re.sub(r'[^\w.=-]+', '_', s) for s in sets)])

@@ -1,0 +1,82 @@
+"""The time plan: each run's wall time estimated from a measured one (its screening run, or any finished run), scaled
+by pixels, images and epochs; the runs that fit in the hours left, in rank order over the devices, and those dropped."""
+from dataclasses import dataclass
+
+from ..spec import Experiment, final_size, hw
+
+TTA_PASSES = 5     # fastai's tta: 4 augmented passes and the plain one
+INFER_SPEEDUP = 3  # a forward pass alone is about a third of a training step
+# with no run measured yet: resnet18 trains at about 16 img/s at 224 px on 2 CPU cores; a GPU, some 50 times that
+PRIOR_PX_PER_S = {'cpu': 16 * 224 * 224, 'cuda': 800 * 224 * 224}
+
+
+def duration(seconds: float) -> str:
+    "Seconds in the unit that reads best: 40 s, 12.5 min, 3.2 h."
+    seconds = max(seconds, 0.0)
+    if seconds < 90: return f'{seconds:.2g} s' if seconds < 10 else f'{seconds:.0f} s'
+    return f'{seconds / 60:.1f} min' if seconds < 5400 else f'{seconds / 3600:.1f} h'
+
+
+def pixels(exp: Experiment) -> int:
+    h, w = hw(final_size(exp))
+    return h * w
+
+
+def trained_per_epoch(exp: Experiment, n: int, folds: int = 0) -> float:
+    "Images one epoch of one run trains on: all but the validation share, or all but one fold."
+    return n * (folds - 1) / folds if folds else n * (1 - exp.valid_pct)
+
+
+@dataclass
+class Estimate:
+    "One planned run: what it is, how long it should take, and from which measurement."
+    label: str
+    seconds: float
+    source: str
+    runs: int = 1  # a CV run is `folds` runs, its seconds their sum
+
+    def __str__(self): return f'{self.label}: {duration(self.seconds)} ({self.source})'
+
+
+def rate(meta: dict, exp: dict | None = None) -> float:
+    "Pixels a second that a finished run's `.json` says it trained at."
+    from ..spec import Experiment as E
+    e = E(**{k: tuple(v) if isinstance(v, list) else v for k, v in (exp or meta['experiment']).items()})
+    return meta['img_per_s'] * pixels(e)
+
+
+def estimate(exp: Experiment, label: str, n_train: int, n_test: int, px_per_s: float, source: str, folds: int = 0,
+             overhead: float = 0.0, pretrained: bool = True) -> Estimate:
+    """Wall seconds of `exp` on `n_train` labelled and `n_test` test images at `px_per_s`: its epochs (and fine_tune's
+    frozen one) over the images it trains on, TTA over what it validates and the test set, and a fixed `overhead` per
+    run (start-up, item cache) measured in screening."""
+    ips = px_per_s / pixels(exp)
+    runs = max(folds, 1)
+    per = trained_per_epoch(exp, n_train, folds) * (exp.epochs + pretrained) / ips
+    valid = n_train / folds if folds else n_train * exp.valid_pct
+    return Estimate(label, runs * (per + tta(exp, valid, n_test, px_per_s) + overhead), source, runs)
+
+
+def tta(exp: Experiment, n_valid: float, n_test: int, px_per_s: float) -> float:
+    "Seconds of TTA over `n_valid` and `n_test` images at the training rate `px_per_s`."
+    return TTA_PASSES * (n_valid + n_test) * pixels(exp) / (px_per_s * INFER_SPEEDUP)
+
+
+def fit(estimates: list[Estimate], seconds_left: float, devices: int = 1) -> tuple[list[Estimate], list[Estimate]]:
+    """The runs that end within `seconds_left` when started in this order, each on the device that frees first, and
+    the ones dropped: a run that would end past the budget is dropped, and a later, shorter one may still fit."""
+    free, keep, drop = [0.0] * max(devices, 1), [], []
+    for e in estimates:
+        k = min(range(len(free)), key=free.__getitem__)
+        if free[k] + e.seconds <= seconds_left: free[k] += e.seconds; keep.append(e)
+        else: drop.append(e)
+    return keep, drop
+
+
+def table(keep: list[Estimate], drop: list[Estimate], seconds_left: float) -> str:
+    "The plan in words: what runs, what is dropped, against the time left."
+    budget = ('with no time limit' if seconds_left == float('inf') else
+              f'in the {duration(seconds_left)} left')
+    lines = [f'plan: {len(keep)} runs {budget}' + (f', {len(drop)} dropped' if drop else '')]
+    lines += [f'  run   {e}' for e in keep] + [f'  drop  {e}: would end past the budget' for e in drop]
+    return '\n'.join(lines)

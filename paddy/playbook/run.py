@@ -1,0 +1,114 @@
+"""`paddy playbook NAME`: the stages in order, each skipped when the run's state says it is done, under a lock, with the
+summary rewritten after each; `--dry-run` prints the plan and spends nothing; `--status` says where a run stands."""
+import time
+from pathlib import Path
+
+from ..data import find_data
+from ..errors import PaddyError
+from ..files import is_run_name, read_json
+from . import plan as P
+from . import stages as S
+from . import summary
+from .book import load
+from .state import STAGES, State, locked
+
+ROOT = Path('playbooks')
+
+
+def run_name(book_name: str, data: Path, name: str | None) -> str:
+    name = name or f'{book_name}-{data.name}'
+    if not is_run_name(name): raise PaddyError(f"--name {name}: give a plain name, without a path")
+    return name
+
+
+def dry_run(r: S.Run, state: dict | None) -> dict:
+    "The plan, from the runs on record; nothing trains and nothing is written."
+    est = S.screen_estimates(r, r.data)
+    stages = (state or {}).get('stages', {})
+    print(f"{r.name}: {len(est)} candidates to screen" + (' (done)' if 'screen' in stages else ''))
+    for e in est: print(f'  screen {e}')
+    left = r.left() - (0 if 'screen' in stages else sum(e.seconds for e in est))
+    chosen = stages.get('rank', {}).get('chosen') or [e.label for e in est][:r.book.top]
+    if 'rank' not in stages: print(f"  the final sweep takes the top {r.book.top} by score; until screening ranks "
+                                   f"them, the plan shows the first {len(chosen)}")
+    keep, drop = S.final_plan(r, chosen, stages.get('screen', {}), left)
+    print(P.table(keep, drop, left))
+    return dict(screen=[vars(e) for e in est], keep=[vars(e) for e in keep], drop=[vars(e) for e in drop])
+
+
+def playbook(name: str, data=None, hours: float | None = None, run: str | None = None, dry: bool = False,
+             message: str | None = None, gpus: str | None = None, check=None, submit=None,
+             models: Path = Path('models')) -> dict:
+    """Run playbook `name` on `data` within `hours` as run `run` (default NAME-DATASET), from its first unfinished
+    stage. `check(csv, data)` and `submit(csv, message, data)` are the submission's lint and upload (the CLI passes
+    the Kaggle client's), so the playbook itself never reaches Kaggle."""
+    if hours is not None and hours <= 0: raise PaddyError(f"--hours {hours:g}: give the time there is, e.g. --hours 1")
+    book = load(name)  # an unknown candidate fails here, before anything trains
+    path = find_data(data)
+    name = run_name(book.name, path, run)
+    folder = ROOT / name
+    args = dict(playbook=book.name, data=str(path.resolve()), hours=hours)
+    if dry:
+        f = folder / 'state.json'
+        state = read_json(f, f"move {folder} aside, or give another --name") if f.exists() else None
+        return dry_run(S.Run(book, name, folder, path, hours, gpus, State(folder, state).spent() if state else 0.0,
+                             models), state)
+    with locked(folder):
+        s = State.open(folder, args)
+        r = S.Run(book, name, folder, path, hours, gpus, s.spent(), models)
+        todo = s.first_unfinished()
+        if todo in ('check', 'shrink', 'screen'): S.affordable(r, path)  # before any stage: the copy has as many images
+        s.save()
+        if todo is None:
+            print(f"{name}: every stage is done; see {folder / 'summary.md'}")
+            return s.info
+        print(f"{name}: playbook {book.name} on {path}" + (f", {r.left() / 3600:.2f} h left of {hours:g}" if hours
+                                                            else ', no time limit')
+              + (f"; continuing at stage {STAGES.index(todo) + 1}, {todo}" if todo != 'check' else ''), flush=True)
+        for stage in STAGES:
+            if s.done(stage): continue
+            print(f'== {name}: stage {STAGES.index(stage) + 1} of {len(STAGES)}, {stage}', flush=True)
+            t0 = time.time()
+            what = step(stage, r, s, message, check, submit)
+            s.record(stage, time.time() - t0, **what)
+            summary.write(s, name)
+        print(f"{name}: done in {s.spent() / 60:.0f} min; {folder / 'summary.md'}")
+        return s.info
+
+
+def step(stage: str, r: S.Run, s: State, message, check, submit) -> dict:
+    "What stage `stage` records, done now."
+    st = s.info['stages']
+    if stage == 'check': return S.check(r)
+    if stage == 'shrink': return S.shrink(r)
+    if stage == 'screen': return S.screen(r, Path(st['shrink']['data']))
+    if stage == 'rank': return S.rank(r)
+    if stage == 'final':
+        if not r.book.top: return dict(runs=[], skipped='top = 0: the screening runs are the ensemble\'s candidates')
+        return S.final(r, st['rank']['chosen'], st['screen'])
+    if stage == 'ensemble':
+        runs = S.final_runs(r) if r.book.top else sorted(st['screen']['runs'].values())
+        if not runs: raise PaddyError(f"no final run of {r.name} finished: see sweeps/{r.sweep_name('final')}/")
+        return S.ensemble(r, runs)
+    csv = Path(st['ensemble']['csv'])
+    out = dict(checked=check(csv, r.data) if check else None, submitted=None)
+    if message or r.book.submit:
+        if not message: raise PaddyError(f"{r.book.name} submits its ensemble: give the message with -m")
+        out['submitted'] = submit(csv, message, r.data)
+    return out
+
+
+def status(name: str, data=None, run: str | None = None) -> str:
+    "Where a playbook run stands: each stage, done (with its time) or to do, and the budget left."
+    book = load(name)
+    path = find_data(data)
+    name = run_name(book.name, path, run)
+    f = ROOT / name / 'state.json'
+    if not f.exists(): return f"{name}: not started; `paddy playbook {book.name}` starts it"
+    s = State(f.parent, read_json(f, f"move {f.parent} aside to start again, or give another --name"))
+    st, hours = s.info.get('stages', {}), s.info.get('args', {}).get('hours')
+    lines = [f"{name}: playbook {book.name}, started {s.info.get('started')}"
+             + (f", {max(0.0, hours * 3600 - s.spent()) / 3600:.2f} h of {hours:g} left" if hours else '')]
+    lines += [f"  {k:<9} " + (f"done, {st[k]['seconds'] / 60:.1f} min" if k in st else 'to do') for k in STAGES]
+    return '\n'.join(lines)
+

@@ -1,0 +1,81 @@
+"""A playbook run's record, `playbooks/<run>/state.json`: what each stage did and how long it took, rewritten whole
+after every stage, so the same command after a stop, a crash or a reboot continues from the first unfinished one; and
+its lock, so two processes never run one playbook at once."""
+import contextlib, json, os, time
+from pathlib import Path
+
+from ..errors import PaddyError
+from ..files import read_json, replaced
+
+STAGES = ('check', 'shrink', 'screen', 'rank', 'final', 'ensemble', 'submit')
+SAME = ('playbook', 'data')  # what a run is; its budget may change between sessions
+
+
+class State:
+    "The stages done so far, and what each recorded."
+
+    def __init__(self, folder: Path, info: dict):
+        self.folder, self.info = folder, info
+
+    @classmethod
+    def open(cls, folder: Path, args: dict) -> 'State':
+        "The run's state, new (saved at its first `save`) or read back; another playbook or data folder is refused."
+        f = folder / 'state.json'
+        if not f.exists(): return cls(folder, dict(args=args, started=time.strftime('%Y-%m-%dT%H:%M:%S'), stages={}))
+        info = read_json(f, f"move {folder} aside to start the playbook again, or give it another --name")
+        if not isinstance(info.get('stages'), dict) or 'args' not in info:
+            raise PaddyError(f"{f} is damaged (it lacks its stages): move {folder} aside to start again, or give "
+                             "another --name")
+        diff = [k for k in SAME if args.get(k) != info['args'].get(k)]
+        if diff:
+            raise PaddyError(f"playbook run {folder.name} was started with another {' and '.join(diff)} (see {f}): "
+                             "run it as it was started, or give another --name")
+        info['args'] = args  # the hours may change: a new session brings its own
+        return cls(folder, info)
+
+    def save(self):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with replaced(self.folder / 'state.json') as tmp: tmp.write_text(json.dumps(self.info, indent=1, default=str))
+
+    def done(self, stage: str) -> dict | None: return self.info['stages'].get(stage)
+
+    def record(self, stage: str, seconds: float, **what):
+        self.info['stages'][stage] = dict(seconds=round(seconds, 1), finished=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                                          **what)
+        self.save()
+
+    def spent(self) -> float:
+        "Seconds the finished stages took, over every session: what is gone of the budget before this one."
+        return sum(s['seconds'] for s in self.info['stages'].values())
+
+    def first_unfinished(self) -> str | None: return next((s for s in STAGES if s not in self.info['stages']), None)
+
+
+@contextlib.contextmanager
+def locked(folder: Path):
+    """Hold `folder/lock` while the playbook runs: a second process on the same run is refused in one line. A lock
+    whose process is gone (a crash, a reboot) is taken over."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / 'lock'
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try: pid = int(lock.read_text().split()[0])
+            except (ValueError, IndexError, OSError): pid = None
+            if pid and alive(pid):
+                raise PaddyError(f"playbook run {folder.name} is running already (process {pid}): wait for it, or "
+                                 "give this one another --name") from None
+            lock.unlink(missing_ok=True)  # its process is gone
+    else: raise PaddyError(f"cannot take {lock}: remove it if no playbook is running")
+    with os.fdopen(fd, 'w') as f: f.write(f'{os.getpid()}\n')
+    try: yield
+    finally: lock.unlink(missing_ok=True)
+
+
+def alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True

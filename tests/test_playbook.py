@@ -1,0 +1,133 @@
+"""`paddy playbook` end to end on tiny models: stopped with SIGTERM in its final sweep, run again, it finishes without
+retraining a finished run, and its submission checks out; the planner drops what would not fit, and `--dry-run` trains
+nothing."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from paddy.cli import app
+from paddy.playbook import plan as P
+from paddy.playbook.book import load
+from paddy.spec import load as load_experiment
+
+BOOK = """candidates = ['{spec}', ('{spec}', ['lr=0.02'])]
+screen_size = 24
+screen_sets = ['item_size=32', 'aug_size=32']
+screen_epochs = 1
+top = 2
+final_sets = ['item_size=32', 'aug_size=32']
+final_epochs = 1
+select = 'greedy'
+"""
+
+
+@pytest.fixture
+def book(tiny_spec):
+    p = Path('tinybook.py')
+    p.write_text(BOOK.format(spec=tiny_spec))
+    return p
+
+
+def runs_of(sweep: str) -> dict[str, list]:
+    "Job → the finished runs of `sweep` in models/ (more than one would be a retrained job)."
+    out = {}
+    for f in Path('models').glob('*.json'):
+        tag = str(json.loads(f.read_text()).get('sweep') or '')
+        if tag.startswith(f'{sweep}/'): out.setdefault(tag.split('/', 1)[1], []).append(f.stem)
+    return out
+
+
+def test_a_playbook_stopped_in_its_final_sweep_finishes_without_retraining(comp, book):
+    cmd = [sys.executable, '-m', 'paddy.cli', 'playbook', str(book), '--data', str(comp), '--hours', '1']
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                         start_new_session=True)
+    lines, t0, final = [], time.time(), False
+    try:
+        for line in p.stdout:  # the first final run finished, the second under way: stop the whole group
+            lines.append(line)
+            final = final or 'stage 5 of 7, final' in line
+            if final and line.strip().startswith('[1/2]'):
+                os.killpg(p.pid, signal.SIGTERM)
+                break
+            assert time.time() - t0 < 400, ''.join(lines)
+        out = ''.join(lines) + p.communicate(timeout=120)[0]
+    finally:
+        if p.poll() is None: os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode != 0 and final, out
+    state = json.loads(Path('playbooks/tinybook-comp/state.json').read_text())
+    assert 'rank' in state['stages'] and 'final' not in state['stages'], state
+    screened, finals = runs_of('tinybook-comp-screen'), runs_of('tinybook-comp-final')
+    assert len(screened) == 2 and len(finals) == 1, (screened, finals)
+
+    r = CliRunner().invoke(app, ['playbook', str(book), '--data', str(comp), '--hours', '1'])
+    assert r.exit_code == 0, r.output
+    assert 'continuing at stage 5, final' in r.output
+    assert runs_of('tinybook-comp-screen') == screened  # no screening run again
+    again = runs_of('tinybook-comp-final')
+    assert len(again) == 2 and all(len(v) == 1 for v in again.values()), again
+    assert {k: v for k, v in again.items() if k in finals} == finals  # the finished final run was not retrained
+    state = json.loads(Path('playbooks/tinybook-comp/state.json').read_text())
+    csv = state['stages']['ensemble']['csv']
+    assert 'ready to submit' in state['stages']['submit']['checked']
+    r = CliRunner().invoke(app, ['check-submission', csv, '--data', str(comp)])
+    assert r.exit_code == 0 and 'ready to submit' in r.output, r.output
+    summary = Path('playbooks/tinybook-comp/summary.md').read_text()
+    assert '## Candidates (screening)' in summary and csv in summary
+    r = CliRunner().invoke(app, ['playbook', str(book), '--data', str(comp), '--status'])
+    assert r.exit_code == 0 and 'submit    done' in r.output, r.output
+
+
+def test_the_planner_drops_a_run_that_would_not_fit():
+    runs = [P.Estimate('a', 600, 'm'), P.Estimate('b', 3000, 'm'), P.Estimate('c', 900, 'm')]
+    keep, drop = P.fit(runs, 1800)
+    assert [e.label for e in keep] == ['a', 'c'] and [e.label for e in drop] == ['b']
+    keep, drop = P.fit(runs, 1800, devices=2)  # side by side, b still runs too long, c takes the free device
+    assert [e.label for e in keep] == ['a', 'c'] and [e.label for e in drop] == ['b']
+    assert 'drop  b: 50.0 min' in P.table(keep, drop, 1800) and 'in the 30.0 min left' in P.table(keep, drop, 1800)
+
+
+def test_estimates_scale_by_pixels_epochs_and_folds(tiny_spec):
+    small = load_experiment(str(tiny_spec), ['aug_size=32', 'epochs=2'])
+    big = load_experiment(str(tiny_spec), ['aug_size=64', 'epochs=4'])
+    a = P.estimate(small, 'a', 1000, 0, 32 * 32 * 100, 'm', pretrained=False)
+    b = P.estimate(big, 'b', 1000, 0, 32 * 32 * 100, 'm', pretrained=False)
+    tta_a, tta_b = P.tta(small, 200, 0, 32 * 32 * 100), P.tta(big, 200, 0, 32 * 32 * 100)
+    assert a.seconds == pytest.approx(800 * 2 / 100 + tta_a)  # 800 training images, 2 epochs, at 100 img/s
+    assert (b.seconds - tta_b) / (a.seconds - tta_a) == pytest.approx(4 * 2)  # 4× the pixels, 2× the epochs
+    assert tta_b / tta_a == pytest.approx(4)
+    cv = P.estimate(small, 'cv', 1000, 0, 32 * 32 * 100, 'm', folds=5, pretrained=False)
+    assert cv.runs == 5 and cv.seconds > 4.9 * a.seconds
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(comp, book):
+    r = CliRunner().invoke(app, ['playbook', str(book), '--data', str(comp), '--hours', '0.5', '--dry-run'])
+    assert r.exit_code == 0, r.output
+    assert 'plan: 2 runs' in r.output and 'a prior for cpu' in r.output and 'screen tiny@lr=0.02' in r.output
+    assert not Path('models').exists() and not Path('playbooks').exists() and not Path('data').exists()
+
+
+def test_a_budget_too_small_for_the_screening_says_how_much_it_needs(comp, book):
+    r = CliRunner().invoke(app, ['playbook', str(book), '--data', str(comp), '--hours', '0.00001'])
+    assert r.exit_code == 2 and 'the screening alone needs about' in r.output and 'give --hours' in r.output, r.output
+    assert not Path('models').exists() and not Path('data').exists()  # refused before the copy, too
+
+
+def test_two_playbooks_of_one_name_at_once_are_refused(comp, book):
+    from paddy.playbook.state import locked
+    from paddy.errors import PaddyError
+    with locked(Path('playbooks/tinybook-comp')):
+        with pytest.raises(PaddyError, match='is running already'):
+            with locked(Path('playbooks/tinybook-comp')): pass
+    Path('playbooks/tinybook-comp/lock').write_text('999999999\n')  # a crashed process's lock is taken over
+    with locked(Path('playbooks/tinybook-comp')): assert Path('playbooks/tinybook-comp/lock').exists()
+
+
+def test_shipped_playbooks_load_and_name_real_candidates():
+    for name in ('road_to_the_top', 'quick', 'cpu'):
+        b = load(name)
+        assert b.candidates and b.name == name
+    cpu = load('cpu')
+    assert {e for e, _ in cpu.candidate_sets()} == {'efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2'}

@@ -16,9 +16,10 @@ BOOK = """candidates = ['{spec}', ('{spec}', ['lr=0.02'])]
 screen_size = 24
 screen_sets = ['item_size=32', 'aug_size=32']
 screen_epochs = 1
-top = 2
+top = 1
 final_sets = ['item_size=32', 'aug_size=32']
 final_epochs = 1
+repeat = 2
 select = 'greedy'
 """
 
@@ -106,6 +107,7 @@ def test_dry_run_prints_the_plan_and_trains_nothing(comp, book):
     r = CliRunner().invoke(app, ['playbook', str(book), '--data', str(comp), '--hours', '0.5', '--dry-run'])
     assert r.exit_code == 0, r.output
     assert 'plan: 2 runs' in r.output and 'a prior for cpu' in r.output and 'screen tiny@lr=0.02' in r.output
+    assert 'run   tiny #2' in r.output
     assert not Path('models').exists() and not Path('playbooks').exists() and not Path('data').exists()
 
 

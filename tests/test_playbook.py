@@ -127,6 +127,13 @@ def test_two_playbooks_of_one_name_at_once_are_refused(comp, book):
     with locked(Path('playbooks/tinybook-comp')): assert Path('playbooks/tinybook-comp/lock').exists()
 
 
+def test_a_run_folder_of_states_does_not_hide_the_shipped_playbooks():
+    Path('playbooks/cpu-data').mkdir(parents=True)  # what a playbook run leaves in a folder of its own
+    assert load('cpu').name == 'cpu'
+    Path('playbooks/mine.py').write_text("candidates = ['demo_scratch']\n")
+    assert load('mine').candidates == ('demo_scratch',) and load('quick').name == 'quick'
+
+
 def test_shipped_playbooks_load_and_name_real_candidates():
     for name in ('road_to_the_top', 'quick', 'cpu'):
         b = load(name)

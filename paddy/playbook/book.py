@@ -37,32 +37,35 @@ TYPES = {'candidates': (list, tuple), 'screen_size': int, 'screen_sets': (list, 
          'select': (str, type(None)), 'submit': bool}
 
 
-def playbooks_dir() -> Path:
-    "`playbooks/` under the working directory, else the one beside this package."
+SHIPPED = Path(__file__).resolve().parent.parent.parent / 'playbooks'
+
+
+def folders() -> list[Path]:
+    """Where playbooks are looked up: `playbooks/` under the working directory, then the ones paddy ships. A run's own
+    state lives in `playbooks/<run>/` too, so a folder of states alone must not hide the shipped playbooks."""
     here = Path('playbooks')
-    return here if here.is_dir() else Path(__file__).resolve().parent.parent.parent / 'playbooks'
+    return [here] + ([SHIPPED] if not here.is_dir() or here.resolve() != SHIPPED else [])
 
 
-def available(folder: Path | None = None) -> list[str]:
-    return sorted(p.stem for p in (folder or playbooks_dir()).glob('*.py') if not p.stem.startswith('_'))
+def available() -> list[str]:
+    return sorted({p.stem for f in folders() for p in f.glob('*.py') if not p.stem.startswith('_')})
 
 
-def path_of(name: str, folder: Path | None = None) -> Path:
+def path_of(name: str) -> Path:
     "The file of playbook `name`, or `name` itself when it is a path to a .py file."
     if name.endswith('.py') or '/' in name:
         if not Path(name).is_file(): raise PaddyError(f"no playbook file {name}: check the path")
         return Path(name)
-    folder = folder or playbooks_dir()
-    p = folder / f'{name}.py'
-    if p.is_file(): return p
-    close = difflib.get_close_matches(name, available(folder), n=3, cutoff=0.5)
-    raise PaddyError(f"no playbook '{name}' in {folder}/: " + (f"did you mean {', '.join(close)}?" if close else
-                                                               f"there are {', '.join(available(folder)) or 'none'}"))
+    for folder in folders():
+        if (folder / f'{name}.py').is_file(): return folder / f'{name}.py'
+    close = difflib.get_close_matches(name, available(), n=3, cutoff=0.5)
+    raise PaddyError(f"no playbook '{name}' in playbooks/: " + (f"did you mean {', '.join(close)}?" if close else
+                                                                f"there are {', '.join(available()) or 'none'}"))
 
 
-def load(name: str, folder: Path | None = None) -> Playbook:
+def load(name: str) -> Playbook:
     "Read playbook `name` and check every candidate's experiment, with its sets, before anything trains."
-    p = path_of(name, folder)
+    p = path_of(name)
     try: ns = runpy.run_path(str(p))
     except Exception as e: raise PaddyError(f"{p}: {type(e).__name__}: {e}") from None
     vals = {k: v for k, v in ns.items() if not k.startswith('_') and not isinstance(v, types.ModuleType)}

@@ -77,6 +77,6 @@ def table(keep: list[Estimate], drop: list[Estimate], seconds_left: float) -> st
     "The plan in words: what runs, what is dropped, against the time left."
     budget = ('with no time limit' if seconds_left == float('inf') else
               f'in the {duration(seconds_left)} left')
-    lines = [f'plan: {len(keep)} runs {budget}' + (f', {len(drop)} dropped' if drop else '')]
+    lines = [f"plan: {len(keep)} run{'s' * (len(keep) != 1)} {budget}" + (f', {len(drop)} dropped' if drop else '')]
     lines += [f'  run   {e}' for e in keep] + [f'  drop  {e}: would end past the budget' for e in drop]
     return '\n'.join(lines)

@@ -6,8 +6,11 @@ from ..spec import Experiment, final_size, hw
 
 TTA_PASSES = 5     # fastai's tta: 4 augmented passes and the plain one
 INFER_SPEEDUP = 3  # a forward pass alone is about a third of a training step
-# with no run measured yet: resnet18 trains at about 16 img/s at 224 px on 2 CPU cores; a GPU, some 50 times that
-PRIOR_PX_PER_S = {'cpu': 16 * 224 * 224, 'cuda': 800 * 224 * 224}
+# with no run measured yet: EfficientNet-Lite0 fine-tuned at 41 img/s at 96 px on 2 CPU cores in the cpu playbook's
+# screening (docs/benchmarks.md), 7.5 img/s at 224 px by pixels; a GPU, some 100 times that
+PRIOR_PX_PER_S = {'cpu': 41 * 96 * 96, 'cuda': 750 * 224 * 224}
+# a run's wall time beyond its fit and TTA (process start, imports, model build, export), before any run measured it
+PRIOR_STARTUP_S = {'cpu': 40.0, 'cuda': 20.0}
 
 
 def duration(seconds: float) -> str:

@@ -74,21 +74,27 @@ def counts(data: Path) -> tuple[int, int]:
 
 
 def screen_estimates(r: Run, data: Path) -> list[P.Estimate]:
-    "Each screening run's time, from the rate of any run measured before (else a prior for this device)."
+    """Each screening run's time, from the rate of any run measured before (else a prior for this device), and the
+    device's start-up per run."""
     n, n_test = counts(data)
     px, source = measured_rate(r.models)
-    return [P.estimate(e, e.name, n, n_test, px, source, pretrained=e.pretrained is not False)
-            for e in experiments(r, 'screen')]
+    return [P.estimate(e, e.name, n, n_test, px, source, overhead=P.PRIOR_STARTUP_S[device()],
+                       pretrained=e.pretrained is not False) for e in experiments(r, 'screen')]
+
+
+def device() -> str:
+    import torch
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
 
 
 def measured_rate(models: Path) -> tuple[float, str]:
     "The median pixels a second of the finished runs on record, else the prior for this device."
-    import torch
     done = [m for _, m in metas(models, warn=False) if m.get('img_per_s') and m.get('experiment')]
     if done:
         rates = sorted(P.rate(m) for m in done)
         return rates[len(rates) // 2], f'the median rate of {len(rates)} finished runs'
-    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    dev = device()
     return P.PRIOR_PX_PER_S[dev], f'a prior for {dev}: no run measured yet'
 
 

@@ -363,7 +363,7 @@ app.add_typer(kaggle_app, name='kaggle')
 
 @kaggle_app.command('run')
 @friendly
-def kaggle_run(exps: Annotated[List[str], typer.Argument(help='experiment names in experiments/')],
+def kaggle_run(exps: Annotated[Optional[List[str]], typer.Argument(help='experiment names in experiments/')] = None,
                repeat: Annotated[int, typer.Option(
                    '--repeat', help='runs of each experiment (new splits only where seed = None)')] = 1,
                set_: SETS = [],
@@ -377,11 +377,14 @@ def kaggle_run(exps: Annotated[List[str], typer.Argument(help='experiment names 
                hours: Annotated[float, typer.Option(
                    '--hours', help="the session's time limit: the kernel starts no run that would end past it")] = 12.0,
                dry_run: Annotated[Optional[Path], typer.Option(
-                   '--dry-run', help='write the dataset and kernel folders to DIR and push nothing')] = None):
-    """Push paddy (as a private dataset, when it changed) and a kernel that runs `paddy sweep EXP… --repeat N` on
-    Kaggle's GPU."""
+                   '--dry-run', help='write the dataset and kernel folders to DIR and push nothing')] = None,
+               playbook: Annotated[Optional[str], typer.Option(
+                   '--playbook', help='run this playbook in the kernel instead, going on from what was pulled')]
+               = None):
+    """Push paddy (as a private dataset, when it changed) and a kernel that runs `paddy sweep EXP… --repeat N` (or
+    `paddy playbook NAME`) on Kaggle's GPU."""
     from .kaggle.runs import run
-    run(exps, repeat, set_, accelerator, title, dry_run, fit_memory=fit_memory, hours=hours)
+    run(exps or [], repeat, set_, accelerator, title, dry_run, fit_memory=fit_memory, hours=hours, playbook=playbook)
 
 
 @kaggle_app.command('status')

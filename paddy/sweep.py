@@ -134,8 +134,9 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
     todo = [j for j in s.exp if j not in done]
     halted = {j: r for j, r in stopped(s.name, models).items() if j in todo}
     where = 'CPU, one at a time' if devs == [None] else f"GPU {','.join(devs)}, one run per GPU"
-    print(f'sweep {s.name}: {len(s.exp)} runs, {len(done)} already finished, {len(todo)} to go'
-          + (f" ({len(halted)} stopped, to resume)" if halted else '') + f', on {where}; logs in {s.folder}/')
+    print(f"sweep {s.name}: {len(s.exp)} run{'s' * (len(s.exp) != 1)}, {len(done)} already finished, "
+          f"{len(todo)} to go" + (f" ({len(halted)} stopped, to resume)" if halted else '')
+          + f', on {where}; logs in {s.folder}/')
     stop, procs, lock, counter = threading.Event(), {}, threading.Lock(), [len(done)]
 
     def launch(job, dev):
@@ -184,5 +185,6 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
     if skipped:
         print(f"sweep {s.name}: {len(skipped)} of {len(s.exp)} runs skipped, as they would end past --hours "
               f"({', '.join(sorted(skipped))}); the same command runs them")
-    else: print(f'sweep {s.name}: all {len(s.exp)} runs finished; compare them with `paddy report`')
+    else: print(f'sweep {s.name}: ' + (f'all {len(s.exp)} runs finished' if len(s.exp) > 1 else 'its run finished')
+               + '; compare them with `paddy report`')
     return finished(s.name, models)

@@ -191,6 +191,8 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['kaggle', 'run', 'demo_scratch', '--title', 'abc'], "--title 'abc': Kaggle wants 5 to 50 characters"),
     (['kaggle', 'run', 'demo_scratch', '--fit-memory', '0'], "--fit-memory 0: give the GPU's memory in GB"),
     (['kaggle', 'run', 'demo_scratch', '--hours', '13'], '--hours 13: a GPU session on Kaggle lasts up to 12 hours'),
+    (['kaggle', 'run'], 'name at least one experiment'),
+    (['kaggle', 'run', 'demo_scratch', '--playbook', 'quick'], '--playbook quick names its candidates'),
     (['kaggle', 'status'], 'no kernel pushed from here (kaggle-runs.csv is missing or empty)'),
     (['kaggle', 'pull'], 'no kernel pushed from here (kaggle-runs.csv is missing or empty)'),
 ]

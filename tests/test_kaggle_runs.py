@@ -351,3 +351,86 @@ def test_every_kernel_state_kagglesdk_knows_has_its_words():
     from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
     from paddy.kaggle.runs import HINTS
     assert {s.name.lower() for s in KernelWorkerStatus} == set(HINTS)
+
+
+PLAYBOOK = """candidates = ['{spec}', ('{spec}', ['lr=0.02'])]
+screen_size = 24
+screen_sets = ['item_size=32', 'aug_size=32', 'bs=8']
+screen_epochs = 1
+top = 1
+final_sets = ['item_size=32', 'aug_size=32', 'bs=8']
+final_epochs = 1
+"""
+
+
+def test_a_playbook_runs_in_the_kernel_and_the_next_push_goes_on_from_what_was_pulled(stub, local, tmp_path,
+                                                                                      tiny_spec):
+    """`paddy kaggle run --playbook`: the kernel runs the whole playbook and pull brings its state, runs and
+    submission; a session that ended after the final sweep is pushed again and goes on at the ensemble, training
+    nothing."""
+    from paddy.playbook.state import STAGES
+    Path('playbooks').mkdir()
+    Path('playbooks/tinyk.py').write_text(PLAYBOOK.format(spec=tiny_spec))
+    one_line_error(run('kaggle', 'run', 'demo_scratch', '--playbook', 'tinyk', '--dry-run', 'x'), 'give no EXP')
+    one_line_error(run('kaggle', 'run', '--playbook', 'tinyk', '--set', 'epochs=2', '--dry-run', 'x'), 'give no EXP')
+    one_line_error(run('kaggle', 'run', '--playbook', 'tinky', '--dry-run', 'x'), 'did you mean tinyk')
+    assert not Path('x').exists()
+    r = run('kaggle', 'run', '--playbook', 'tinyk', '--hours', '1', '--dry-run', 'out')
+    assert r.exit_code == 0, r.output
+    manifest = json.loads(next(Path('out/dataset').glob('paddy-*.json')).read_text())
+    name = manifest['run']
+    assert (manifest['playbook'], manifest['experiments'], manifest['finished'], manifest['state']) == (
+        'tinyk', ['tiny'], [], [])
+    flat = Path('out/dataset/playbook-tinyk.py').read_text()
+    assert "candidates = ['tiny', ('tiny', ['lr=0.02'])]" in flat and str(tiny_spec) not in flat  # no path of here
+    code = Path('out/kernel/paddy_kaggle.py').read_text()
+    assert f"'playbook': 'tinyk', 'run': '{name}'" in code and f'paddy playbook tinyk --name {name}' in code
+
+    inp, work = tmp_path / 'kaggle' / 'input', tmp_path / 'kaggle' / 'working'
+    p = rehearse('out', inp, work, tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    record = json.loads((work / 'paddy-kaggle-run.json').read_text())
+    assert (record['playbook'], record['run'], record['stages']) == ('tinyk', name, list(STAGES))
+    assert len(record['ran']) == 3 and record['skipped'] == []  # two screening runs, one final
+    assert (work / 'submissions' / f'{name}.csv').is_file()
+
+    shutil.rmtree(inp)
+    kernel_ = 'tester/paddy-playbook-tinyk'
+    stub.kernels[kernel_], stub.state[kernel_] = [{}], ('COMPLETE', None)
+    stub.outputs[kernel_], stub.logs[kernel_] = outputs(work), kaggle_log('playbook done')
+    r = run('kaggle', 'pull', kernel_)
+    assert r.exit_code == 0 and f'playbook run {name} did check, shrink' in r.output, r.output
+    assert not Path(f'playbooks/{name}/lock').exists()
+    assert Path(f'playbooks/{name}/state.json').read_bytes() == (work / 'playbooks' / name / 'state.json').read_bytes()
+    assert len(list(Path('models').glob('*.json'))) == 3 and not list(Path('models').glob('*.pkl'))
+    r = run('check-submission', f'submissions/{name}.csv', '--data', str(local))
+    assert r.exit_code == 0 and 'ready to submit' in r.output, r.output
+    r = run('playbook', 'tinyk', '--name', name, '--status')
+    assert r.exit_code == 0 and all(f'{s:<9} done' in r.output for s in STAGES), r.output
+
+    # as if that session had reached its limit after the final sweep: its ensemble, submission and reports not made
+    state = json.loads(Path(f'playbooks/{name}/state.json').read_text())
+    for s in ('ensemble', 'submit'): del state['stages'][s]
+    Path(f'playbooks/{name}/state.json').write_text(json.dumps(state))
+    for f in [*Path('submissions').iterdir(), Path('reports')]: shutil.rmtree(f) if f.is_dir() else f.unlink()
+    before = {p.name: p.read_bytes() for p in Path('models').iterdir()}
+    assert run('kaggle', 'run', '--playbook', 'tinyk', '--dry-run', 'again').exit_code == 0
+    again = json.loads(next(Path('again/dataset').glob('paddy-*.json')).read_text())
+    assert again['run'] == name and sorted(again['finished']) == sorted(p.stem for p in Path('models').glob('*.json'))
+    assert again['preds'] == sorted(again['finished']) and 'state.json' in again['state']
+    work2 = tmp_path / 'kaggle' / 'working-2'
+    p = rehearse('again', inp, work2, tmp_path)
+    assert p.returncode == 0 and 'continuing at stage 6, ensemble' in p.stdout, p.stdout + p.stderr
+    assert not list((work2 / 'models').glob('*.pkl')), 'nothing trained again'
+    assert json.loads((work2 / 'paddy-kaggle-run.json').read_text())['stages'] == list(STAGES)
+
+    stub.kernels[kernel_].append({})
+    stub.outputs[kernel_] = outputs(work2)
+    r = run('kaggle', 'pull', kernel_)
+    assert r.exit_code == 0 and 'pulled 0 new runs' in r.output, r.output
+    assert {p.name: p.read_bytes() for p in Path('models').iterdir()} == before  # what finished is unchanged
+    assert 'ensemble' in json.loads(Path(f'playbooks/{name}/state.json').read_text())['stages']  # replaced: it went on
+    assert Path(f'submissions/{name}.csv').is_file()
+
+    Path(f'playbooks/{name}/state.json').write_text(json.dumps(dict(state, args=dict(state['args'], data='/else'))))
+    one_line_error(run('kaggle', 'pull', kernel_), f'playbooks/{name}/state.json exists with other contents')

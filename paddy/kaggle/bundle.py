@@ -44,11 +44,13 @@ def check_portable(exp: Experiment):
                          f"use pretrained=True (the hub) or one of {', '.join(PACKAGED)} with --set pretrained=…")
 
 
-def digest(files: list[Path], exps: dict[str, str], root: Path = ROOT) -> str:
-    "12 hex digits of sha256 over paddy's sources and the experiment files, by name and content."
+def digest(files: list[Path], exps: dict[str, str], extra: dict[str, bytes] | None = None,
+           root: Path = ROOT) -> str:
+    "12 hex digits of sha256 over paddy's sources, the experiment files and any `extra` files, by name and content."
     h = hashlib.sha256()
     for p in files: h.update(f'{p.relative_to(root).as_posix()}\0'.encode() + p.read_bytes() + b'\0')
     for name, text in sorted(exps.items()): h.update(f'experiments/{name}.py\0{text}\0'.encode())
+    for name, data in sorted((extra or {}).items()): h.update(f'{name}\0'.encode() + data + b'\0')
     return h.hexdigest()[:12]
 
 
@@ -70,18 +72,21 @@ def wheel(dest: Path, files: list[Path], root: Path = ROOT) -> Path:
     return next(dest.glob('paddy-*.whl'))
 
 
-def build(folder: Path, owner: str, exps: list[Experiment], sets=(), finished: dict[str, str] | None = None) -> dict:
-    """Write the dataset's folder: the wheel, one flat file per experiment, the manifest and `dataset-metadata.json`;
-    and `finished`, the .json of runs this sweep already made (run → text), so that the kernel skips them."""
-    texts, finished = {e.name: experiment_text(e, sets) for e in exps}, finished or {}
+def build(folder: Path, owner: str, exps: list[Experiment], sets=(), finished: dict[str, str] | None = None,
+          extra: dict[str, bytes] | None = None, **info) -> dict:
+    """Write the dataset's folder: the wheel, one flat file per experiment, the manifest (with `info`) and
+    `dataset-metadata.json`; `finished`, the .json of runs this sweep already made (run → text), so that the kernel
+    skips them; and `extra` files (name → contents), such as a playbook and its state."""
+    texts, finished, extra = {e.name: experiment_text(e, sets) for e in exps}, finished or {}, extra or {}
     files = source_files()
-    h = digest(files, {**texts, **{f'finished/{run}': text for run, text in finished.items()}})
+    h = digest(files, {**texts, **{f'finished/{run}': text for run, text in finished.items()}}, extra)
     folder.mkdir(parents=True)
     whl = wheel(folder, files)
     for name, text in texts.items(): (folder / f'{name}.py').write_text(text)
     for run, text in finished.items(): (folder / f'finished-{run}.json').write_text(text)
+    for name, data in extra.items(): (folder / name).write_bytes(data)
     manifest = dict(bundle=h, wheel=whl.name, experiments=list(texts), set=list(sets), finished=sorted(finished),
-                    files={p.name: sha256(p) for p in sorted(folder.iterdir())}, **stamp())
+                    **info, files={p.name: sha256(p) for p in sorted(folder.iterdir())}, **stamp())
     (folder / manifest_name(h)).write_text(json.dumps(manifest, indent=1))
     (folder / 'dataset-metadata.json').write_text(json.dumps(dict(
         id=f'{owner}/{SLUG}', title=TITLE, licenses=[dict(name='other')],

@@ -55,11 +55,13 @@ def metadata(owner: str, title: str, dataset: str, accelerator: str = ACCELERATO
 
 
 def script(bundle: str, exps: list[str], args: list[str], kernel: str, comp: str = COMPETITION,
-           dataset: str = 'paddy-lib', sweep: str = '', hours: float = 12.0) -> str:
-    "The finder's and notebook.py's source and the call that runs them: the kernel's whole code, readable on its page."
+           dataset: str = 'paddy-lib', sweep: str = '', hours: float = 12.0, playbook: str = '', run: str = '') -> str:
+    """The finder's and notebook.py's source and the call that runs them: the kernel's whole code, readable on its
+    page. It runs `paddy sweep`, or with `playbook` `paddy playbook` as run `run`."""
     call = dict(bundle=bundle, competition=comp, experiments=exps, args=args, kernel=kernel, dataset=dataset,
-                sweep=sweep, hours=hours)
-    return (f'# Pushed by `paddy kaggle run`: {kernel} runs `paddy sweep {" ".join(exps + args)}` on {comp}.\n'
+                sweep=sweep, hours=hours, **(dict(playbook=playbook, run=run) if playbook else {}))
+    what = f'paddy playbook {playbook} --name {run}' if playbook else f'paddy sweep {" ".join(exps + args)}'
+    return (f'# Pushed by `paddy kaggle run`: {kernel} runs `{what}` on {comp}.\n'
             + inspect.getsource(mounts) + '\n\n' + inspect.getsource(notebook)
             + f"\n\nif __name__ == '__main__':\n    main(**{call!r})\n")
 

@@ -43,10 +43,10 @@ def install(whl: Path, target: str | None) -> dict:
 
 
 def main(bundle: str, competition: str, experiments: list[str], args: list[str], kernel: str = '',
-         dataset: str = 'paddy-lib', sweep: str = '', hours: float = 12.0):
-    """Find this kernel's paddy dataset version and the competition, install paddy, run the sweep within the session's
-    `hours`, and record what ran and what was skipped; exit with the sweep's code, which is 0 when runs were only
-    skipped, so that Kaggle keeps the output."""
+         dataset: str = 'paddy-lib', sweep: str = '', hours: float = 12.0, playbook: str = '', run: str = ''):
+    """Find this kernel's paddy dataset version and the competition, install paddy, run the sweep (or the playbook
+    `playbook` as run `run`) within the session's `hours`, and record what ran and what was skipped; exit with the
+    sweep's code, which is 0 when runs were only skipped, so that Kaggle keeps the output."""
     root = input_root()
     work = WORKING if WORKING.is_dir() else Path.cwd()
     os.chdir(work)
@@ -62,22 +62,45 @@ def main(bundle: str, competition: str, experiments: list[str], args: list[str],
     (work / 'experiments').mkdir(exist_ok=True)
     for e in experiments: shutil.copy(lib / f'{e}.py', work / 'experiments' / f'{e}.py')
     (work / 'models').mkdir(exist_ok=True)
-    for run in manifest.get('finished', []):  # pulled from an earlier version: the sweep counts them as done
-        shutil.copy(lib / f'finished-{run}.json', work / 'models' / f'{run}.json')
+    for done in manifest.get('finished', []):  # pulled from an earlier version: the sweep counts them as done
+        shutil.copy(lib / f'finished-{done}.json', work / 'models' / f'{done}.json')
     left = hours * 3600 - (time.time() - STARTED) - min(MARGIN[0], MARGIN[1] * hours * 3600)
-    cmd = [sys.executable, '-m', 'paddy', 'sweep', *experiments, *args, '--data', str(data[0]),
-           *(['--name', sweep] if sweep else []), '--hours', f'{max(left, 1) / 3600:.4f}']
+    if playbook:
+        left += earlier_playbook(lib, manifest, work, playbook, run)
+        cmd = [sys.executable, '-m', 'paddy', 'playbook', playbook, '--name', run]
+    else: cmd = [sys.executable, '-m', 'paddy', 'sweep', *experiments, *args, *(['--name', sweep] if sweep else [])]
+    cmd += ['--data', str(data[0]), '--hours', f'{max(left, 1) / 3600:.4f}']
     print('running', ' '.join(cmd[1:]), flush=True)
     t0 = time.time()
     rc = subprocess.call(cmd, env=env)
-    result = next(iter(sorted(work.glob(f"sweeps/{sweep or '*'}/result.json"))), None)
-    result = json.loads(result.read_text()) if result else {}
+    results = [json.loads(p.read_text()) for p in
+               sorted(work.glob(f'sweeps/{run}-*/result.json' if playbook else f"sweeps/{sweep or '*'}/result.json"))]
+    if not playbook: results = results[:1]
     record = dict(kernel=kernel, bundle=bundle, experiments=experiments, args=args, data=str(data[0]), exit_code=rc,
                   seconds=round(time.time() - t0), gpus=gpus(), finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-                  sweep=sweep, hours=hours, ran=result.get('finished', []), skipped=result.get('skipped', []),
-                  failed=result.get('failed', []))
+                  sweep=sweep, hours=hours, **{k: [x for r in results for x in r.get(v, [])] for k, v in
+                                               (('ran', 'finished'), ('skipped', 'skipped'), ('failed', 'failed'))})
+    if playbook:
+        state = work / 'playbooks' / run / 'state.json'
+        record.update(playbook=playbook, run=run,
+                      stages=list(json.loads(state.read_text())['stages']) if state.is_file() else [])
     (work / 'paddy-kaggle-run.json').write_text(json.dumps(record, indent=1))
     sys.exit(rc)
+
+
+def earlier_playbook(lib: Path, manifest: dict, work: Path, playbook: str, run: str) -> float:
+    """Lay out what earlier sessions of playbook run `run` left, as `paddy playbook` finds it: the playbook, its state
+    and its finished runs' predictions (their .json are laid out with the sweep's). Returns the seconds its finished
+    stages spent, which the playbook takes off its budget, so that this session has its own time limit."""
+    folder = work / 'playbooks' / run
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(lib / f'playbook-{playbook}.py', work / 'playbooks' / f'{playbook}.py')
+    for f in manifest.get('state', []): shutil.copy(lib / f'state-{f}', folder / f)
+    (work / 'preds').mkdir(exist_ok=True)
+    for r in manifest.get('preds', []): shutil.copy(lib / f'finished-{r}.npz', work / 'preds' / f'{r}.npz')
+    state = folder / 'state.json'
+    # State.spent, here where paddy is not importable
+    return sum(s['seconds'] for s in json.loads(state.read_text())['stages'].values()) if state.is_file() else 0.0
 
 
 def gpus() -> list[str]:

@@ -5,14 +5,15 @@ from pathlib import Path
 
 from ..data import COMPETITION, find_data, tst_items
 from ..errors import PaddyError
+from ..playbook.state import continues
 from ..predict import load_preds
-from ..files import append_row, is_run_name, read_json, written_once
+from ..files import append_row, is_run_name, read_json, replaced, written_once
 from ..provenance import git_commit
 from ..spec import load
 from ..sweep import finished
 from ..train import Settings
 from ..train.learner import check
-from . import bundle, kernel
+from . import bundle, kernel, playbooks
 from .client import api, kaggle_errors, rules_url
 
 LOG = Path('kaggle-runs.csv')
@@ -54,7 +55,8 @@ def quota(kaggle_api) -> str:
 def checked(exps: list[str], repeat: int, sets, accelerator: str, title: str | None) -> tuple[list, str]:
     "The experiments and the kernel's title; what would fail on Kaggle is refused here, before any call to it."
     if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
-    if not exps: raise PaddyError("name at least one experiment: paddy kaggle run EXP… (see paddy list)")
+    if not exps: raise PaddyError("name at least one experiment: paddy kaggle run EXP… (see paddy list), or give "
+                                  "--playbook NAME")
     specs = [load(e, sets) for e in exps]
     if len({s.name for s in specs}) < len(specs):
         raise PaddyError("the same experiment is named twice: use --repeat for repeats")
@@ -90,25 +92,38 @@ def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerat
 
 
 def run(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.ACCELERATOR, title: str | None = None,
-        dry_run: Path | None = None, log: Path = LOG, fit_memory: float | None = None, hours: float = HOURS) -> dict:
-    """Push a kernel that sweeps `exps` on Kaggle's GPU, with paddy's dataset versioned first if it changed; `dry_run`
-    only writes the folders. `fit_memory` (GB) lets each run raise its accum until it fits the GPU, as `paddy sweep
-    --fit-memory`."""
+        dry_run: Path | None = None, log: Path = LOG, fit_memory: float | None = None, hours: float = HOURS,
+        playbook: str | None = None) -> dict:
+    """Push a kernel that sweeps `exps` (or runs `playbook`) on Kaggle's GPU, with paddy's dataset versioned first if
+    it changed; `dry_run` only writes the folders. `fit_memory` (GB) lets each run raise its accum until it fits the
+    GPU, as `paddy sweep --fit-memory`."""
     if not 0 < hours <= HOURS:
         raise PaddyError(f"--hours {hours:g}: a GPU session on Kaggle lasts up to {HOURS:g} hours")
     if fit_memory is not None and fit_memory <= 0:
         raise PaddyError(f"--fit-memory {fit_memory:g}: give the GPU's memory in GB, e.g. 15 for a T4")
     if dry_run is not None and dry_run.exists() and any(dry_run.iterdir()):
         raise PaddyError(f"--dry-run {dry_run} exists and is not empty: give a new folder (nothing is overwritten)")
-    specs, title = checked(exps, repeat, sets, accelerator, title)
+    if playbook:
+        if exps or repeat != 1 or sets or fit_memory is not None:
+            raise PaddyError(f"--playbook {playbook} names its candidates and how they train: give no EXP, --repeat, "
+                             "--set or --fit-memory with it (edit the playbook instead)")
+        book, specs, title = playbooks.checked(playbook, accelerator, title)
+        exps = [f'playbook {book.name}:', *(s.name for s in specs)]  # what kaggle-runs.csv records
+
+        def prep(folder, owner_): return playbooks.prepare(folder, owner_, book, specs, accelerator, title, hours)
+    else:
+        specs, title = checked(exps, repeat, sets, accelerator, title)
+
+        def prep(folder, owner_):
+            return prepare(folder, owner_, specs, repeat, sets, accelerator, title, fit_memory, hours)
     if dry_run is not None:
-        p = prepare(dry_run, dry_run_owner(), specs, repeat, sets, accelerator, title, fit_memory, hours)
+        p = prep(dry_run, dry_run_owner())
         print(f"wrote {dry_run}/dataset (paddy {p['manifest']['bundle']}) and {dry_run}/kernel ({p['meta']['id']}); "
               "nothing was pushed")
         return p
     kaggle_api = api()
     with tempfile.TemporaryDirectory(prefix='paddy-kaggle-') as tmp:
-        p = prepare(Path(tmp), owner(kaggle_api), specs, repeat, sets, accelerator, title, fit_memory, hours)
+        p = prep(Path(tmp), owner(kaggle_api))
         print(bundle.publish(kaggle_api, Path(tmp) / 'dataset', owner(kaggle_api), p['manifest']['bundle']))
         with kaggle_errors(): r = kaggle_api.kernels_push(str(Path(tmp) / 'kernel'))
     meta = p['meta']
@@ -194,8 +209,10 @@ def log_text(raw: str) -> list[str]:
 
 
 def pattern(models: bool) -> str:
-    "The output files to fetch: runs' metadata and predictions, the logs and the record; the .pkl only when asked."
-    return (r'^(models/[^/]+\.json|preds/[^/]+\.npz|sweeps/.+|' + re.escape(RECORD)
+    """The output files to fetch: runs' metadata and predictions, the logs, a playbook's state, submission and reports,
+    and the record; the .pkl only when asked."""
+    return (r'^(models/[^/]+\.json|preds/[^/]+\.npz|sweeps/.+|playbooks/[^/]+/.+|submissions/[^/]+|reports/.+|'
+            + re.escape(RECORD)
             + (r'|models/[^/]+\.pkl' if models else '') + ')$')
 
 
@@ -212,7 +229,21 @@ def moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tupl
         out += [(npz, Path('preds') / npz.name)] + ([(pkl, Path('models') / pkl.name)] if models
                                                     and pkl.is_file() else []) + [(j, Path('models') / j.name)]
     out += [(f, logs / f.relative_to(got / 'sweeps')) for f in sorted((got / 'sweeps').rglob('*')) if f.is_file()]
+    for top in ('playbooks', 'submissions', 'reports'):  # a playbook run's, as `paddy playbook` left them there
+        out += [(f, Path(top) / f.relative_to(got / top)) for f in sorted((got / top).rglob('*'))
+                if f.is_file() and f.name != 'lock'  # a lock names a process of the kernel's, not of this machine
+                and (top != 'playbooks' or f.parent != got / top)]  # the playbook itself is yours, written flat
     if (got / RECORD).is_file(): out.append((got / RECORD, logs / RECORD))
+    return out
+
+
+def continued(got: Path) -> set[Path]:
+    """The playbook folders here whose fetched state goes on from the one here: theirs replace these files, any other
+    difference is a clash."""
+    out = set()
+    for f in sorted(got.glob('playbooks/*/state.json')):
+        here = Path('playbooks') / f.parent.name / 'state.json'
+        if here.is_file() and continues(read_json(here), read_json(f)): out.add(here.parent)
     return out
 
 
@@ -244,22 +275,31 @@ def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path 
         if lines:
             (tmp / 'kernel.log').write_text('\n'.join(lines) + '\n')
             plan.append((tmp / 'kernel.log', logs / 'kernel.log'))
-        clash = [d for s, d in plan if d.exists() and not same(s, d)]
+        further = continued(tmp)
+        clash = [d for s, d in plan if d.exists() and not same(s, d) and Path(*d.parts[:2]) not in further]
         if clash:
             raise PaddyError(f"{clash[0]} exists with other "
                              f"contents{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}: "
                              "nothing was pulled; move it aside and pull again")
         brought = []
         for s, d in plan:
-            if d.exists(): continue
-            with written_once(d) as t: shutil.copyfile(s, t)  # refuses a file that appeared meanwhile
+            if d.exists() and same(s, d): continue
+            if d.exists():  # a playbook's state that the kernel took further: replaced whole
+                with replaced(d) as t: shutil.copyfile(s, t)
+            else:
+                with written_once(d) as t: shutil.copyfile(s, t)  # refuses a file that appeared meanwhile
             if d.parent.name == 'models' and d.suffix == '.json': brought.append(d.stem)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     where = (f"{len(brought)} new run{'s' * (len(brought) != 1)} from {ref} into models/ and preds/"
              + (', with their .pkl' if models else ''))
     print(f"pulled {where}; logs in {logs}/"
           + ('; `paddy results`, `paddy report` and `paddy ensemble` now include them' if brought else ''))
-    if (logs / RECORD).is_file(): print(f'{ref}: {skipped(read_json(logs / RECORD))}')
+    if (logs / RECORD).is_file():
+        record = read_json(logs / RECORD)
+        print(f'{ref}: {skipped(record)}')
+        if record.get('playbook'):
+            print(f"{ref}: playbook run {record['run']} did {', '.join(record['stages']) or 'no stage'}; see "
+                  f"playbooks/{record['run']}/, and `paddy kaggle run --playbook {record['playbook']}` goes on with it")
     if st == 'cancel_acknowledged':
         raise PaddyError(f"{ref} was cancelled or reached Kaggle's time limit: the same `paddy kaggle run` pushes "
                          "the runs left")

@@ -105,7 +105,18 @@ def check(book: Playbook, where: Path):
             except PaddyError as e: raise PaddyError(f"{where}: candidate {label(exp, sets)}: {e}") from None
 
 
+def flat(book: Playbook) -> str:
+    """`book` as a file of plain assignments that needs nothing beside it but its candidates' experiments, named by
+    their file stems: what `paddy kaggle run --playbook` ships."""
+    vals = {f.name: getattr(book, f.name) for f in fields(Playbook) if f.name != 'name'}
+    vals['candidates'] = [stem(e) if not sets else (stem(e), list(sets)) for e, sets in book.candidate_sets()]
+    return (f'"""{book.name}, as `paddy kaggle run --playbook` shipped it."""\n'
+            + ''.join(f'{k} = {v!r}\n' for k, v in vals.items()))
+
+
+def stem(exp: str) -> str: return Path(exp).stem if exp.endswith('.py') else exp
+
+
 def label(exp: str, sets=()) -> str:
     "A candidate's name, safe in a file name: the experiment, then its sets (`convnext_small_squish@resize=crop`)."
-    base = Path(exp).stem if exp.endswith('.py') else exp  # a spec given by its path is named by its file
-    return '@'.join([base, *(re.sub(r'[^\w.=-]+', '_', s) for s in sets)])
+    return '@'.join([stem(exp), *(re.sub(r'[^\w.=-]+', '_', s) for s in sets)])  # a spec file: named by its stem

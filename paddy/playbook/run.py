@@ -81,7 +81,9 @@ def step(stage: str, r: S.Run, s: State, message, check, submit) -> dict:
     st = s.info['stages']
     if stage == 'check': return S.check(r)
     if stage == 'shrink': return S.shrink(r)
-    if stage == 'screen': return S.screen(r, Path(st['shrink']['data']))
+    if stage == 'screen':  # a new session (a Kaggle kernel's) has lost the small copy: made again, reusing any part
+        data = Path(st['shrink']['data'])
+        return S.screen(r, data if data.is_dir() else Path(S.shrink(r)['data']))
     if stage == 'rank': return S.rank(r)
     if stage == 'final':
         if not r.book.top: return dict(runs=[], skipped='top = 0: the screening runs are the ensemble\'s candidates')

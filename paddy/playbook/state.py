@@ -51,6 +51,12 @@ class State:
     def first_unfinished(self) -> str | None: return next((s for s in STAGES if s not in self.info['stages']), None)
 
 
+def continues(old: dict, new: dict) -> bool:
+    "Whether state `new` is state `old` gone further: the same run, with every stage `old` recorded recorded alike."
+    return (all(old.get('args', {}).get(k) == new.get('args', {}).get(k) for k in SAME)
+            and all(new.get('stages', {}).get(k) == v for k, v in old.get('stages', {}).items()))
+
+
 @contextlib.contextmanager
 def locked(folder: Path):
     """Hold `folder/lock` while the playbook runs: a second process on the same run is refused in one line. A lock

@@ -1,10 +1,11 @@
 """A playbook run's record, `playbooks/<run>/state.json`: what each stage did and how long it took, rewritten whole
 after every stage, so the same command after a stop, a crash or a reboot continues from the first unfinished one; and
 its lock, so two processes never run one playbook at once."""
-import contextlib, json, os, time
+import json, time
 from pathlib import Path
 
 from ..errors import PaddyError
+from ..owner import owned
 from ..files import read_json, replaced
 
 STAGES = ('check', 'shrink', 'screen', 'rank', 'final', 'ensemble', 'submit')
@@ -57,31 +58,8 @@ def continues(old: dict, new: dict) -> bool:
             and all(new.get('stages', {}).get(k) == v for k, v in old.get('stages', {}).items()))
 
 
-@contextlib.contextmanager
 def locked(folder: Path):
     """Hold `folder/lock` while the playbook runs: a second process on the same run is refused in one line. A lock
-    whose process is gone (a crash, a reboot) is taken over."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / 'lock'
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try: pid = int(lock.read_text().split()[0])
-            except (ValueError, IndexError, OSError): pid = None
-            if pid and alive(pid):
-                raise PaddyError(f"playbook run {folder.name} is running already (process {pid}): wait for it, or "
-                                 "give this one another --name") from None
-            lock.unlink(missing_ok=True)  # its process is gone
-    else: raise PaddyError(f"cannot take {lock}: remove it if no playbook is running")
-    with os.fdopen(fd, 'w') as f: f.write(f'{os.getpid()}\n')
-    try: yield
-    finally: lock.unlink(missing_ok=True)
-
-
-def alive(pid: int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
+    whose process is gone (a crash, a reboot) holds nothing."""
+    return owned(folder / 'lock', lambda who: f"playbook run {folder.name} is running already, in {who}: wait for it, "
+                                              "or give this one another --name")

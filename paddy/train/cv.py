@@ -19,7 +19,7 @@ from ..results import metas, recipe
 from ..spec import Experiment, load
 from . import run
 from .learner import check
-from .resume import recorded
+from .resume import owned, recorded
 from .run import train
 from .settings import Settings
 
@@ -66,20 +66,21 @@ def cross_validate(exp: Experiment | None, settings: Settings, k: int = 5, model
     done = [j for j in range(1, k + 1) if (fm / f'{cv}-f{j}.json').exists()]
     print(f"{cv}: {k}-fold cross-validation of {exp.name} on fold plan folds/{info['plan']}.csv"
           + (f"; folds {', '.join(map(str, done))} already finished" if done else ''))
-    try:
-        for j in range(1, k + 1):
-            name = f'{cv}-f{j}'
-            if j in done: continue
-            print(f'{cv}: fold {j} of {k}', flush=True)
-            if (fm / f'{name}.state').is_dir():
-                train(settings=settings, models=fm, preds=fp, resume_run=name, resume_as=cv)
-            else: train(exp, settings, fm, fp, split=dict(kind='fold', plan=info['plan'], fold=j, folds=k, cv=cv),
-                        name=name, resume_as=cv)
-    except BaseException:
-        # a failure with no fold finished or stopped to go on from leaves no CV run behind; a stop keeps its plan
-        if not any(fm.glob(f'{cv}-f*.json')) and not any(fm.glob('*.state')):
-            shutil.rmtree(fm, ignore_errors=True); shutil.rmtree(fp, ignore_errors=True)
-        raise
+    with owned(cv, models):  # the whole CV run, so a second process cannot start its next fold too
+        try:
+            for j in range(1, k + 1):
+                name = f'{cv}-f{j}'
+                if j in done: continue
+                print(f'{cv}: fold {j} of {k}', flush=True)
+                if (fm / f'{name}.state').is_dir():
+                    train(settings=settings, models=fm, preds=fp, resume_run=name, resume_as=cv)
+                else: train(exp, settings, fm, fp, split=dict(kind='fold', plan=info['plan'], fold=j, folds=k, cv=cv),
+                            name=name, resume_as=cv)
+        except BaseException:
+            # a failure with no fold finished or stopped to go on from leaves no CV run behind; a stop keeps its plan
+            if not any(fm.glob(f'{cv}-f*.json')) and not any(fm.glob('*.state')):
+                shutil.rmtree(fm, ignore_errors=True); shutil.rmtree(fp, ignore_errors=True)
+            raise
     return finish(info, models, preds)
 
 

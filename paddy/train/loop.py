@@ -4,6 +4,7 @@ import contextlib, os, sys
 from pathlib import Path
 
 from ..errors import PaddyError
+from ..files import Damaged
 from ..spec import Experiment
 from . import distributed, resume
 
@@ -45,6 +46,13 @@ def stoppable():
 def stopping() -> bool: return bool(STOPS)
 
 
+def unfinished(run: str, models: Path, preds: Path):
+    """Remove the model and predictions of `run`, whose .json, written last, is not there: a stop or failure removes
+    them at once, and what a process killed outright (SIGKILL: no clean-up runs) left is removed when it resumes."""
+    if (models / f'{run}.json').exists(): return  # finished: never touched
+    for f in (models / f'{run}.pkl', preds / f'{run}.npz'): f.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def whole_or_nothing(run: str, models: Path, preds: Path, resume_as: str | None = None):
     """A run stopped (Ctrl-C, SIGTERM, a sweep's stop) or failed before its .json is unfinished: remove the model and
@@ -52,8 +60,9 @@ def whole_or_nothing(run: str, models: Path, preds: Path, resume_as: str | None 
     fold belongs to, else `run`)."""
     try: yield
     except BaseException as e:
+        if isinstance(e, Damaged): raise  # its state is left as it is, for the user to move aside or look into
         if not (models / f'{run}.json').exists():
-            for f in (models / f'{run}.pkl', preds / f'{run}.npz'): f.unlink(missing_ok=True)
+            unfinished(run, models, preds)
             if resume.paths(run, models)[0].exists():
                 try: done = resume.read(run, models)['epochs_done']
                 except PaddyError: done = 0

@@ -1,11 +1,12 @@
 """A stopped run goes on: what rebuilds it is saved before its first epoch, and its model and optimizer, whole, after
 each epoch, in `models/<run>.state/`; `paddy train --resume RUN` reads them back."""
-import contextlib, shutil
+import contextlib, re, shutil
 from dataclasses import replace
 from pathlib import Path
 
+from .. import owner
 from ..errors import PaddyError
-from ..files import is_run_name, read_json, replaced, torch_write, write_json
+from ..files import damaged, is_run_name, read_json, replaced, torch_write, write_json
 from ..spec import Experiment, tuples
 from .settings import Settings
 
@@ -14,6 +15,26 @@ def paths(run: str, models: Path) -> tuple[Path, Path]:
     """What rebuilds `run`, and its last epoch's model and optimizer: in a folder, so no `models/*.json` glob takes it
     for a run."""
     return models / f'{run}.state' / 'run.json', models / f'{run}.state' / 'model.pth'
+
+
+def lock(run: str, models: Path) -> Path:
+    "The lock that the process training `run` holds: in a CV run's folder of folds, else in the run's state."
+    cv = models / f'{run}.folds'
+    return (cv if cv.is_dir() else paths(run, models)[0].parent) / 'lock'
+
+
+@contextlib.contextmanager
+def owned(run: str, models: Path):
+    """Hold `run`'s lock while training it: a second process that would train it too (a `--resume` in another
+    terminal, a sweep started again beside an orphan) is refused, naming the one that holds it. A run with no folder
+    yet has nothing to hold: what reads it says why."""
+    f = lock(run, models)
+    if not f.parent.is_dir():
+        yield
+        return
+    with owner.owned(f, lambda who: f"run {run} is being trained by {who}: wait for it to end, or stop that process "
+                                    "before you resume it"):
+        yield
 
 
 def begin(run: str, models: Path, info: dict):
@@ -27,17 +48,41 @@ def read(run: str, models: Path) -> dict:
     if not is_run_name(run):
         raise PaddyError(f"--resume {run}: give a run name as in `ls {models}`, e.g. convnext_small_rect-3f9a1c")
     info_file, pth = paths(run, models)
+    if (models / f'{run}.json').exists():  # even with its state left, by a process killed as it removed it
+        raise PaddyError(f"--resume {run}: it finished; its model is {models / run}.pkl")
     if not info_file.exists():
-        done = (models / f'{run}.json').exists()
-        raise PaddyError(f"--resume {run}: " + (f"it finished; its model is {models / run}.pkl" if done else
-                         f"no saved state {info_file}: check the name with `ls {models}`"))
-    info = read_json(info_file, f"move {info_file.parent} aside and train {run} again: its state cannot be read")
+        raise PaddyError(f"--resume {run}: no saved state {info_file}: check the name with `ls {models}`")
+    info = read_json(info_file, again(run, models, info_file))
+    for k in ('experiment', 'split_seed'):
+        if k not in info: raise damaged(info_file, ValueError(f'it has no {k}'), again(run, models, info_file))
     if pth.exists():
-        import torch
-        info.update({k: v for k, v in torch.load(pth, map_location='cpu',
-                                                 weights_only=True).items() if k in ('epochs_done', 'fit_time')})
+        info.update({k: v for k, v in load(pth, run, models).items() if k in ('epochs_done', 'fit_time')})
         info['pth'] = pth
     return {'epochs_done': 0, 'fit_time': 0.0, 'pth': None, **info}
+
+
+def again(run: str, models: Path, what: Path) -> str:
+    """How to go on from a state whose `what` cannot be read: only the last epoch is kept, so there is no earlier one to
+    resume from; the experiment is trained again."""
+    exp = run.rsplit('-', 1)[0] if re.fullmatch(r'.+-[0-9a-f]{6}', run) else 'EXP'
+    return (f"{run}'s saved state cannot be resumed, and no earlier epoch is kept: move {what.parent} aside, then "
+            f"train its experiment again (paddy train {exp})")
+
+
+KEPT = ('model', 'opt', 'epochs_done')  # what every checkpoint holds; `cbs` (an EMA, progressive sizes) where used
+
+
+def load(pth: Path, run: str, models: Path) -> dict:
+    """A run's checkpoint, read whole: every read of one goes through here, so a truncated or foreign file is one line
+    that names it and how to go on, not torch's "Invalid argument"."""
+    import pickle, zipfile
+    import torch
+    try: ck = torch.load(pth, map_location='cpu', weights_only=True)  # tensors and numbers only: no code runs
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise damaged(pth, e, again(run, models, pth)) from None
+    lacks = [k for k in KEPT if not isinstance(ck, dict) or k not in ck]
+    if lacks: raise damaged(pth, ValueError(f"it lacks {', '.join(lacks)}"), again(run, models, pth))
+    return ck
 
 
 def recorded(state: dict, given: Settings) -> tuple[Experiment, Settings]:
@@ -59,14 +104,17 @@ def stateful(learn) -> dict:
 
 def restore(learn, pth: Path):
     """Load a checkpoint's model, optimizer and callbacks' state into `learn` (after any unfreeze, which clears the
-    optimizer)."""
-    import torch
-    ck = torch.load(pth, map_location='cpu', weights_only=True)  # tensors and numbers only: no code runs
-    learn.model.load_state_dict(ck['model'])
-    if learn.opt is None: learn.create_opt()
-    learn.opt.load_state_dict(ck['opt'])
-    for name, cb in stateful(learn).items():
-        if name in ck.get('cbs', {}): cb.load_saved(ck['cbs'][name], learn)
+    optimizer); one that does not fit the model (another file put in its place) is damaged too."""
+    run = pth.parent.name.removesuffix('.state')
+    ck = load(pth, run, pth.parent.parent)
+    try:
+        learn.model.load_state_dict(ck['model'])
+        if learn.opt is None: learn.create_opt()
+        learn.opt.load_state_dict(ck['opt'])
+        for name, cb in stateful(learn).items():
+            if name in ck.get('cbs', {}): cb.load_saved(ck['cbs'][name], learn)
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:
+        raise damaged(pth, e, again(run, pth.parent.parent, pth)) from None
 
 
 def plain(obj):

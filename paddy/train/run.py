@@ -23,7 +23,7 @@ from . import distributed, preflight, resume, techniques
 from .compiled import Compiling, compile_model, plain
 from .ema import EMA
 from .learner import check, learner, precision, speedups
-from .loop import accum_setup, fit, whole_or_nothing
+from .loop import accum_setup, fit, unfinished, whole_or_nothing
 from .progressive import Progressive
 from .settings import Settings
 from .weights import Weights, resolve
@@ -245,15 +245,20 @@ def train(exp: Experiment | None = None, settings: Settings = Settings(), models
     one); write models/<run>.{pkl,json} and preds/<run>.npz. `resume_run` names a stopped run to finish instead, with
     the experiment, split and settings it recorded; `resume_as`, what a stop tells the user to resume."""
     distributed.start()
-    state = resume.read(resume_run, models) if resume_run else None
-    if state: exp, settings = resume.recorded(state, settings)
-    r = prepare(exp, settings, models, preds, state, split, name)
-    with whole_or_nothing(r.name, models, preds, resume_as):
-        announce(r)
-        fit_now = fit_run(r, models)
-        if not distributed.is_main():
-            return dict(run=r.name, rank=int(os.environ.get('RANK', 0)))  # the main one writes
-        return record(r, fit_now, models, preds)
+    main = distributed.is_main()
+    # a stopped run is taken before its state is read, a new one once it is named: one process trains a run at a time
+    with resume.owned(resume_run, models) if resume_run and main else nullcontext():
+        state = resume.read(resume_run, models) if resume_run else None
+        if state:
+            exp, settings = resume.recorded(state, settings)
+            unfinished(resume_run, models, preds)  # what a process killed in `record` left: it is made again
+        r = prepare(exp, settings, models, preds, state, split, name)
+        with resume.owned(r.name, models) if main and not state else nullcontext(), \
+                whole_or_nothing(r.name, models, preds, resume_as):
+            announce(r)
+            fit_now = fit_run(r, models)
+            if not main: return dict(run=r.name, rank=int(os.environ.get('RANK', 0)))  # the main one writes
+            return record(r, fit_now, models, preds)
 
 
 def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run: str | None = None) -> int:

@@ -89,8 +89,9 @@ def train(exp: Annotated[Optional[str],
     CV run of K such runs instead, --full a final fit on all the data."""
     from .train import Settings
     from .train.cv import start
+    from .owner import die_with_parent
     from .train.loop import stoppable, stopping
-    stoppable(); plain_logs()
+    stoppable(); plain_logs(); die_with_parent()
     settings = Settings(data=None if data is None else str(data), cache=not no_cache, gpu_cache=not no_gpu_cache,
                         precision=precision,
                         channels_last=channels_last, sweep=sweep, wandb=wandb, fit_memory=fit_memory,

@@ -2,6 +2,7 @@
 import hashlib, json, os, queue, signal, subprocess, sys, threading, time
 from pathlib import Path
 
+from . import owner
 from .data import find_data, num_workers, read_train
 from .data.verify import ensure
 from .errors import PaddyError
@@ -10,6 +11,7 @@ from .folds import check_k
 from .provenance import stamp
 from .results import metas
 from .spec import load
+from .train.resume import lock as run_lock
 from .train.settings import Settings
 
 
@@ -55,8 +57,10 @@ def devices(gpus: str | None) -> list[str | None]:
 
 
 def run_env(dev: str | None, n_devices: int, base=None) -> dict:
-    "A run's environment: its one GPU, and a share of the CPU cores for its image loaders when runs go in parallel."
+    """A run's environment: its one GPU, a share of the CPU cores for its image loaders when runs go in parallel, and
+    this process's id, so that the run stops when the sweep dies (see `owner.die_with_parent`)."""
     env = dict(os.environ if base is None else base)
+    env[owner.PARENT] = str(os.getpid())
     if dev is not None: env['CUDA_VISIBLE_DEVICES'] = dev
     if n_devices > 1 and 'PADDY_WORKERS' not in env:
         env['PADDY_WORKERS'] = str(max(1, (os.cpu_count() or 1) // n_devices))
@@ -127,8 +131,15 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
     if hours is not None and hours <= 0:
         raise PaddyError(f"--hours {hours:g}: give the time there is, e.g. --hours 11.5")
     s = Sweep(exps, repeat, sets, data, name, wandb, root, fit_memory, folds)
-    deadline, took, skipped = None, [], []
     devs = devices(gpus)
+    refuse = (lambda who: f"sweep {s.name} is running already, in {who}: wait for it to end, or give this one another "
+                          "--name")
+    with owner.owned(s.folder / 'lock', refuse):  # started twice at once, every job would train twice
+        return _sweep(s, devs, models, hours)
+
+
+def _sweep(s: Sweep, devs: list, models: Path, hours: float | None) -> dict:
+    deadline, took, skipped, busy = None, [], [], []
     s.start()
     done = finished(s.name, models)
     todo = [j for j in s.exp if j not in done]
@@ -146,6 +157,12 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
                 with lock: skipped.append(job)
                 print(f'  skip {job}: it would take about {need / 60:.0f} min and end past --hours', flush=True)
                 return None
+        held = owner.holder(run_lock(halted[job], models)) if job in halted else None
+        if held:  # an orphan of a sweep killed before children died with it, or a `--resume` by hand
+            with lock: busy.append(job)
+            print(f'  skip {job}: {halted[job]} is being trained by {owner.who(held)}; the same command goes on once '
+                  'that ends', flush=True)
+            return None
         env = run_env(dev, len(devs))
         log, cmd = s.folder / f'{job}.log', s.command(job, halted.get(job))
         with open(log, 'a') as f:  # appended: an earlier, stopped attempt keeps its log
@@ -178,13 +195,18 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
         raise
     failed = [j for j, rc in codes.items() if rc]
     write_json(s.folder / 'result.json', dict(finished=sorted(finished(s.name, models)), failed=failed,
-                                              skipped=sorted(skipped), hours=hours, **stamp()), replace=True)
+                                              skipped=sorted(skipped), busy=sorted(busy), hours=hours, **stamp()),
+               replace=True)
     if failed:
         raise PaddyError(f"{len(failed)} of {len(s.exp)} runs failed ({', '.join(failed)}): see their logs in "
                          f"{s.folder}/, then run the same command to retry them")
+    if busy:
+        print(f"sweep {s.name}: {len(busy)} of {len(s.exp)} runs skipped, as other processes train them "
+              f"({', '.join(sorted(busy))}); the same command goes on with them once those end")
     if skipped:
         print(f"sweep {s.name}: {len(skipped)} of {len(s.exp)} runs skipped, as they would end past --hours "
               f"({', '.join(sorted(skipped))}); the same command runs them")
-    else: print(f'sweep {s.name}: ' + (f'all {len(s.exp)} runs finished' if len(s.exp) > 1 else 'its run finished')
-               + '; compare them with `paddy report`')
+    elif not busy:
+        print(f'sweep {s.name}: ' + (f'all {len(s.exp)} runs finished' if len(s.exp) > 1 else 'its run finished')
+              + '; compare them with `paddy report`')
     return finished(s.name, models)

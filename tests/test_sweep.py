@@ -1,6 +1,6 @@
 """Resumable sweeps: one run per device from a queue, checked before any run, stopped and started again; results and
 the report over the runs they made."""
-import json, signal, subprocess, sys, threading, time
+import json, os, signal, subprocess, sys, threading, time
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -31,10 +31,11 @@ def test_run_queue_keeps_one_job_per_device():
 
 def test_each_parallel_run_gets_its_gpu_and_a_share_of_the_cores(monkeypatch):
     monkeypatch.setattr('os.cpu_count', lambda: 16)
+    me = {'PADDY_DIE_WITH': str(os.getpid())}  # so that the run stops when the sweep dies
     env = run_env('2', 3, base={'PATH': '/bin'})
-    assert env == {'PATH': '/bin', 'CUDA_VISIBLE_DEVICES': '2', 'PADDY_WORKERS': '5'}
+    assert env == {'PATH': '/bin', 'CUDA_VISIBLE_DEVICES': '2', 'PADDY_WORKERS': '5', **me}
     assert run_env('0', 2, base={'PADDY_WORKERS': '1'})['PADDY_WORKERS'] == '1'  # the user's choice stands
-    assert run_env(None, 1, base={'CUDA_VISIBLE_DEVICES': ''}) == {'CUDA_VISIBLE_DEVICES': ''}  # CPU: left as it is
+    assert run_env(None, 1, base={'CUDA_VISIBLE_DEVICES': ''}) == {'CUDA_VISIBLE_DEVICES': '', **me}  # CPU: as it is
 
 
 

@@ -192,6 +192,8 @@ def build(files, item: Item, where: Path, workers: int = 0, data: str | None = N
     k = key(files, item)
     folder = where / k
     built = False
+    for tmp, n in reap(where):
+        print(f"item cache: removed {tmp} ({gb(n)}), left by a build whose process was killed", file=sys.stderr)
     if not (folder / 'meta.json').exists():
         where.mkdir(parents=True, exist_ok=True)
         shape = shapes(files, item, workers)
@@ -210,6 +212,34 @@ def build(files, item: Item, where: Path, workers: int = 0, data: str | None = N
           file=sys.stderr)
     if built and data: _prune(folder, c.meta)
     return c
+
+
+def _size(folder: Path) -> int:
+    "The bytes `folder` takes on disk: a killed build's pixel file is sparse past what it wrote."
+    return sum(f.stat().st_blocks * 512 for f in folder.rglob('*') if f.is_file())
+
+
+def stale(where: Path, remove: bool = False) -> list[tuple[Path, int]]:
+    """The temporary folders (`<key>.tmp-PID`) of builds killed before they finished, with the bytes each holds (its
+    pixel file is sized to the whole cache at the start); removed with `remove`. A build holds its key's lock while its
+    folder exists, so one whose lock is free is stale, wherever its process ran."""
+    try: import fcntl
+    except ImportError: return []  # no flock: a build in progress cannot be told from a dead one, so none is touched
+    out = []
+    for tmp in sorted(where.glob('*.tmp-*')) if where.is_dir() else []:
+        lock = where / f"{tmp.name.split('.tmp-')[0]}.lock"
+        if not tmp.is_dir(): continue
+        with open(lock, 'a') as f:
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError: continue  # being built now
+            if not tmp.is_dir(): continue  # finished as we looked
+            out.append((tmp, _size(tmp)))
+            # under the lock, so no build of that key starts meanwhile
+            if remove: shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def reap(where: Path) -> list[tuple[Path, int]]: return stale(where, remove=True)
 
 
 def _lock(f):
@@ -237,9 +267,12 @@ def describe(clear_all: bool = False) -> str:
     where = root()
     if where is None: return 'the item cache is off (PADDY_ITEM_CACHE=off)'
     if clear_all: return f'removed {where} ({gb(clear(where))})'
-    rows = caches(where)
+    rows, dead = caches(where), stale(where)
     head = (f"{where}: {len(rows)} cached image sets, {gb(sum(r['bytes'] for r in rows))}; set PADDY_ITEM_CACHE=DIR "
             "to move it, PADDY_ITEM_CACHE=off or paddy train --no-cache to go without")
+    if dead:
+        head += (f"\nstale builds, killed before they finished: {len(dead)}, {gb(sum(n for _, n in dead))} on disk "
+                 f"({', '.join(t.name for t, _ in dead)}); the next build removes them, as does `paddy cache --clear`")
     if not rows: return head
     with pd.option_context('display.width', 250, 'display.max_colwidth', 60):
         return head + '\n' + pd.DataFrame(rows).drop(columns='bytes').to_string(index=False, na_rep='')

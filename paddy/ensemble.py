@@ -10,7 +10,7 @@ import pandas as pd
 from .data import find_data
 from .errors import PaddyError
 from .predict import error, load_preds
-from .files import never_overwrite, open_new, sha256, write_json
+from .files import never_overwrite, open_new, replaced, sha256, write_json
 from .provenance import stamp
 from .selection import greedy, logloss
 
@@ -225,7 +225,8 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     else: print(f"the runs do not share one validation split ({apart(members)}), so no ensemble validation error "
                 "is given")
     submissions.mkdir(parents=True, exist_ok=True)
-    if replace: sub.to_csv(csv, index=False)
+    if replace:  # whole or not at all: a kill mid-write leaves the old file, never half of the new one
+        with replaced(csv) as tmp: sub.to_csv(tmp, index=False)
     else: csv = write_new(sub, csv, named)
     name = csv.stem
     meta = dict(name=name, csv=str(csv), sha256=sha256(csv), method=method,

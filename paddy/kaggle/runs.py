@@ -228,7 +228,8 @@ def moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tupl
         pkl = got / 'models' / f'{run}.pkl'
         out += [(npz, Path('preds') / npz.name)] + ([(pkl, Path('models') / pkl.name)] if models
                                                     and pkl.is_file() else []) + [(j, Path('models') / j.name)]
-    out += [(f, logs / f.relative_to(got / 'sweeps')) for f in sorted((got / 'sweeps').rglob('*')) if f.is_file()]
+    out += [(f, logs / f.relative_to(got / 'sweeps')) for f in sorted((got / 'sweeps').rglob('*'))
+            if f.is_file() and f.name != 'lock']  # a sweep's, left by a kernel stopped at its time limit
     for top in ('playbooks', 'submissions', 'reports'):  # a playbook run's, as `paddy playbook` left them there
         out += [(f, Path(top) / f.relative_to(got / top)) for f in sorted((got / top).rglob('*'))
                 if f.is_file() and f.name != 'lock'  # a lock names a process of the kernel's, not of this machine

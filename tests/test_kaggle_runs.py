@@ -434,3 +434,17 @@ def test_a_playbook_runs_in_the_kernel_and_the_next_push_goes_on_from_what_was_p
 
     Path(f'playbooks/{name}/state.json').write_text(json.dumps(dict(state, args=dict(state['args'], data='/else'))))
     one_line_error(run('kaggle', 'pull', kernel_), f'playbooks/{name}/state.json exists with other contents')
+
+
+def test_a_pull_killed_mid_copy_leaves_no_half_file_and_pulls_again(stub, local):
+    "SIGKILL half-way through copying a run's .json: the run is not there (no half .json), and the next pull brings it."
+    from test_faults import killed_midway
+    stub.kernels[KERNEL], stub.state[KERNEL] = [{}], ('COMPLETE', None)
+    stub.outputs[KERNEL] = {**run_output(local, 'demo_scratch-aaaaaa'), **run_output(local, 'demo_scratch-bbbbbb', 1)}
+    killed_midway('shutil', 'copyfile', "str(args[0]).endswith('bbbbbb.json')",
+                  "open(args[1], 'wb').write(open(args[0], 'rb').read()[:10])", 'kaggle', 'pull', KERNEL)
+    assert Path('models/demo_scratch-aaaaaa.json').is_file() and not Path('models/demo_scratch-bbbbbb.json').exists()
+    assert [p.name for p in Path('models').iterdir() if not p.name.startswith('.')] == ['demo_scratch-aaaaaa.json']
+    r = run('kaggle', 'pull', KERNEL)
+    assert r.exit_code == 0 and 'pulled 1 new run from' in r.output, r.output
+    assert json.loads(Path('models/demo_scratch-bbbbbb.json').read_text())['run'] == 'demo_scratch-bbbbbb'

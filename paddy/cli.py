@@ -260,13 +260,19 @@ def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or sp
               help='start no run that would not end within HOURS, its time estimated from the runs that finished')]
           = None,
           folds: Annotated[Optional[int], typer.Option(
-              '--folds', help='make each job a CV run of K folds (paddy train EXP --folds K)')] = None):
+              '--folds', help='make each job a CV run of K folds (paddy train EXP --folds K)')] = None,
+          engine: Annotated[str, typer.Option(
+              help="local: this machine's GPUs; ray: a Ray cluster's, one run per GPU (pip install 'paddy[ray]', "
+                   "see docs/cluster.md)")] = 'local',
+          address: Annotated[Optional[str], typer.Option(
+              help='with --engine ray: auto (the cluster `ray start` made here) or the head HOST:PORT (default: '
+                   'start Ray on this machine alone)')] = None):
     "Train every EXP REPEAT times from a queue, a log file per run; stopped and started again, it skips finished runs."
     from .sweep import sweep
     from .train.loop import stoppable
     stoppable()
     try: sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb, fit_memory=fit_memory,
-               hours=hours, folds=folds)
+               hours=hours, folds=folds, engine=engine, address=address)
     except KeyboardInterrupt:
         typer.echo('paddy sweep: stopped; run the same command again to finish the runs left', err=True)
         raise typer.Exit(130)

@@ -1,6 +1,6 @@
 """Bad input through the CLI: each gets one line per problem that names it and the fix, exit code 2, no traceback,
 and every file that was there before is unchanged. docs/errors.md lists the same cases."""
-import hashlib, shutil
+import hashlib, shutil, sys
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +180,11 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['sizes', '--data', 'nowhere'], 'no competition data at nowhere (--data)'),
     (['sweep', '{spec}', '--repeat', '0'], '--repeat 0: give 1 or more'),
     (['sweep', '{spec}', '--hours', '0'], '--hours 0: give the time there is'),
+    (['sweep', '{spec}', '--engine', 'nope'], '--engine nope: give local or ray'),
+    (['sweep', '{spec}', '--address', 'auto'], '--address auto names a Ray cluster: add --engine'),
+    (['sweep', '{spec}', '--engine', 'ray', '--gpus', '0'], "--gpus 0 picks this machine's GPUs"),
+    (['sweep', '{spec}', '--engine', 'ray', '--address', 'nohost'], '--address nohost: give auto, or the head'),
+    (['sweep', '{spec}', '--engine', 'ray', '--address', '127.0.0.1:1'], 'no Ray cluster answers at 127.0.0.1:1'),
     (['kaggle', 'run', 'nope', '--dry-run', 'out'], "no experiment 'nope' in experiments/"),
     (['kaggle', 'run', 'demo_scratch', '--repeat', '0'], '--repeat 0: give 1 or more'),
     (['kaggle', 'run', 'demo_scratch', 'demo_scratch'], 'the same experiment is named twice: use --repeat'),
@@ -223,6 +228,16 @@ def test_the_cases_are_distinct_and_documented():
     assert len({shown(c) for c in CASES}) == len(CASES) >= 50
     doc = (Path(__file__).resolve().parent.parent / 'docs' / 'errors.md').read_text()
     for c in CASES: assert f"`{shown(c)}`" in doc, shown(c)
+
+
+def test_a_sweep_on_ray_without_ray_installed_says_how_to_get_it(scene, monkeypatch):
+    comp, spec = scene
+    monkeypatch.setitem(sys.modules, 'ray', None)  # as if never installed: `import ray` raises ImportError
+    before = tree()
+    r = runner.invoke(app, ['sweep', str(spec), '--engine', 'ray'])
+    assert r.exit_code == 2 and r.output.strip() == (
+        "paddy: error: --engine ray needs Ray, which is not installed: pip install 'paddy[ray]'"), r.output
+    assert tree() == before
 
 
 def test_a_write_stopped_halfway_leaves_nothing_and_replaces_nothing(tmp_path):

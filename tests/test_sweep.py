@@ -39,6 +39,35 @@ def test_each_parallel_run_gets_its_gpu_and_a_share_of_the_cores(monkeypatch):
 
 
 
+def test_a_stop_raised_in_a_running_job_stops_its_process_with_sigterm(comp, tiny_spec, monkeypatch):
+    """Ray's cancel raises KeyboardInterrupt in the task's thread, which a plain wait on the child never lets in: the
+    job waits a second at a time, and on the stop sends its process SIGTERM (which `paddy train` saves its epoch on)."""
+    import ctypes
+    from paddy.sweep import Sweep, execute
+    s = Sweep([str(tiny_spec)], data=comp, name='stop')
+    s.folder.mkdir(parents=True)
+    got = Path('got-term')
+    child = ("import signal, sys, time, pathlib\n"  # stands in for paddy train: says it got SIGTERM, then ends
+             f"signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(got)!r}).write_text('x'), sys.exit(3)))\n"
+             "time.sleep(60)\n")
+    monkeypatch.setattr(s, 'command', lambda job, run=None: [sys.executable, '-c', child])
+    outcome = {}
+
+    def job():
+        try: outcome['out'] = execute(s, 'tiny-1', Path('models'), None, 1, 'here')
+        except KeyboardInterrupt: outcome['stopped'] = time.time()
+
+    t = threading.Thread(target=job)
+    t.start()
+    while not (s.folder / 'tiny-1.log').exists(): time.sleep(0.05)
+    time.sleep(1)  # the child is in its sleep
+    t0 = time.time()
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(t.ident), ctypes.py_object(KeyboardInterrupt))
+    t.join(timeout=30)
+    assert 'stopped' in outcome and outcome['stopped'] - t0 < 5, outcome  # not after the child's 60 s
+    assert got.read_text() == 'x'
+
+
 def test_sweep_arguments_are_checked_before_any_run(comp, monkeypatch):
     one_line_error(run('sweep', 'nope'), "no experiment 'nope'")
     one_line_error(run('sweep', 'demo_lite0'), 'no competition data', 'paddy download')

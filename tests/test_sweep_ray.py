@@ -109,9 +109,12 @@ def swept(cluster, tmp_path_factory):
     r_out, b_out = r.communicate(timeout=180)[0], line + b.communicate(timeout=120)[0]
     logs = {f'{s}/{f.stem}': f.read_text() for s in ('r', 'b') for f in sorted((root / 'sweeps' / s).glob('*.log'))}
     again = subprocess.Popen(r_cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    alone = subprocess.Popen([sys.executable, '-m', 'paddy.cli', 'sweep', 'slow.py', '--name', 'n', '--data',
+                              str(root / 'comp'), '--engine', 'ray'], cwd=root, text=True,
+                             env={**env, 'CUDA_VISIBLE_DEVICES': ''}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     island = stranger(root, cluster)  # while `again` runs, which needs no cluster: it has nothing to run
     return dict(root=root, lost=lost, r=r.returncode, r_out=r_out, b=b.returncode, b_out=b_out, logs=logs,
-                again=finished_run(again), island=island)
+                again=finished_run(again), alone=finished_run(alone), island=island)
 
 
 def finished_run(p: subprocess.Popen) -> subprocess.CompletedProcess:
@@ -182,3 +185,11 @@ def test_a_node_that_does_not_share_the_disk_is_named(swept):
     assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stdout + r.stderr
     assert re.search(rf"node island \(.*\) does not see {root} as this machine does: .*same path", r.stderr), r.stderr
     assert not (root / 'sweeps' / 'c' / 'sweep.json').exists()  # nothing recorded for a sweep that could not start
+
+
+def test_ray_on_this_machine_alone_without_a_gpu_says_so(swept):
+    "No --address: Ray is started for this sweep alone; on a machine with no GPU that is one line."
+    r = swept['alone']
+    assert r.returncode == 2 and r.stderr.strip() == (
+        'paddy: error: Ray sees no GPU on this machine, and each run of --engine ray takes one: leave out --engine ray '
+        'to sweep here, or give the --address of a cluster with GPUs'), r.stdout + r.stderr

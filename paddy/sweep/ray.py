@@ -47,7 +47,9 @@ def resolve(address: str | None) -> str:
         from ray._private.services import canonicalize_bootstrap_address  # Ray's own lookup for `auto`
         found = canonicalize_bootstrap_address('auto')
     except ImportError: return 'auto'  # another Ray: let it look
-    except ConnectionError: found = None
+    except ConnectionError as e:  # several clusters here, say
+        raise PaddyError(f"--address auto: {str(e).strip().splitlines()[0]}: give the head node's HOST:PORT "
+                         f"({DOCS})") from None
     if not found:
         raise PaddyError(f"--address auto: no Ray cluster was started on this machine: start one with `ray start "
                          f"--head` ({DOCS}), or give the head node's HOST:PORT")

@@ -48,7 +48,7 @@ train: install ## fine-tune one experiment: make train EXP=convnext_small_rect [
 	@test -n "$(EXP)$(ARGS)" || { echo "make train needs EXP=NAME (see make list), or ARGS='--resume RUN'"; exit 2; }
 	$(BIN)/paddy train $(EXP) $(ARGS)
 
-sweep: install ## train many from a queue, one per GPU, resumable: make sweep EXP='convnext_small_rect vit_small_squish' [ARGS='--repeat 3']
+sweep: install ## train many from a queue, one per GPU (a Ray cluster's with ARGS='--engine ray'), resumable: make sweep EXP='convnext_small_rect vit_small_squish' [ARGS='--repeat 3']
 	@test -n "$(EXP)" || { echo "make sweep needs EXP='NAME NAME…': see make list"; exit 2; }
 	$(BIN)/paddy sweep $(EXP) $(ARGS)
 

@@ -1,7 +1,7 @@
 """`paddy sweep --engine ray` on a real two-node Ray cluster on this machine, one fake GPU a node, started with
 `ray start` as docs/cluster.md says and ended by the ids of those processes' groups: never `ray stop`, which ends every
 Ray process on the host. Ray gives its nodes this host's address rather than 127.0.0.1; nothing leaves the machine."""
-import os, re, signal, socket, subprocess, sys, tempfile, time
+import os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 from datetime import datetime
 from pathlib import Path
 
@@ -50,9 +50,10 @@ def cluster(tmp_path_factory):
             time.sleep(0.2)
         address = m.group(1)
         nodes['worker'] = node(['--address', address, '--node-name', 'worker', *common], logs / 'worker.log', env)
-        yield dict(address=address, nodes=nodes, logs=logs, env=env, common=common)
+        yield dict(address=address, nodes=nodes, logs=logs, env=env, common=common, temp=temp)
     finally:
         for p in nodes.values(): end(p)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def paddy_sweep(root: Path, *args, address: str) -> list[str]:
@@ -111,7 +112,8 @@ def swept(cluster, tmp_path_factory):
     again = subprocess.Popen(r_cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     alone = subprocess.Popen([sys.executable, '-m', 'paddy.cli', 'sweep', 'slow.py', '--name', 'n', '--data',
                               str(root / 'comp'), '--engine', 'ray'], cwd=root, text=True,
-                             env={**env, 'CUDA_VISIBLE_DEVICES': ''}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             env={**env, 'CUDA_VISIBLE_DEVICES': '', 'RAY_TMPDIR': cluster['temp']},  # not /tmp/ray
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     island = stranger(root, cluster)  # while `again` runs, which needs no cluster: it has nothing to run
     return dict(root=root, lost=lost, r=r.returncode, r_out=r_out, b=b.returncode, b_out=b_out, logs=logs,
                 again=finished_run(again), alone=finished_run(alone), island=island)

@@ -240,6 +240,25 @@ def test_a_sweep_on_ray_without_ray_installed_says_how_to_get_it(scene, monkeypa
     assert tree() == before
 
 
+def test_a_sweep_on_ray_at_an_address_where_something_else_answers_is_one_line(scene):
+    "A port that answers, but not as a Ray head (here a plain HTTP server, as Ray's dashboard is): one line at once."
+    import http.server, threading
+    comp, spec = scene
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args): pass  # its log would be on this process's stderr, beside paddy's line
+
+    server = http.server.HTTPServer(('127.0.0.1', 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f'127.0.0.1:{server.server_port}'
+    before = tree()
+    try: r = runner.invoke(app, ['sweep', str(spec), '--engine', 'ray', '--address', address])
+    finally: server.shutdown()
+    assert r.exit_code == 2 and r.output.strip() == (
+        f"paddy: error: --address {address}: something answers at {address}, but not a Ray head: give the address "
+        "that `ray start --head` printed (port 6379 unless --port), not the dashboard's (docs/cluster.md)"), r.output
+    assert tree() == before
+
+
 def test_a_write_stopped_halfway_leaves_nothing_and_replaces_nothing(tmp_path):
     from paddy.errors import PaddyError
     from paddy.files import open_new

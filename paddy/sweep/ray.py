@@ -22,17 +22,29 @@ def imported():
     return ray
 
 
+# HTTP/2's client preface and an empty SETTINGS frame: a gRPC server, as Ray's head (GCS) is, answers with its own
+# SETTINGS frame at once, before any call; anything else there would have `ray.init` retry for minutes
+H2_HELLO = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
 def reachable(address: str, said: str | None = None):
-    "A HOST:PORT that nothing answers at is one line now, not Ray's minutes of retries."
+    "A HOST:PORT where no Ray head answers is one line now, not Ray's minutes of retries."
     said = said or address
     host, _, port = address.rpartition(':')
     if not host or not port.isdigit():
         raise PaddyError(f"--address {said}: give auto, or the head node's HOST:PORT as `ray start --head` prints "
                          "it, e.g. 10.0.0.1:6379")
-    try: socket.create_connection((host, int(port)), timeout=5).close()
+    try:
+        with socket.create_connection((host, int(port)), timeout=5) as c:
+            c.sendall(H2_HELLO)
+            reply = c.recv(9)
+    except TimeoutError: reply = b''
     except OSError as e:
         raise PaddyError(f"--address {said}: no Ray cluster answers at {address} ({e.strerror or e}): start its head "
                          f"with `ray start --head --port {port}` ({DOCS})") from None
+    if len(reply) < 4 or reply[3] != 0x4:  # not an HTTP/2 SETTINGS frame: no gRPC server, so no Ray head
+        raise PaddyError(f"--address {said}: something answers at {address}, but not a Ray head: give the address "
+                         f"that `ray start --head` printed (port 6379 unless --port), not the dashboard's ({DOCS})")
 
 
 def resolve(address: str | None) -> str:

@@ -68,6 +68,28 @@ def test_a_stop_raised_in_a_running_job_stops_its_process_with_sigterm(comp, tin
     assert got.read_text() == 'x'
 
 
+def test_a_job_started_again_beside_its_earlier_attempt_waits_for_it_and_never_trains_twice(comp, tiny_spec,
+                                                                                              monkeypatch):
+    """A Ray retry whose lost node lives on: while the earlier attempt holds the run, the job waits up to `wait`, then
+    leaves it (busy); once that attempt has finished the job, it is done, and nothing is started."""
+    from paddy import owner
+    from paddy.sweep import Sweep, execute
+    from paddy.files import write_json
+    s = Sweep([str(tiny_spec)], data=comp, name='lost')
+    s.folder.mkdir(parents=True)
+    models, run = Path('models'), 'tiny-0a1b2c'
+    write_json(models / f'{run}.state' / 'run.json', dict(run=run, experiment={}, split_seed=42,
+                                                          settings=dict(sweep='lost/tiny-1')))
+    monkeypatch.setattr(subprocess, 'Popen', lambda *a, **k: pytest.fail('nothing may start'))
+    with owner.owned(models / f'{run}.state' / 'lock', str):  # the earlier attempt, still training
+        t0 = time.time()
+        out = execute(s, 'tiny-1', models, None, 1, 'here', wait=1.5)
+        assert out['busy'].startswith(f'process {os.getpid()}') and out['resumed'] == run
+        assert 1.5 <= time.time() - t0 < 5
+        write_json(models / f'{run}.json', dict(run=run, sweep='lost/tiny-1'))  # it finishes the job meanwhile
+        assert execute(s, 'tiny-1', models, None, 1, 'here', wait=1.5)['already'] == run
+
+
 def test_sweep_arguments_are_checked_before_any_run(comp, monkeypatch):
     one_line_error(run('sweep', 'nope'), "no experiment 'nope'")
     one_line_error(run('sweep', 'demo_lite0'), 'no competition data', 'paddy download')

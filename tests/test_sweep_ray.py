@@ -25,9 +25,29 @@ def node(args: list, log: Path, env: dict, prefix=()) -> subprocess.Popen:
                             start_new_session=True)
 
 
+def descendants(pid: int) -> list[int]:
+    "Every process below `pid`, by their parent ids in /proc: Ray's workers and the runs they start, whatever group."
+    parents = {}
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try: fields = stat.read_text().rsplit(')', 1)[1].split()
+        except OSError: continue  # ended as it was read
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
 def end(p: subprocess.Popen):
+    "A node gone at once, as a machine that dies: its group and everything below it, SIGKILLed by their ids."
+    below = descendants(p.pid)
     try: os.killpg(p.pid, signal.SIGKILL)
     except ProcessLookupError: pass
+    for pid in below:
+        try: os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError: pass
     p.wait(timeout=30)
 
 

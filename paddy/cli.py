@@ -262,7 +262,7 @@ def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or sp
           folds: Annotated[Optional[int], typer.Option(
               '--folds', help='make each job a CV run of K folds (paddy train EXP --folds K)')] = None,
           engine: Annotated[str, typer.Option(
-              help="local: this machine's GPUs; ray: a Ray cluster's, one run per GPU (pip install 'paddy[ray]', "
+              help="local: this machine's GPUs; ray: a Ray cluster's, one run per GPU (pip install 'paddy\\[ray]', "
                    "see docs/cluster.md)")] = 'local',
           address: Annotated[Optional[str], typer.Option(
               help='with --engine ray: auto (the cluster `ray start` made here) or the head HOST:PORT (default: '

@@ -97,6 +97,12 @@ def poll(p: subprocess.Popen) -> int | None:
     except subprocess.TimeoutExpired: return None
 
 
+def let_end(p: subprocess.Popen):
+    "Give a job's `paddy train`, sent SIGTERM, a minute to save its last epoch and end; then kill it."
+    try: p.wait(timeout=60)
+    except subprocess.TimeoutExpired: p.kill()
+
+
 def now() -> str: return time.strftime('%Y-%m-%dT%H:%M:%S')
 
 
@@ -129,8 +135,7 @@ def execute(s: Sweep, job: str, models: Path, dev: str | None, n_devices: int, w
             while (rc := poll(p)) is None: pass
         except KeyboardInterrupt:  # the engine stops this job (Ray's cancel): its run keeps its last epoch
             p.send_signal(signal.SIGTERM)
-            try: p.wait(timeout=60)
-            except subprocess.TimeoutExpired: p.kill()
+            let_end(p)
             raise
         f.write(f'=== {now()} exit {rc} after {time.time() - t0:.0f}s\n')
     return dict(rc=rc, seconds=time.time() - t0, where=where, resumed=run)

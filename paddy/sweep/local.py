@@ -3,7 +3,7 @@ CPU, one run at a time."""
 import queue, signal, socket, subprocess, threading, time
 
 from ..errors import PaddyError
-from .jobs import execute
+from .jobs import execute, let_end
 
 
 def devices(gpus: str | None) -> list[str | None]:
@@ -77,7 +77,5 @@ class Local:
             stop.set()
             with lock: running = list(procs.values())
             for p in running: p.send_signal(signal.SIGTERM)  # train then removes its unfinished run's files
-            for p in running:
-                try: p.wait(timeout=60)
-                except subprocess.TimeoutExpired: p.kill()
+            for p in running: let_end(p)
             raise

@@ -69,22 +69,21 @@ def resolve(address: str | None) -> str:
     return found
 
 
-def node_task(job_args: tuple, data: str | None):
+def node_task(s, job: str, root: str, models: str, data: str):
     "One job, on the node Ray picked: in the project folder there, on the GPU Ray gave it."
     import ray
-    s, job, root, models = job_args
     os.chdir(root)  # the same path on every node: what `paddy train` reads and writes is relative to it
-    if data: os.environ['PADDY_DATA'] = data  # where the driver found it, not where this node's own setting says
+    os.environ['PADDY_DATA'] = data  # where the driver found it, not where this node's own setting says
     me = ray.get_runtime_context().get_node_id()
     node = next((n for n in ray.nodes() if n['NodeID'] == me), {})
     gpus = [str(g) for g in ray.get_gpu_ids()]
     where = f"node {node.get('NodeName', me[:8])} ({socket.gethostname()}), GPU {','.join(gpus)}"
     out = execute(s, job, Path(models), ','.join(gpus), int(node.get('Resources', {}).get('GPU', 1)), where,
-                  wait=LET_GO)
-    return out and {**out, 'node': me}
+                  wait=LET_GO)  # it always starts, or finds the job taken or done: Ray's stop comes as an interrupt
+    return {**out, 'node': me}
 
 
-def probe(marker: str, token: str, python: str, data: str | None):
+def probe(marker: str, token: str, python: str, data: str):
     "What a node sees of the shared disk: the driver's marker, its own marker written back, the venv, the data."
     import ray
     me, m = ray.get_runtime_context().get_node_id(), Path(marker)
@@ -95,7 +94,7 @@ def probe(marker: str, token: str, python: str, data: str | None):
         try: (m.parent / f'{me}.seen').write_text(token); wrote = True
         except OSError: pass
     return dict(node=me, host=socket.gethostname(), seen=seen, wrote=wrote, python=Path(python).exists(),
-                data=data is None or (Path(data) / 'train.csv').is_file())
+                data=(Path(data) / 'train.csv').is_file())
 
 
 class Ray:
@@ -178,7 +177,7 @@ class Ray:
                     if not go(job):
                         codes[job] = None
                         continue
-                    running[task.remote((s, job, root, str(models)), self.data)] = job
+                    running[task.remote(s, job, root, str(models), self.data)] = job
                     print(f'  submit {job} → {s.folder / job}.log', flush=True)
                     free -= 1
                 if not running: continue
@@ -188,8 +187,8 @@ class Ray:
                     try: out = ray.get(ref)
                     except ray.exceptions.RayError as e:  # its node lost RETRIES + 1 times, or Ray itself failed
                         out = dict(rc=-1, lost=str(e).strip().splitlines()[0][:200])
-                    codes[job] = out and out.get('rc')
-                    if out: done(job, out)
+                    codes[job] = out.get('rc')
+                    done(job, out)
         except KeyboardInterrupt:
             for ref in running: ray.cancel(ref)  # a KeyboardInterrupt in each task, which stops its paddy train
             if running: ray.wait(list(running), num_returns=len(running), timeout=90)

@@ -13,6 +13,9 @@ from .. import environ
 from ..provenance import stamp
 from .sizes import headers
 
+try: import fcntl
+except ImportError: fcntl = None  # no flock (Windows): the atomic rename alone keeps readers safe
+
 FORMAT = 1  # bump when what is stored changes, so an old cache is never read as a new one
 
 
@@ -223,12 +226,11 @@ def stale(where: Path, remove: bool = False) -> list[tuple[Path, int]]:
     """The temporary folders (`<key>.tmp-PID`) of builds killed before they finished, with the bytes each holds (its
     pixel file is sized to the whole cache at the start); removed with `remove`. A build holds its key's lock while its
     folder exists, so one whose lock is free is stale, wherever its process ran."""
-    try: import fcntl
-    except ImportError: return []  # no flock: a build in progress cannot be told from a dead one, so none is touched
+    if fcntl is None: return []  # a build in progress cannot be told from a dead one, so none is touched
     out = []
     for tmp in sorted(where.glob('*.tmp-*')) if where.is_dir() else []:
-        lock = where / f"{tmp.name.split('.tmp-')[0]}.lock"
         if not tmp.is_dir(): continue
+        lock = where / f"{tmp.name.split('.tmp-')[0]}.lock"
         with open(lock, 'a') as f:
             try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError: continue  # being built now
@@ -243,9 +245,7 @@ def reap(where: Path) -> list[tuple[Path, int]]: return stale(where, remove=True
 
 
 def _lock(f):
-    try: import fcntl
-    except ImportError: return  # no flock (Windows): the atomic rename alone keeps readers safe
-    fcntl.flock(f, fcntl.LOCK_EX)
+    if fcntl is not None: fcntl.flock(f, fcntl.LOCK_EX)
 
 
 def caches(where: Path | None = None) -> list[dict]:

@@ -216,6 +216,12 @@ def pattern(models: bool) -> str:
             + (r'|models/[^/]+\.pkl' if models else '') + ')$')
 
 
+def kept(folder: Path) -> list[Path]:
+    """The files under a fetched `folder` but its locks (a sweep's or playbook's, left by a kernel stopped at its time
+    limit): a lock names a process of the kernel's, not of this machine."""
+    return [f for f in sorted(folder.rglob('*')) if f.is_file() and f.name != 'lock']
+
+
 def moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tuple[Path, Path]]:
     "(fetched, destination) for every finished run and log, predictions first; raises on a run that doesn't fit here."
     out = []
@@ -228,12 +234,10 @@ def moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tupl
         pkl = got / 'models' / f'{run}.pkl'
         out += [(npz, Path('preds') / npz.name)] + ([(pkl, Path('models') / pkl.name)] if models
                                                     and pkl.is_file() else []) + [(j, Path('models') / j.name)]
-    out += [(f, logs / f.relative_to(got / 'sweeps')) for f in sorted((got / 'sweeps').rglob('*'))
-            if f.is_file() and f.name != 'lock']  # a sweep's, left by a kernel stopped at its time limit
+    out += [(f, logs / f.relative_to(got / 'sweeps')) for f in kept(got / 'sweeps')]
     for top in ('playbooks', 'submissions', 'reports'):  # a playbook run's, as `paddy playbook` left them there
-        out += [(f, Path(top) / f.relative_to(got / top)) for f in sorted((got / top).rglob('*'))
-                if f.is_file() and f.name != 'lock'  # a lock names a process of the kernel's, not of this machine
-                and (top != 'playbooks' or f.parent != got / top)]  # the playbook itself is yours, written flat
+        out += [(f, Path(top) / f.relative_to(got / top)) for f in kept(got / top)
+                if top != 'playbooks' or f.parent != got / top]  # the playbook itself is yours, written flat
     if (got / RECORD).is_file(): out.append((got / RECORD, logs / RECORD))
     return out
 

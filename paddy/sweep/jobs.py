@@ -42,6 +42,8 @@ def stopped(name: str, models: Path = Path('models')) -> dict[str, str]:
         job = job_of((info.get('settings') or info).get('sweep'), name)  # older states kept it at the top
         if job and is_run_name(str(info.get('run', ''))): out[job] = info['run']
     return out
+
+
 class Sweep:
     "The jobs `<exp>-<k>` for k in 1…repeat of every experiment, under sweeps/<name>/ with one log per job."
 
@@ -139,4 +141,3 @@ def execute(s: Sweep, job: str, models: Path, dev: str | None, n_devices: int, w
             raise
         f.write(f'=== {now()} exit {rc} after {time.time() - t0:.0f}s\n')
     return dict(rc=rc, seconds=time.time() - t0, where=where, resumed=run)
-

@@ -17,9 +17,12 @@ def item(exp: Experiment) -> C.Item:
 
 
 def batch_tfms(exp: Experiment):
-    "fastai's `aug_transforms` at the final size: progressive resizing sets smaller ones for the epochs before."
+    """fastai's `aug_transforms` (flip, warp, rotate, zoom, lighting) at the image's size, then `ScaledCrop` to the
+    final size, whose plain view matches the training views' scale: progressive resizing sets smaller sizes before."""
     from fastai.vision.all import aug_transforms
-    return aug_transforms(size=hw(final_size(exp)), min_scale=exp.min_scale, do_flip=exp.flip)
+    from .tfms import MAX_ZOOM, P_AFFINE, ScaledCrop, train_scale
+    crop = ScaledCrop(hw(final_size(exp)), min_scale=exp.min_scale, valid_scale=train_scale(exp.min_scale))
+    return aug_transforms(do_flip=exp.flip, max_zoom=MAX_ZOOM, p_affine=P_AFFINE) + [crop]
 
 
 def dataloaders(df: pd.DataFrame, exp: Experiment, valid: list[str], bs: int, device=None, cache: bool = True,

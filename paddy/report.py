@@ -23,8 +23,10 @@ def pivot(df: pd.DataFrame, agg: str = 'mean') -> pd.DataFrame:
     df = df.assign(split=split)
     keys, cols = KEYS + ['recipe', 'split'], ['error_rate', 'tta_error_rate', 'fit_time', 'gpu_mem_gb']
     if agg == 'mean': vals = df.groupby(keys, dropna=False)[cols].mean()
-    else: vals = df.sort_values(['error_rate', 'fit_time']).groupby(keys, dropna=False).head(1).set_index(keys)[cols]
-    p = df.groupby(keys, dropna=False).run.count().rename('runs').to_frame().join(vals).reset_index()
+    else: vals = (df.assign(ranked=ranked(df)).sort_values(['ranked', 'fit_time']).groupby(keys, dropna=False).head(1)
+                  .set_index(keys)[cols])
+    g = df.groupby(keys, dropna=False).run
+    p = g.count().rename('runs').to_frame().join(vals).join(g.agg(' '.join).rename('run_names')).reset_index()
     # runs of one experiment with different overrides are not repeats of each other: keep them apart, and say so
     several = p.groupby(['dataset', 'experiment']).recipe.transform('nunique') > 1
     p.loc[several, 'experiment'] = p.experiment[several] + '@' + p.recipe[several]
@@ -33,20 +35,42 @@ def pivot(df: pd.DataFrame, agg: str = 'mean') -> pd.DataFrame:
     return p.drop(columns=['recipe', 'split'])
 
 
+def ranked(df: pd.DataFrame) -> pd.Series:
+    "The error a ranking goes by: TTA's, as every submission is made from TTA predictions, else the plain one."
+    return df.tta_error_rate.astype(float).fillna(df.error_rate) if 'tta_error_rate' in df else df.error_rate
+
+
 def score(p: pd.DataFrame, constant: float = 80) -> pd.Series:
-    "error_rate × (fit_time + constant): the constant is a run's fixed cost, so speed counts but not alone."
-    return p.error_rate * (p.fit_time + constant)
+    "`ranked` error × (fit_time + constant): the constant is a run's fixed cost, so speed counts but not alone."
+    return ranked(p) * (p.fit_time + constant)
 
 
 def better_and_faster(p: pd.DataFrame) -> pd.DataFrame:
-    "Rows with both a lower error and a shorter fit than their dataset's median, most accurate first."
-    med = p.groupby('dataset')[['error_rate', 'fit_time']].transform('median')
-    return p[(p.error_rate < med.error_rate) & (p.fit_time < med.fit_time)].sort_values('error_rate')
+    "Rows with both a lower `ranked` error and a shorter fit than their dataset's median, most accurate first."
+    p = p.assign(ranked=ranked(p))
+    med = p.groupby('dataset')[['ranked', 'fit_time']].transform('median')
+    return p[(p.ranked < med.ranked) & (p.fit_time < med.fit_time)].sort_values('ranked').drop(columns='ranked')
+
+
+def with_noise(p: pd.DataFrame, preds: Path = Path('preds')) -> pd.DataFrame:
+    """`p` with each experiment's TTA error interval (`lo`, `hi`) from a paired bootstrap over its dataset's shared
+    validation images, and whether it is indistinguishable from that dataset's best (`same_as_best`); empty where its
+    runs' predictions are not in `preds`."""
+    from .compare import noise, right
+    out = p.assign(lo=float('nan'), hi=float('nan'), same_as_best=None)
+    for ds, g in p.groupby('dataset'):
+        members = {i: right([f for f in (preds / f'{r}.npz' for r in str(names).split()) if f.exists()])
+                   for i, names in g.run_names.items()}
+        t = noise(members)
+        for row in t.itertuples():
+            out.loc[row.member, ['lo', 'hi', 'same_as_best']] = row.lo, row.hi, row.indistinguishable
+    return out
 
 
 def plot(p: pd.DataFrame, path: Path, runs: pd.DataFrame | None = None):
-    """Fit time (log) against error rate, one colour per family and one panel per dataset: a large named point per
-    experiment, and each of its runs small and faint, so the spread of repeats shows."""
+    """Fit time (log) against `ranked` error, one colour per family and one panel per dataset: a large named point per
+    experiment with its interval where `with_noise` found one, and each of its runs small and faint, so the spread of
+    repeats shows."""
     import matplotlib
     matplotlib.use('Agg')  # files only: no display on a server or in CI
     import matplotlib.pyplot as plt
@@ -57,19 +81,24 @@ def plot(p: pd.DataFrame, path: Path, runs: pd.DataFrame | None = None):
     fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 5), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         d = p[p.dataset == ds].sort_values('fit_time')
+        d = d.assign(err=ranked(d))
         if runs is not None:
             r = runs[runs.dataset == ds]
-            ax.scatter(r.fit_time, r.error_rate, s=12, alpha=0.35, color=[colours.get(f, 'grey') for f in r.family])
+            ax.scatter(r.fit_time, ranked(r), s=12, alpha=0.35, color=[colours.get(f, 'grey') for f in r.family])
         for fam, g in d.groupby('family'):
-            ax.scatter(g.fit_time, g.error_rate, s=60, color=colours[fam], label=fam, edgecolor='black', linewidth=0.5)
+            ax.scatter(g.fit_time, g.err, s=60, color=colours[fam], label=fam, edgecolor='black', linewidth=0.5)
+            if 'lo' in g and g.lo.notna().any():  # the bootstrap's 95% interval of each experiment's error
+                b = g[g.lo.notna()]
+                ax.vlines(b.fit_time, b.lo.astype(float), b.hi.astype(float), color=colours[fam], alpha=0.6)
         for i, (_, row) in enumerate(d.iterrows()):  # alternate above and below, so neighbours' names do not overlap
-            ax.annotate(row.experiment, (row.fit_time, row.error_rate), fontsize=7, textcoords='offset points',
+            ax.annotate(row.experiment, (row.fit_time, row.err), fontsize=7, textcoords='offset points',
                         xytext=(5, 6 if i % 2 == 0 else -11))
         ax.set_xscale('log'); ax.margins(0.08)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f'{x:g}'))  # 300, not 3×10²
         # minor ticks labelled only where the axis spans under a decade, else their labels run together ("708090")
         ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
-        ax.set(xlabel='fit time (s, log scale)', ylabel='error rate', title=ds); ax.grid(alpha=0.3)
+        ax.set(xlabel='fit time (s, log scale)', ylabel='TTA error rate (else plain), 95% interval', title=ds)
+        ax.grid(alpha=0.3)
         ax.legend(title='family', fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -77,8 +106,10 @@ def plot(p: pd.DataFrame, path: Path, runs: pd.DataFrame | None = None):
 
 
 def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant: float = 80, agg: str = 'mean',
-           name: str | None = None, out: Path = Path('reports'), sources: dict | None = None) -> dict:
-    "Print the pivot, the top `top` by score and the better-and-faster subset; write reports/<name>.{png,csv,json}."
+           name: str | None = None, out: Path = Path('reports'), sources: dict | None = None,
+           preds: Path = Path('preds')) -> dict:
+    """Print the pivot, the top `top` by score (TTA error × time) with each one's interval and whether it is within
+    noise of the best, and the better-and-faster subset; write reports/<name>.{png,csv,json}."""
     if dataset is not None:
         if dataset not in set(df.dataset):
             raise PaddyError(f"no runs on dataset '{dataset}': there are {', '.join(sorted(set(df.dataset)))}")
@@ -87,17 +118,19 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
     if df.empty: raise PaddyError("no run has both an error rate and a fit time to rank")
     p = pivot(df, agg)
     p['score'] = score(p, constant)
-    p = p.sort_values('score').reset_index(drop=True)
+    p = with_noise(p.sort_values('score').reset_index(drop=True), preds)
     name = name or time.strftime(f'report-{dataset or "all"}-%Y%m%d-%H%M%S')
     files = {k: out / f'{name}.{k}' for k in ('png', 'csv', 'json')}
     never_overwrite(*files.values(), hint='pass --name OTHER')
     fast = better_and_faster(p)
     with pd.option_context('display.width', 250, 'display.max_rows', 500, 'display.float_format', '{:.4f}'.format):
-        print(f'{len(df)} runs of {len(p)} experiments; score = error_rate × (fit_time + {constant:g}), '
-              f'{agg} over repeats\n')
-        print(p.to_string(index=False), '\n')
-        ranked = p.head(top)[KEYS[1:3] + ["error_rate", "fit_time", "score"]]
-        print(f'top {top} by score:\n{ranked.to_string(index=False)}\n')
+        print(f'{len(df)} runs of {len(p)} experiments; score = TTA error (else error_rate) × (fit_time + '
+              f'{constant:g}), {agg} over repeats; lo–hi: the 95% interval of the TTA error over the shared validation '
+              'images, same_as_best: within that noise of the best\n')
+        print(p.drop(columns='run_names').to_string(index=False), '\n')
+        shown = p.head(top)[KEYS[1:3] + ["error_rate", "tta_error_rate", "lo", "hi", "same_as_best", "fit_time",
+                                         "score"]]
+        print(f'top {top} by score:\n{shown.to_string(index=False)}\n')
         print('better and faster than the median:\n'
               + (fast[KEYS[1:3] + ['error_rate', 'fit_time']].to_string(index=False) if len(fast) else '(none)'))
     out.mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,9 @@ def test_report_scores_and_the_median_subset_from_known_figures(capsys):
     # min is the best run whole: b's 0.03 came with 50 s, and its 30 s run erred 0.05, so (0.03, 30) was no run's
     assert p.loc['a', ['error_rate', 'fit_time', 'runs']].tolist() == [0.02, 100, 2]
     assert p.loc['b', ['error_rate', 'fit_time']].tolist() == [0.03, 50]
+    # the score goes by the TTA error, what a submission is made from: 0.9 of the plain one here
     expected = {'a': 0.02 * 180, 'b': 0.03 * 130, 'c': 0.01 * 480, 'd': 0.10 * 90, 'e': 0.50 * 85}
-    assert p.score.to_dict() == pytest.approx(expected)
+    assert p.score.to_dict() == pytest.approx({k: 0.9 * v for k, v in expected.items()})
     assert r['top'].experiment.tolist() == ['a', 'b', 'c']
     # medians: error 0.03, fit 50; a and c are more accurate but slower, d and e faster but worse: none is both
     assert r['better_and_faster'].experiment.tolist() == []
@@ -49,14 +50,38 @@ def test_report_mean_over_repeats_and_a_nonempty_subset():
     p = r['pivot'].set_index('experiment')
     assert p.loc['a', 'error_rate'] == pytest.approx(0.03) and p.loc['a', 'fit_time'] == pytest.approx(120)
     assert p.loc['b', 'error_rate'] == pytest.approx(0.04) and p.loc['b', 'fit_time'] == pytest.approx(40)
-    assert p.score.to_dict() == pytest.approx({'a': 3.6, 'b': 1.6, 'c': 4.0, 'd': 1.0, 'e': 2.5})
+    assert p.score.to_dict() == pytest.approx({'a': 3.24, 'b': 1.44, 'c': 3.6, 'd': 0.9, 'e': 2.25})
     # medians 0.04 and 40: d is faster but worse, c better but slower
     assert (r['better_and_faster'].experiment.tolist() == [])
     df = runs_with_known_figures()
     # now errors .03 .04 .01 .012 .5 (median .03), fits 120 40 400 10 5 (median 40)
-    df.loc[df.experiment == 'd', 'error_rate'] = 0.012
+    df.loc[df.experiment == 'd', ['error_rate', 'tta_error_rate']] = 0.012, 0.0108
     r = report(df, dataset='paddy', agg='mean', name='subset')
     assert r['better_and_faster'].experiment.tolist() == ['d']  # c is better but slower, e faster but worse
+
+
+def test_the_report_ranks_by_tta_error_and_marks_what_is_within_noise_of_the_best():
+    import numpy as np
+    from paddy.predict import save_preds
+    df = runs_with_known_figures()
+    df.loc[df.experiment == 'e', 'tta_error_rate'] = None  # no TTA: ranked by its plain error
+    df.loc[df.experiment == 'd', 'tta_error_rate'] = 0.001  # TTA says d is best, though its plain error is worst
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 3, 200)
+    good = np.eye(3)[targets]  # right on every image
+    bad = np.eye(3)[(targets + (rng.random(200) < 0.5)) % 3]  # wrong on about half
+    for name in df.run:
+        save_preds(Path('preds') / f'{name}.npz', name, dict(
+            vocab=np.array(['x', 'y', 'z']), test_ids=np.array(['t']), test_probs=np.ones((1, 3)) / 3,
+            valid_ids=np.array([f'i{k}' for k in range(200)]), valid_targets=targets,
+            valid_probs=bad if name.startswith('e') else good))
+    r = report(df, dataset='paddy', constant=0, name='noise')
+    p = r['pivot'].set_index('experiment')
+    assert p.index[0] == 'd' and p.loc['d', 'score'] == pytest.approx(0.001 * 10)
+    assert p.loc['e', 'score'] == pytest.approx(0.5 * 5)
+    assert p.loc[['a', 'b', 'c', 'd'], 'same_as_best'].tolist() == [True] * 4  # the same predictions
+    assert p.loc['e', 'same_as_best'] is False or p.loc['e', 'same_as_best'] == False  # noqa: E712
+    assert p.loc['e', 'lo'] < 0.5 < p.loc['e', 'hi']
 
 
 def test_overridden_runs_are_not_repeats():
@@ -74,7 +99,7 @@ def test_report_writes_a_plot_csv_and_provenance_and_never_overwrites():
         im.load()
         assert im.format == 'PNG' and im.width > 1000 and im.height > 400  # two datasets: two panels side by side
     saved = pd.read_csv(r['files']['csv'])
-    assert len(saved) == 6 and list(saved.columns)[-1] == 'score'
+    assert len(saved) == 6 and list(saved.columns)[-4:] == ['score', 'lo', 'hi', 'same_as_best']
     meta = json.loads(r['files']['json'].read_text())
     assert meta['score_constant'] == 80 and len(meta['runs']) == 8 and meta['versions']['pandas']
     with pytest.raises(PaddyError, match='never overwritten'): report(runs_with_known_figures(), name='files')

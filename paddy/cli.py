@@ -23,6 +23,9 @@ WANDB = Annotated[bool,
                   typer.Option('--wandb', help='also log to Weights & Biases (needs wandb; WANDB_MODE=offline works)')]
 FIT_MEMORY = Annotated[Optional[float], typer.Option(
     '--fit-memory', help='GB of GPU memory to fit: measure a few steps, raise accum until they fit')]
+NO_TEST_PREDS = Annotated[bool, typer.Option(
+    '--no-test-preds', help="skip the test set's TTA (a run only screened): `paddy ensemble` makes it when it takes "
+    'the run')]
 MODELS = Annotated[Path, typer.Option('--models', help="where the runs' .json files are")]
 COMP = Annotated[str, typer.Option('--competition', '-c', help="the competition's slug, as in its URL")]
 KERNEL = Annotated[Optional[str], typer.Argument(
@@ -84,7 +87,8 @@ def train(exp: Annotated[Optional[str],
               'out-of-fold predictions')] = None,
           full: Annotated[bool, typer.Option(
               '--full', help='a final fit on every training image, no validation; the CV run of the same recipe '
-              'stands for it')] = False):
+              'stands for it')] = False,
+          no_test_preds: NO_TEST_PREDS = False):
     """Fine-tune EXP, export models/<run>.pkl + .json, and save TTA probabilities to preds/<run>.npz; --folds K makes a
     CV run of K such runs instead, --full a final fit on all the data."""
     from .train import Settings
@@ -95,7 +99,7 @@ def train(exp: Annotated[Optional[str],
     settings = Settings(data=None if data is None else str(data), cache=not no_cache, gpu_cache=not no_gpu_cache,
                         precision=precision,
                         channels_last=channels_last, sweep=sweep, wandb=wandb, fit_memory=fit_memory,
-                        processes=processes)
+                        processes=processes, test_preds=not no_test_preds)
     try: code = start(exp, set_, settings, resume, folds, full)
     except KeyboardInterrupt: raise typer.Exit(130)  # what was saved, and how to go on, is already said
     except Exception:
@@ -266,13 +270,14 @@ def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or sp
                    "see docs/cluster.md)")] = 'local',
           address: Annotated[Optional[str], typer.Option(
               help='with --engine ray: auto (the cluster `ray start` made here) or the head HOST:PORT (default: '
-                   'start Ray on this machine alone)')] = None):
+                   'start Ray on this machine alone)')] = None,
+          no_test_preds: NO_TEST_PREDS = False):
     "Train every EXP REPEAT times from a queue, a log file per run; stopped and started again, it skips finished runs."
     from .sweep import sweep
     from .train.loop import stoppable
     stoppable()
     try: sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb, fit_memory=fit_memory,
-               hours=hours, folds=folds, engine=engine, address=address)
+               hours=hours, folds=folds, engine=engine, address=address, test_preds=not no_test_preds)
     except KeyboardInterrupt:
         typer.echo('paddy sweep: stopped; run the same command again to finish the runs left', err=True)
         raise typer.Exit(130)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .data import find_data
 from .errors import PaddyError
-from .predict import error, load_preds
+from .predict import error, load_preds, with_test
 from .files import never_overwrite, open_new, replaced, sha256, write_json
 from .provenance import stamp
 from .selection import greedy, logloss
@@ -66,7 +66,8 @@ def predicted_on_a_copy(f: Path, folder: str, ids: list[str]) -> bool:
     """Whether run file `f` was predicted on another machine's copy of the competition whose sample_submission.csv has
     `ids`, such as a Kaggle notebook's /kaggle/input: its folder is not here, and its test ids are `ids`."""
     if not folder or Path(folder).exists(): return False
-    return load_preds(f, ('test_ids',))['test_ids'].tolist() == ids
+    p = load_preds(f, ('test_ids',))
+    return 'test_ids' in p and p['test_ids'].tolist() == ids
 
 
 def combine(probs: list[np.ndarray], weights: np.ndarray, vote: bool = False) -> np.ndarray:
@@ -83,6 +84,10 @@ def _check_members(members: dict[str, dict]):
     if any(v != vocabs[runs[0]] for v in vocabs.values()):
         raise PaddyError("runs have different vocabularies and cannot be averaged: "
                          + '; '.join(f"{r}: {','.join(v)}" for r, v in vocabs.items()))
+
+
+def _check_tests(members: dict[str, dict]):
+    runs = list(members)
     if any(not np.array_equal(m['test_ids'], members[runs[0]]['test_ids']) for m in members.values()):
         raise PaddyError("runs predicted different test sets: ensemble runs of one competition folder "
                          f"({', '.join(runs)})")
@@ -206,6 +211,9 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
     if select:  # the members are the runs it chose; the candidates and their weights stay in `chosen`
         keep, runs = [k for k, x in enumerate(w) if x > 0], list(members)
         members, files, w = {runs[k]: members[runs[k]] for k in keep}, [files[k] for k in keep], w[keep]
+    # a run only screened made no test predictions: made now, once, for the members alone
+    members = {r: m if 'test_probs' in m else with_test(f) for (r, m), f in zip(members.items(), files)}
+    _check_tests(members)
     method = 'vote' if vote else select or 'mean'
     folders = {str(m.get('data', '')) for m in members.values()}
     path = find_data(data, folders.pop() if len(folders) == 1 else None)  # by default, where they were predicted

@@ -6,7 +6,7 @@ import numpy as np
 
 from .data import find_data, num_workers, read_train, tst_items
 from .errors import PaddyError
-from .files import damaged, is_run_name, never_overwrite, open_new, read_json
+from .files import damaged, is_run_name, never_overwrite, open_new, read_json, replaced, write_json
 
 
 def tta(learn, files, n: int = 4) -> np.ndarray:
@@ -22,21 +22,58 @@ def disease_vocab(dls) -> list:
     return v if isinstance(v[0], str) else v[0]
 
 
-def tta_preds(learn, path: Path, valid: list[str], df=None) -> dict:
-    "TTA probabilities for the `valid` ids of `path`'s train.csv `df` (when it holds them) and for its test set."
+def tta_preds(learn, path: Path, valid: list[str], df=None, test: bool = True, seconds: dict | None = None) -> dict:
+    """TTA probabilities for the `valid` ids of `path`'s train.csv `df` (when it holds them) and, with `test`, for its
+    test set; the seconds of each go into `seconds` as `tta_valid` and `tta_test`."""
     vocab = [str(v) for v in disease_vocab(learn.dls)]
     df = (read_train(path) if df is None else df).set_index('image_id')
     out = {'vocab': np.array(vocab), 'data': np.array(str(path.resolve()))}  # so ensembling finds sample_submission.csv
+    seconds = {} if seconds is None else seconds
     if valid and set(valid) <= set(df.index) and set(df.loc[valid].label) <= set(vocab):
-        rows = df.loc[valid]
+        rows, t0 = df.loc[valid], time.perf_counter()
         print(f'TTA on {len(rows)} validation images')
         out.update(valid_ids=np.array(valid), valid_probs=tta(learn, rows.path)[:, :len(vocab)],
                    valid_targets=np.array([vocab.index(l) for l in rows.label]))
-    ids, files = tst_items(path)
-    print(f'TTA on {len(ids)} test images')
-    # a variety head's columns come after
-    out.update(test_ids=np.array(ids), test_probs=tta(learn, files)[:, :len(vocab)])
+        seconds['tta_valid'] = time.perf_counter() - t0
+    if test: out.update(test_tta(learn, path, len(vocab), seconds))
     return out
+
+
+def test_tta(learn, path: Path, classes: int, seconds: dict) -> dict:
+    "TTA probabilities of `path`'s test images (the first `classes` columns: a variety head's come after)."
+    ids, files = tst_items(path)
+    t0 = time.perf_counter()
+    print(f'TTA on {len(ids)} test images')
+    out = dict(test_ids=np.array(ids), test_probs=tta(learn, files)[:, :classes])
+    seconds['tta_test'] = time.perf_counter() - t0
+    return out
+
+
+def with_test(f: Path, models: Path = Path('models')) -> dict:
+    """The predictions in `f`, with the test set's made now from the run's model where its training left them out (a
+    run only screened, `--no-test-preds`): `f` is rewritten whole with them, and the run's .json says when."""
+    p = load_preds(f)
+    if 'test_probs' in p: return p
+    run = str(p['run'])
+    pkl, meta_file = models / f'{run}.pkl', models / f'{run}.json'
+    if not (pkl.is_file() and meta_file.is_file()):
+        raise PaddyError(f"{f} holds no test predictions and its run's model {pkl} (with its .json) is not there to "
+                         "make them: bring the model back, or leave this run out of the ensemble")
+    import torch
+    from fastai.learner import load_learner
+    print(f"{run}: making its test predictions now: its training left them until an ensemble took it")
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='load_learner` uses')  # one of ours, by its .json
+        learn = load_learner(pkl, cpu=not torch.cuda.is_available())
+    seconds = {}
+    p.update(test_tta(learn, Path(str(p['data'])), len(p['vocab']), seconds))
+    with replaced(f) as tmp:
+        with open(tmp, 'wb') as out: np.savez(out, **p)
+    meta = read_json(meta_file)
+    meta['test_preds'] = dict(made='by an ensemble', at=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                              seconds=round(seconds['tta_test'], 1))
+    write_json(meta_file, meta, replace=True)
+    return p
 
 
 def error(preds: dict, probs: np.ndarray | None = None) -> float | None:
@@ -51,7 +88,7 @@ def save_preds(path: Path, run: str, preds: dict):
     with open_new(path, 'xb', hint='pass --out OTHER.npz') as f: np.savez(f, run=np.array(run), **preds)
 
 
-NEEDED = ('vocab', 'test_ids', 'test_probs')
+NEEDED = ('vocab',)  # a run only screened has no test predictions until an ensemble takes it (`with_test`)
 
 
 def load_preds(path: Path, keys=None) -> dict:

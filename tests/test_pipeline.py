@@ -51,6 +51,25 @@ def test_train_exports_model_metadata_and_predictions(trained):
     assert a['valid_ids'] == b['valid_ids']  # one split for every experiment with the same seed
 
 
+def test_a_run_only_screened_predicts_the_test_set_when_an_ensemble_takes_it_and_once(trained, tiny_spec, capsys):
+    comp, a, _ = trained
+    assert a['test_preds'] is True and {'start', 'prepare', 'validate', 'export', 'tta_valid', 'tta_test'} <= set(
+        a['seconds']) and all(v >= 0 for v in a['seconds'].values())
+    s = train(load(str(tiny_spec)), Settings(data=comp, test_preds=False))
+    npz, meta_file = Path(f"preds/{s['run']}.npz"), Path(f"models/{s['run']}.json")
+    assert s['test_preds'] is False and 'tta_test' not in s['seconds'] and 'tta_valid' in s['seconds']
+    p = load_preds(npz)
+    assert 'test_probs' not in p and 'test_ids' not in p and len(p['valid_probs']) == 7
+    ensemble([a['run'], s['run']], name='lazy', data=comp)
+    assert capsys.readouterr().out.count('making its test predictions now') == 1
+    p, first = load_preds(npz), load_preds(Path(f"preds/{a['run']}.npz"))
+    assert p['test_ids'].tolist() == first['test_ids'].tolist() and p['test_probs'].shape == first['test_probs'].shape
+    assert json.loads(meta_file.read_text())['test_preds']['made'] == 'by an ensemble'
+    stamp = npz.stat().st_mtime_ns
+    ensemble([a['run'], s['run']], name='lazy2', data=comp)
+    assert 'making its test predictions' not in capsys.readouterr().out and npz.stat().st_mtime_ns == stamp
+
+
 def test_predictions_carry_ids_vocab_and_order(trained):
     comp, a, _ = trained
     p = load_preds(Path(f"preds/{a['run']}.npz"))

@@ -228,7 +228,8 @@ def moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tupl
     for j in sorted((got / 'models').glob('*.json')):
         run, npz = j.stem, got / 'preds' / f'{j.stem}.npz'
         if not is_run_name(run) or not npz.is_file(): continue  # not a finished run
-        if load_preds(npz)['test_ids'].tolist() != test_ids:
+        ids = load_preds(npz, ('test_ids',)).get('test_ids')  # a run only screened has none until an ensemble
+        if ids is not None and ids.tolist() != test_ids:
             raise PaddyError(f"{run}'s predictions are not of the test ids in your sample_submission.csv: pull into "
                              "the project of the same competition")
         pkl = got / 'models' / f'{run}.pkl'

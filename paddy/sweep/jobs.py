@@ -48,7 +48,7 @@ class Sweep:
     "The jobs `<exp>-<k>` for k in 1…repeat of every experiment, under sweeps/<name>/ with one log per job."
 
     def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'),
-                 fit_memory=None, folds=None):
+                 fit_memory=None, folds=None, test_preds: bool = True):
         if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
         if folds is not None: check_k(read_train(find_data(data)), folds)  # before any job starts
         specs = [load(e, sets) for e in exps]  # a typo in any experiment stops the sweep before any run starts
@@ -58,6 +58,7 @@ class Sweep:
         if fit_memory is not None:
             self.args['fit_memory'] = fit_memory  # only when given: older sweeps keep their names
         if folds is not None: self.args['folds'] = folds
+        if not test_preds: self.args['test_preds'] = False  # only when off: other sweeps keep their names
         self.name = name or 'sweep-' + hashlib.sha1(json.dumps(self.args, sort_keys=True).encode()).hexdigest()[:8]
         self.exp = {f'{s.name}-{k}': e for s, e in zip(specs, exps) for k in range(1, repeat + 1)}
         if len(set(s.name for s in specs)) < len(specs):
@@ -77,7 +78,8 @@ class Sweep:
         "The job's `paddy train`; for a `stopped` run, its resume, which keeps the experiment and settings it recorded."
         a, paddy = self.args, [sys.executable, '-m', 'paddy.cli']
         if stopped: return paddy + Settings(data=a['data'], wandb=a['wandb']).argv('train', '--resume', stopped)
-        s = Settings(data=a['data'], wandb=a['wandb'], fit_memory=a.get('fit_memory'), sweep=f'{self.name}/{job}')
+        s = Settings(data=a['data'], wandb=a['wandb'], fit_memory=a.get('fit_memory'), sweep=f'{self.name}/{job}',
+                     test_preds=a.get('test_preds', True))
         cv = ['--folds', str(a['folds'])] if a.get('folds') else []
         return paddy + s.argv('train', self.exp[job], *cv, sets=a['set'])
 

@@ -157,6 +157,8 @@ def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run:
         raise PaddyError("--processes trains one run over several GPUs, and a CV run or final fit is not one: drop "
                          "--processes, or run CV runs side by side with `paddy sweep EXP… --folds K`")
     if not (folds is not None or full or cv): return run.start(exp, sets, settings, resume_run)
+    # a CV run's test predictions are the mean of its folds', made as each fold ends
+    settings = dataclasses.replace(settings, test_preds=True)
     if resume_run and sets: raise PaddyError(f"--resume {resume_run} finishes the run as it was started: drop --set")
     if exp is None and not cv: raise PaddyError("--folds and --full need an experiment: paddy train EXP --folds 5")
     spec = load(exp, sets) if exp else None

@@ -49,6 +49,7 @@ class Run:
     compile_in_fit: float = 0.0
     tricks: list = dataclasses.field(default_factory=list)  # the techniques' callbacks, for the fit alone
     split: dict = dataclasses.field(default_factory=lambda: dict(SPLIT))  # what it holds out: see `holdout`
+    seconds: dict = dataclasses.field(default_factory=dict)  # wall time outside the fit, by stage: see `record`
 
     @property
     def start(self) -> int: return self.state['epochs_done'] if self.state else 0
@@ -167,6 +168,14 @@ def fit_run(r: Run, models: Path) -> float:
     return time.perf_counter() - t0 - r.compile_in_fit
 
 
+def process_age() -> float | None:
+    "Seconds since this process started, from Linux's /proc: a `paddy train`'s imports and start-up, before `train`."
+    try:
+        ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])  # field 22, starttime
+        return float(Path('/proc/uptime').read_text().split()[0]) - ticks / os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError, IndexError): return None
+
+
 def pseudo_count(r: Run) -> int: return int(is_pseudo(r.df).sum())
 
 
@@ -185,6 +194,11 @@ def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path,
                 ema=dict(decay=r.exp.ema, steps=avg.steps, decay_reached=avg.decay_now(),
                          raw_error_rate=float(raw[1]) if raw else None) if avg else None,
                 batch_shapes=sizes.record() if sizes else None, confused=confused(p) if r.valid else [],
+                # the seconds outside the fit: process start to `train`, its checks, data and model, the validation,
+                # the export and each TTA; and whether the test set was predicted (a run only screened leaves it to
+                # the ensemble that takes it, which records when)
+                seconds={k: v if v is None else round(v, 2) for k, v in r.seconds.items()},
+                test_preds=r.settings.test_preds,
                 # fine_tune adds a frozen epoch
                 img_per_s=(r.exp.epochs + r.weights.pretrained - r.start) * len(dls.train_ds) / fit_now,
                 resumed=bool(r.state), resumed_from_epoch=r.start if r.state else None, world_size=r.world,
@@ -201,16 +215,20 @@ def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path,
 
 
 def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
-    "Validate, export, predict with TTA and write the run's .json, last: its presence is what marks a run finished."
+    """Validate, export, predict with TTA (the test set too unless `settings.test_preds` is off) and write the run's
+    .json, last: its presence is what marks a run finished."""
     with r.compiling or nullcontext():
+        t0 = time.perf_counter()
         avg = techniques.find(r.tricks, EMA)
         raw = r.learn.validate() if avg and r.valid else None
         if avg: avg.copy_to(r.learn.model)  # what is validated, exported and predicted from here on
         scores = r.learn.validate() if r.valid else None
+        t1 = time.perf_counter()
         models.mkdir(parents=True, exist_ok=True)
         pkl = models / f'{r.name}.pkl'
         with written_once(pkl) as tmp, torch_write(pkl), plain(r.learn.model): r.learn.export(tmp.resolve())
-        p = tta_preds(r.learn, r.path, r.valid, r.df)
+        r.seconds.update(validate=t1 - t0, export=time.perf_counter() - t1)
+        p = tta_preds(r.learn, r.path, r.valid, r.df, test=r.settings.test_preds, seconds=r.seconds)
     if r.split.get('plan'): p['folds'] = np.array(r.split['plan'])  # only runs of one fold plan ensemble together
     if r.split['kind'] != 'seed': p['split'] = np.array(r.split['kind'])
     if r.split.get('stand_in'): p.update(stand_in(r.split['stand_in'], preds))
@@ -252,7 +270,9 @@ def train(exp: Experiment | None = None, settings: Settings = Settings(), models
         if state:
             exp, settings = resume.recorded(state, settings)
             unfinished(resume_run, models, preds)  # what a process killed in `record` left: it is made again
+        t0, age = time.perf_counter(), process_age()
         r = prepare(exp, settings, models, preds, state, split, name)
+        r.seconds.update(start=age, prepare=time.perf_counter() - t0)
         with resume.owned(r.name, models) if main and not state else nullcontext(), \
                 whole_or_nothing(r.name, models, preds, resume_as):
             announce(r)

@@ -15,6 +15,7 @@ class Settings:
     wandb: bool = False              # also log the run to Weights & Biases
     fit_memory: float | None = None  # GB of GPU memory to fit by raising accum
     processes: int = 1               # one per GPU, through `accelerate launch`
+    test_preds: bool = True          # TTA on the test set at the end; off (a screening run), an ensemble makes them
 
     def argv(self, *head: str, sets=()) -> list[str]:
         """`head` (e.g. 'train', EXP), `--set` for each of `sets`, then the option of every setting off its default: the
@@ -29,4 +30,5 @@ class Settings:
         if self.sweep: out += ['--sweep', self.sweep]
         if self.processes != 1: out += ['--processes', str(self.processes)]
         if self.fit_memory is not None: out += ['--fit-memory', f'{self.fit_memory:g}']
+        if not self.test_preds: out.append('--no-test-preds')
         return out

@@ -153,7 +153,7 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['playbook', 'nope'], "no playbook 'nope' in playbooks/"),
     (['playbook', 'specs/badbook.py', '--data', '{comp}'], "specs/badbook.py: candidate nope_exp: no experiment"),
     (['playbook', 'specs/tinybook.py', '--data', '{comp}', '--hours', '0.00001'],
-     'and the screening alone needs about'),
+     'and one final run alone needs about'),
     (['playbook', 'specs/tinybook.py', '--data', '{comp}', '--name', 'damaged-comp'],
      'playbooks/damaged-comp/state.json is damaged'),
     (['playbook', 'specs/tinybook.py', '--hours', '0'], '--hours 0: give the time there is'),

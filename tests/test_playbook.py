@@ -113,7 +113,7 @@ def test_dry_run_prints_the_plan_and_trains_nothing(comp, book):
 
 def test_a_budget_too_small_for_the_screening_says_how_much_it_needs(comp, book):
     r = CliRunner().invoke(app, ['playbook', str(book), '--data', str(comp), '--hours', '0.00001'])
-    assert r.exit_code == 2 and 'the screening alone needs about' in r.output and 'give --hours' in r.output, r.output
+    assert r.exit_code == 2 and 'alone needs about' in r.output and 'give --hours' in r.output, r.output
     assert not Path('models').exists() and not Path('data').exists()  # refused before the copy, too
 
 
@@ -140,3 +140,20 @@ def test_shipped_playbooks_load_and_name_real_candidates():
         assert b.candidates and b.name == name
     cpu = load('cpu')
     assert {e for e, _ in cpu.candidate_sets()} == {'efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2'}
+
+
+def test_choose_takes_the_faster_and_the_more_diverse_among_those_within_noise_of_the_best():
+    import pandas as pd
+    from paddy.playbook.stages import choose
+    rows = [('lite0', 'efficientnet', 'squish', 100, True), ('lite0_crop', 'efficientnet', 'crop', 90, True),
+            ('lite0_pad', 'efficientnet', 'pad', 95, True), ('vit', 'vit', 'squish', 200, True),
+            ('convnext', 'convnext', 'squish', 50, False)]
+    p = pd.DataFrame(rows, columns=['experiment', 'family', 'resize', 'fit_time', 'same_as_best'])
+    chosen, tied = choose(p, 2)
+    # the fastest of the four that noise cannot separate, then another family, not a second Lite0
+    assert chosen == ['lite0_crop', 'vit'] and tied == ['lite0', 'lite0_crop', 'lite0_pad', 'vit']
+    # then an untaken resize method before a repeat, and only then what is worse beyond noise
+    assert choose(p, 5)[0] == ['lite0_crop', 'vit', 'lite0_pad', 'lite0', 'convnext']
+    # no interval known (no predictions): the best by error alone is the only one that cannot be told apart
+    chosen, tied = choose(p.assign(same_as_best=None), 2)
+    assert tied == ['lite0'] and chosen == ['lite0', 'lite0_crop']

@@ -11,6 +11,11 @@ INFER_SPEEDUP = 3  # a forward pass alone is about a third of a training step
 PRIOR_PX_PER_S = {'cpu': 41 * 96 * 96, 'cuda': 750 * 224 * 224}
 # a run's wall time beyond its fit and TTA (process start, imports, model build, export), before any run measured it
 PRIOR_STARTUP_S = {'cpu': 40.0, 'cuda': 20.0}
+# screening ranks candidates that often lie within noise of each other (docs/benchmarks.md): it gets at most this share
+# of a budget, and with less than two runs' worth, none: the playbook's first candidate goes on unscreened
+SCREEN_SHARE = 0.2
+MARGIN = 0.05          # of a budget, kept for the ensemble, its check and what the estimates miss
+MAX_EPOCHS = 3         # final runs take up to this many times the playbook's final_epochs when the budget has room
 
 
 def duration(seconds: float) -> str:
@@ -74,6 +79,30 @@ def fit(estimates: list[Estimate], seconds_left: float, devices: int = 1) -> tup
         if free[k] + e.seconds <= seconds_left: free[k] += e.seconds; keep.append(e)
         else: drop.append(e)
     return keep, drop
+
+
+def screen_share(est: list[Estimate], budget: float | None, devices: int = 1) -> tuple[list[Estimate], str]:
+    """The screening runs that fit in `SCREEN_SHARE` of `budget` seconds, in the playbook's order (its prior), and why:
+    all of them without a budget, none when fewer than two fit."""
+    if budget is None: return est, f'all {len(est)} candidates: no budget to share'
+    share = SCREEN_SHARE * budget
+    keep, drop = fit(est, share, devices)
+    if len(keep) < 2:
+        return [], (f"no screening: {SCREEN_SHARE:.0%} of the budget ({duration(share)}) holds {len(keep)} of the "
+                    f"{len(est)} screening runs ({duration(est[0].seconds)} each, {est[0].source}), too few to "
+                    "compare; the playbook's first candidate goes on")
+    return keep, (f"{len(keep)} of {len(est)} candidates screened within {SCREEN_SHARE:.0%} of the budget "
+                  f"({duration(share)})" + (f"; left out: {', '.join(e.label for e in drop)}" if drop else ''))
+
+
+def epochs_for(make, base: int, seconds_left: float, devices: int = 1) -> tuple[int, list[Estimate], list[Estimate]]:
+    """The most epochs, up to `MAX_EPOCHS` × `base`, at which every run `make(epochs)` estimates ends within
+    `seconds_left`; more epochs before anything larger, since short runs here still underfit (docs/benchmarks.md). When
+    none fits at one epoch, one epoch and the runs that fit."""
+    for e in range(MAX_EPOCHS * base, 0, -1):
+        keep, drop = fit(make(e), seconds_left, devices)
+        if not drop: return e, keep, drop
+    return 1, *fit(make(1), seconds_left, devices)
 
 
 def table(keep: list[Estimate], drop: list[Estimate], seconds_left: float) -> str:

@@ -23,17 +23,21 @@ def run_name(book_name: str, data: Path, name: str | None) -> str:
 
 def dry_run(r: S.Run, state: dict | None) -> dict:
     "The plan, from the runs on record; nothing trains and nothing is written."
-    est = S.screen_estimates(r, r.data)
+    est, why = S.screen_plan(r, r.data)
     stages = (state or {}).get('stages', {})
-    print(f"{r.name}: {len(est)} candidates to screen" + (' (done)' if 'screen' in stages else ''))
+    print(f"{r.name}: {why}" + (' (done)' if 'screen' in stages else ''))
     for e in est: print(f'  screen {e}')
-    left = r.left() - (0 if 'screen' in stages else sum(e.seconds for e in est))
-    chosen = stages.get('rank', {}).get('chosen') or [e.label for e in est][:r.book.top]
-    if 'rank' not in stages: print(f"  the final sweep takes the top {r.book.top} by score; until screening ranks "
-                                   f"them, the plan shows the first {len(chosen)}")
-    keep, drop = S.final_plan(r, chosen, stages.get('screen', {}), left)
-    print(P.table(keep, drop, left))
-    return dict(screen=[vars(e) for e in est], keep=[vars(e) for e in keep], drop=[vars(e) for e in drop])
+    left = r.left() - (P.MARGIN * r.hours * 3600 if r.hours else 0) - (
+        0 if 'screen' in stages else sum(e.seconds for e in est))
+    first = S.label(*r.book.candidate_sets()[0])
+    chosen = stages.get('rank', {}).get('chosen') or ([e.label for e in est] or [first])[:max(1, r.book.top)]
+    if 'rank' not in stages and est:
+        print(f"  the final sweep takes the top {r.book.top} by TTA error, within noise the faster and more diverse "
+              f"first; until screening ranks them, the plan shows the first {len(chosen)}")
+    keep, drop, epochs = S.final_plan(r, chosen, stages.get('screen', {}), left)
+    print(P.table(keep, drop, left) + f'\n  epochs: {epochs}')
+    return dict(screen=[vars(e) for e in est], keep=[vars(e) for e in keep], drop=[vars(e) for e in drop],
+                epochs=epochs)
 
 
 def playbook(name: str, data=None, hours: float | None = None, run: str | None = None, dry: bool = False,
@@ -84,7 +88,7 @@ def step(stage: str, r: S.Run, s: State, message, check, submit) -> dict:
     if stage == 'screen':  # a new session (a Kaggle kernel's) has lost the small copy: made again, reusing any part
         data = Path(st['shrink']['data'])
         return S.screen(r, data if data.is_dir() else Path(S.shrink(r)['data']))
-    if stage == 'rank': return S.rank(r)
+    if stage == 'rank': return S.rank(r, st['screen'])
     if stage == 'final':
         if not r.book.top: return dict(runs=[], skipped='top = 0: the screening runs are the ensemble\'s candidates')
         return S.final(r, st['rank']['chosen'], st['screen'])

@@ -10,8 +10,8 @@ from ..data.resize import resize
 from ..data.verify import check as check_data
 from ..ensemble import ensemble as make_ensemble
 from ..errors import PaddyError
-from ..files import read_json
-from ..report import better_and_faster, pivot, plot, score
+from ..files import read_json, write_json
+from ..report import better_and_faster, pivot, plot, ranked, score, with_noise
 from ..results import metas, results
 from ..spec import FIELDS, load as load_experiment
 from ..sweep import devices, finished, sweep
@@ -43,14 +43,15 @@ def spec_file(exp, folder: Path) -> Path:
     return f
 
 
-def experiments(r: Run, stage: str, labels: list[str] | None = None) -> list:
-    "The candidates (or those of `labels`) as experiments of `stage` (screen or final), named by their labels."
+def experiments(r: Run, stage: str, labels: list[str] | None = None, epochs: int | None = None) -> list:
+    """The candidates (or those of `labels`) as experiments of `stage` (screen or final), named by their labels; a
+    final one with `epochs` where given (the budget's), else the playbook's."""
     b, out = r.book, []
     for exp, sets in b.candidate_sets():
         lab = label(exp, sets)
         if labels is not None and lab not in labels: continue
-        extra = [*b.screen_sets, f'epochs={b.screen_epochs}'] if stage == 'screen' else [*b.final_sets,
-                                                                                         f'epochs={b.final_epochs}']
+        extra = [*b.screen_sets, f'epochs={b.screen_epochs}'] if stage == 'screen' else [
+            *b.final_sets, f'epochs={epochs or b.final_epochs}']
         out.append(replace(load_experiment(exp, [*extra, *sets]), name=lab))  # the candidate's own sets win
     return out if labels is None else sorted(out, key=lambda e: labels.index(e.name))
 
@@ -75,8 +76,9 @@ def counts(data: Path) -> tuple[int, int]:
 
 def screen_estimates(r: Run, data: Path) -> list[P.Estimate]:
     """Each screening run's time, from the rate of any run measured before (else a prior for this device), and the
-    device's start-up per run."""
+    device's start-up per run; its TTA on the test set only when the screening runs are the ensemble's (top = 0)."""
     n, n_test = counts(data)
+    n_test = 0 if r.book.top else n_test
     px, source = measured_rate(r.models)
     return [P.estimate(e, e.name, n, n_test, px, source, overhead=P.PRIOR_STARTUP_S[device()],
                        pretrained=e.pretrained is not False) for e in experiments(r, 'screen')]
@@ -98,78 +100,139 @@ def measured_rate(models: Path) -> tuple[float, str]:
     return P.PRIOR_PX_PER_S[dev], f'a prior for {dev}: no run measured yet'
 
 
-def affordable(r: Run, data: Path) -> list[P.Estimate]:
-    "The screening runs' estimates; raise, saying how much it needs, when the time left cannot hold them."
+def screen_plan(r: Run, data: Path) -> tuple[list[P.Estimate], str]:
+    """The screening runs the budget's share holds (`plan.screen_share`), and why; every candidate when the screening
+    runs are themselves the ensemble's (top = 0)."""
     est = screen_estimates(r, data)
+    budget = r.hours * 3600 if r.hours and r.book.top else None
+    return P.screen_share(est, budget, len(devices(r.gpus)))
+
+
+def affordable(r: Run, data: Path):
+    "Raise, saying how much it needs, when the time left cannot hold the planned screening and one final run."
+    est, _ = screen_plan(r, data)
     need = sum(e.seconds for e in est) / max(1, len(devices(r.gpus)))
+    first = final_plan(r, [label(*r.book.candidate_sets()[0])], {}, float('inf'))[0][:1] if r.book.top else []
+    need += sum(e.seconds for e in first)
     if need > r.left():
-        raise PaddyError(f"--hours {r.hours:g} leaves {P.duration(r.left())}, and the screening alone needs about "
-                         f"{P.duration(need)} ({len(est)} run{'s' * (len(est) != 1)}, from {est[0].source}): give "
-                         f"--hours {(need + r.spent) / 3600 * 1.2:.2g} or more, or fewer candidates")
-    return est
+        what = f"the screening ({len(est)} runs) and one final run" if est and first else \
+            "one final run" if first else f"the screening ({len(est)} runs)"
+        raise PaddyError(f"--hours {r.hours:g} leaves {P.duration(r.left())}, and {what} alone needs about "
+                         f"{P.duration(need)} (from {(est or first)[0].source}): give --hours "
+                         f"{(need + r.spent) / 3600 / (1 - P.MARGIN) * 1.2:.2g} or more, or fewer candidates")
 
 
 def screen(r: Run, data: Path) -> dict:
-    est = affordable(r, data)
-    specs = [spec_file(e, r.folder / 'specs' / 'screen') for e in experiments(r, 'screen')]
+    est, why = screen_plan(r, data)
+    print(f'{r.name}: {why}')
+    if not est: return dict(runs={}, skipped=why, estimate=0.0, wall_per_run=None, data=str(data))
+    specs = [spec_file(e, r.folder / 'specs' / 'screen') for e in experiments(r, 'screen', [e.label for e in est])]
     t0, before = time.time(), len(finished(r.sweep_name('screen'), r.models))
     done = sweep([str(s) for s in specs], gpus=r.gpus, data=str(data), name=r.sweep_name('screen'),
-                 hours=r.left() / 3600 if r.hours else None, models=r.models)
+                 hours=r.left() / 3600 if r.hours else None, models=r.models, test_preds=not r.book.top)
     runs = {m['experiment']['name']: m['run'] for m in done.values()}
     # a run's wall time beyond its fit and TTA (start-up, the item cache): what the final estimates add to each run
     wall = (time.time() - t0) / max(1, len(done) - before) if len(done) > before else None
-    return dict(runs=runs, estimate=sum(e.seconds for e in est), wall_per_run=wall, data=str(data))
+    return dict(runs=runs, estimate=sum(e.seconds for e in est), wall_per_run=wall, data=str(data), why=why)
 
 
-def rank(r: Run) -> dict:
-    "The report's pivot of the screening runs, its score, and the better-and-faster subset; the top ones go on."
+def rank(r: Run, screened: dict) -> dict:
+    """The screening runs by TTA error, with the bootstrap's interval; the top ones go on: first those within noise of
+    the best (`choose`), then the rest by error. With no screening, the playbook's first candidate."""
+    if screened.get('skipped'):
+        first = label(*r.book.candidate_sets()[0])
+        print(f"taking forward {first}, the playbook's first candidate: {screened['skipped']}")
+        return dict(chosen=[first], indistinguishable=[], why=screened['skipped'], better_and_faster=[])
     df = results(r.models)
     df = df[df.sweep.astype(str).str.startswith(r.sweep_name('screen') + '/')].dropna(subset=['error_rate'])
     if df.empty: raise PaddyError(f"no screening run of {r.name} finished: see sweeps/{r.sweep_name('screen')}/")
     p = pivot(df)
     p['score'] = score(p)
-    p = p.sort_values('score').reset_index(drop=True)
+    p = with_noise(p.assign(ranked=ranked(p)).sort_values(['ranked', 'fit_time']).reset_index(drop=True))
     fast = better_and_faster(p)
-    p.to_csv(r.folder / 'rank.csv', index=False)
+    p.drop(columns=['ranked', 'run_names']).to_csv(r.folder / 'rank.csv', index=False)
     plot(p, r.folder / 'rank.png', df)
-    chosen = p.experiment.head(r.book.top).tolist()
-    print(p[['experiment', 'runs', 'error_rate', 'fit_time', 'score']].to_string(index=False, float_format='%.4f'))
-    print(f"taking forward the top {len(chosen)} by score: {', '.join(chosen)}")
-    return dict(chosen=chosen, better_and_faster=fast.experiment.tolist(), table='rank.csv', plot='rank.png')
+    chosen, tied = choose(p, r.book.top)
+    print(p[['experiment', 'runs', 'error_rate', 'tta_error_rate', 'lo', 'hi', 'same_as_best', 'fit_time']].to_string(
+        index=False, float_format=lambda x: f'{x:.4f}'))
+    why = (f"{len(tied)} within noise of the best ({', '.join(tied)}): the faster first, and another family or "
+           "resize method before a second of one already taken" if len(tied) > 1 else
+           f"{tied[0]} is better than the others beyond noise" if len(p) > 1 else "one candidate")
+    print(f"taking forward {', '.join(chosen) or 'none'}: {why}")
+    return dict(chosen=chosen, indistinguishable=tied, why=why, better_and_faster=fast.experiment.tolist(),
+                table='rank.csv', plot='rank.png')
+
+
+def choose(p, k: int) -> tuple[list[str], list[str]]:
+    """Up to `k` experiments of `p` (sorted by `ranked` error, with `with_noise`'s columns): those that cannot be told
+    from the best first, the faster and the more diverse (a family, then a resize method, not yet taken) before the
+    others; then the rest by error. Also the names that cannot be told from the best."""
+    tied = p[p.same_as_best.fillna(False).astype(bool)] if p.same_as_best.notna().any() else p.head(1)
+    pool, taken = list(tied.sort_values('fit_time').itertuples()), []
+    while pool and len(taken) < k:
+        seen_fam, seen_resize = {t.family for t in taken}, {t.resize for t in taken}
+        nxt = min(pool, key=lambda t: (t.family in seen_fam, t.resize in seen_resize))  # min keeps the faster on ties
+        taken.append(nxt); pool.remove(nxt)
+    rest = [t for t in p.itertuples() if t.experiment not in set(tied.experiment)]
+    chosen = [t.experiment for t in taken] + [t.experiment for t in rest][:max(0, k - len(taken))]
+    return chosen, tied.experiment.tolist()
 
 
 def final_plan(r: Run, chosen: list[str], screened: dict,
-               seconds_left: float | None = None) -> tuple[list[P.Estimate], list[P.Estimate]]:
-    """Each chosen candidate's final runs, estimated from its own screening run, and those that fit `seconds_left`
-    (default: the time left now)."""
+               seconds_left: float | None = None) -> tuple[list[P.Estimate], list[P.Estimate], int]:
+    """Each chosen candidate's final runs, estimated from its own screening run (else the rate on record), those that
+    fit `seconds_left` (default: the time left now, less `plan.MARGIN` of the budget), and their epochs: with a
+    budget, the most that fit (`plan.epochs_for`), else the playbook's."""
     n, n_test = counts(r.data)
-    est = []
+    left = r.left() - P.MARGIN * r.hours * 3600 if seconds_left is None and r.hours else \
+        r.left() if seconds_left is None else seconds_left
+    rates = {}
     for e in experiments(r, 'final', chosen):
         run = (screened.get('runs') or {}).get(e.name)
         meta = read_json(r.models / f'{run}.json') if run and (r.models / f'{run}.json').exists() else None
         if meta:
             px, source, wall = P.rate(meta), f"its screening run {run}", screened.get('wall_per_run')
             shot = experiments(r, 'screen', [e.name])[0]
-            overhead = max(0.0, wall - meta['fit_time'] - P.tta(shot, meta['n_valid'], n_test, px)) if wall else 0.0
-        else: (px, source), overhead = measured_rate(r.models), 0.0
-        one = P.estimate(e, e.name, n, n_test, px, source, r.book.folds, overhead, e.pretrained is not False)
-        est += [P.Estimate(f'{e.name} #{k}' if r.book.repeat > 1 else e.name, one.seconds, source, one.runs)
-                for k in range(1, r.book.repeat + 1)]
-    return P.fit(est, r.left() if seconds_left is None else seconds_left, len(devices(r.gpus)))
+            overhead = max(0.0, wall - meta['fit_time'] - P.tta(shot, meta['n_valid'], 0, px)) if wall else 0.0
+        else: (px, source), overhead = measured_rate(r.models), P.PRIOR_STARTUP_S[device()]
+        rates[e.name] = px, source, overhead
+
+    def make(epochs: int) -> list[P.Estimate]:
+        out = []
+        for e in experiments(r, 'final', chosen, epochs):
+            px, source, overhead = rates[e.name]
+            one = P.estimate(e, e.name, n, n_test, px, source, r.book.folds, overhead, e.pretrained is not False)
+            out += [P.Estimate(f'{e.name} #{k}' if r.book.repeat > 1 else e.name, one.seconds, source, one.runs)
+                    for k in range(1, r.book.repeat + 1)]
+        return out
+    devs = len(devices(r.gpus))
+    if r.hours is None or left == float('inf'):
+        return *P.fit(make(r.book.final_epochs), left, devs), r.book.final_epochs
+    epochs, keep, drop = P.epochs_for(make, r.book.final_epochs, left, devs)
+    return keep, drop, epochs
 
 
 def final(r: Run, chosen: list[str], screened: dict) -> dict:
-    keep, drop = final_plan(r, chosen, screened)
-    print(P.table(keep, drop, r.left()))
+    "The final sweep, as planned once: a session that goes on from a stop trains what that plan said."
+    f = r.folder / 'final-plan.json'
+    if f.exists(): plan = read_json(f, "move it aside: the final stage plans again")
+    else:
+        keep, drop, epochs = final_plan(r, chosen, screened)
+        plan = dict(keep=[vars(e) for e in keep], drop=[vars(e) for e in drop], epochs=epochs)
+        write_json(f, plan)
+    keep, drop = [P.Estimate(**e) for e in plan['keep']], [P.Estimate(**e) for e in plan['drop']]
+    print(P.table(keep, drop, r.left()) + f"\n  epochs: {plan['epochs']}"
+          + (f" (the playbook's {r.book.final_epochs}, scaled to the budget)" if plan['epochs'] != r.book.final_epochs
+             else ''))
     labels = sorted({e.label.split(' #')[0] for e in keep}, key=chosen.index)
     if not labels: raise PaddyError(f"no final run fits in the {P.duration(r.left())} left: give more --hours")
-    specs = [spec_file(e, r.folder / 'specs' / 'final') for e in experiments(r, 'final', labels)]
+    specs = [spec_file(e, r.folder / 'specs' / 'final') for e in experiments(r, 'final', labels, plan['epochs'])]
     repeat = r.book.repeat if all(sum(e.label.split(' #')[0] == lab for e in keep) == r.book.repeat
                                   for lab in labels) else 1
     done = sweep([str(s) for s in specs], repeat=repeat, gpus=r.gpus, data=str(r.data), name=r.sweep_name('final'),
                  hours=r.left() / 3600 if r.hours else None, models=r.models, folds=r.book.folds or None)
-    return dict(runs=sorted(m['run'] for m in done.values()), planned=[vars(e) for e in keep],
-                dropped=[vars(e) for e in drop], estimate=sum(e.seconds for e in keep))
+    return dict(runs=sorted(m['run'] for m in done.values()), planned=plan['keep'], dropped=plan['drop'],
+                estimate=sum(e.seconds for e in keep), epochs=plan['epochs'])
 
 
 def ensemble(r: Run, runs: list[str]) -> dict:

@@ -21,12 +21,13 @@ def write(s: State, name: str) -> Path:
     rank = s.folder / 'rank.csv'
     if rank.exists():
         p = pd.read_csv(rank)
-        cols = [c for c in ('experiment', 'runs', 'error_rate', 'tta_error_rate', 'fit_time', 'score') if c in p]
+        cols = [c for c in ('experiment', 'runs', 'error_rate', 'tta_error_rate', 'lo', 'hi', 'same_as_best',
+                               'fit_time', 'score') if c in p]
         out += ['## Candidates (screening)\n', markdown_table(p[cols])]
     if 'rank' in st:
         r = st['rank']
-        out += ['## Chosen\n', f"The top {len(r['chosen'])} by the report's score, error × (fit time + 80 s): "
-                f"{', '.join(r['chosen'])}. Better and faster than the median: "
+        out += ['## Chosen\n', f"By TTA error, with a paired bootstrap over the shared validation images: "
+                f"{', '.join(r['chosen']) or 'none'}; {r['why']}. Better and faster than the median: "
                 f"{', '.join(r['better_and_faster']) or 'none'}.\n"]
     if 'final' in st and st['final'].get('dropped'):
         out += [f"Dropped by the time plan: {', '.join(e['label'] for e in st['final']['dropped'])}.\n"]

@@ -297,7 +297,7 @@ def results(models: MODELS = Path('models'),
 def report(dataset: Annotated[Optional[str], typer.Option(
                help="only runs on this data folder's name, e.g. paddy-disease-classification")] = None,
            top: Annotated[int, typer.Option(help='how many to list by score')] = 15,
-           score_constant: Annotated[float, typer.Option(help='score = error_rate × (fit_time + SCORE_CONSTANT)')] = 80,
+           score_constant: Annotated[float, typer.Option(help='score = TTA error × (fit_time + SCORE_CONSTANT)')] = 80,
            agg: Annotated[str, typer.Option(
                help='over repeated runs: mean (as the seed notebook), or min: the best run whole')] = 'mean',
            name: Annotated[Optional[str], typer.Option(

@@ -1,7 +1,7 @@
 """`paddy`: one thin command per library function; bad input ends in one line and exit code 2."""
 import functools, sys, warnings
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, List, Optional, Tuple
 
 import typer
 
@@ -307,10 +307,15 @@ def report(dataset: Annotated[Optional[str], typer.Option(
                '--wandb', help='also import the runs of a W&B sweep: entity/project/sweep_id')] = None,
            gist: Annotated[bool,
                            typer.Option('--gist',
-                                        help='publish the CSV as a secret gist (needs GITHUB_TOKEN)')] = False):
-    "Rank experiments: pivot by family and model, top N by score, the better-and-faster-than-median subset, and a plot."
-    from .report import publish
-    publish(models, wandb, gist, dataset=dataset, top=top, constant=score_constant, agg=agg, name=name)
+                                        help='publish the CSV as a secret gist (needs GITHUB_TOKEN)')] = False,
+           vs: Annotated[Optional[Tuple[str, str]], typer.Option(
+               '--vs', help="only compare experiments A and B image by image: the paired difference of their TTA "
+               "errors, its 95% interval, and where each alone is right")] = None):
+    """Rank experiments: pivot by family and model, top N by TTA error × time with each one's interval, the
+    better-and-faster-than-median subset, and a plot; or, with --vs A B, the paired difference of two."""
+    from .report import collect, publish, versus
+    if vs: versus(collect(models, wandb)[0], *vs, dataset=dataset)
+    else: publish(models, wandb, gist, dataset=dataset, top=top, constant=score_constant, agg=agg, name=name)
 
 
 @app.command()

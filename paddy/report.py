@@ -152,6 +152,29 @@ def collect(models: Path = Path('models'), wandb: str | None = None) -> tuple[pd
     return pd.concat(frames, ignore_index=True), sources
 
 
+def versus(df: pd.DataFrame, a: str, b: str, dataset: str | None = None, preds: Path = Path('preds')) -> dict:
+    """`paddy report --vs A B`: experiment `a`'s TTA error less `b`'s on the validation images they share, its 95%
+    interval, and on how many images each is right where the other is wrong."""
+    from .compare import right, versus as paired
+    if dataset is not None: df = df[df.dataset == dataset]
+    p = pivot(df.dropna(subset=['error_rate']))
+    files = {}
+    for n in (a, b):
+        rows = p[p.experiment == n]
+        if rows.empty: raise PaddyError(f"--vs: no experiment '{n}' among the runs; there are "
+                                        f"{', '.join(sorted(set(p.experiment)))}")
+        if len(rows) > 1: raise PaddyError(f"--vs: '{n}' has runs on {len(rows)} datasets: pass --dataset")
+        files[n] = [f for f in (preds / f'{r}.npz' for r in rows.run_names.iloc[0].split()) if f.exists()]
+        if not files[n]: raise PaddyError(f"--vs: {n}'s runs have no predictions in {preds}/: run `paddy predict RUN`")
+    v = paired(right(files[a]), right(files[b]))
+    verdict = ('indistinguishable: the interval holds 0' if v['indistinguishable'] else
+               f"{a if v['diff'] < 0 else b} is better beyond the noise")
+    print(f"{a} − {b}: TTA error {v['diff']:+.4f}, 95% interval [{v['lo']:+.4f}, {v['hi']:+.4f}], over the "
+          f"{v['images']} validation images both hold; {a} alone right on {v['a_only']}, {b} alone right on "
+          f"{v['b_only']}; {verdict}")
+    return v
+
+
 def publish(models: Path = Path('models'), wandb: str | None = None, to_gist: bool = False, **kwargs) -> dict:
     "`report` the runs in `models` (and a W&B sweep's); with `to_gist`, publish its CSV as a secret gist."
     if to_gist: gist.token()  # fail before any work

@@ -84,6 +84,29 @@ def test_the_report_ranks_by_tta_error_and_marks_what_is_within_noise_of_the_bes
     assert p.loc['e', 'lo'] < 0.5 < p.loc['e', 'hi']
 
 
+def test_report_vs_gives_the_paired_difference_and_who_alone_is_right(capsys):
+    import numpy as np
+    from paddy.predict import save_preds
+    from paddy.report import versus
+    df = runs_with_known_figures()
+    targets = np.arange(200) % 3
+    right_all = np.eye(3)[targets]
+    wrong_40 = right_all.copy()
+    wrong_40[:40] = np.eye(3)[(targets[:40] + 1) % 3]  # b wrong on the first 40
+    for name in df.run:
+        save_preds(Path('preds') / f'{name}.npz', name, dict(
+            vocab=np.array(['x', 'y', 'z']), valid_ids=np.array([f'i{k}' for k in range(200)]), valid_targets=targets,
+            valid_probs=wrong_40 if name.startswith('b') else right_all))
+    v = versus(df, 'a', 'b', dataset='paddy')
+    assert v['diff'] == pytest.approx(-0.2) and (v['a_only'], v['b_only'], v['indistinguishable']) == (40, 0, False)
+    assert v['lo'] < -0.2 < v['hi'] < 0
+    assert 'a is better beyond the noise' in capsys.readouterr().out
+    assert versus(df, 'a', 'c', dataset='paddy')['indistinguishable']
+    with pytest.raises(PaddyError, match="no experiment 'nope' among the runs; there are a, b, c, d, e"):
+        versus(df, 'a', 'nope', dataset='paddy')
+    with pytest.raises(PaddyError, match="'a' has runs on 2 datasets: pass --dataset"): versus(df, 'a', 'b')
+
+
 def test_overridden_runs_are_not_repeats():
     df = runs_with_known_figures()
     df.loc[1, 'recipe'] = 'other'  # a's second run had an override: --set epochs=1, say

@@ -77,6 +77,8 @@ def test_a_playbook_stopped_in_its_final_sweep_finishes_without_retraining(comp,
     assert r.exit_code == 0 and 'ready to submit' in r.output, r.output
     summary = Path('playbooks/tinybook-comp/summary.md').read_text()
     assert '## Candidates (screening)' in summary and csv in summary
+    assert '2 of 2 candidates screened within 20% of the budget' in summary and '## Chosen' in summary
+    assert 'Final runs: ' in summary  # the epochs the budget gave, and why
     r = CliRunner().invoke(app, ['playbook', str(book), '--data', str(comp), '--status'])
     assert r.exit_code == 0 and 'submit    done' in r.output, r.output
 
@@ -157,3 +159,22 @@ def test_choose_takes_the_faster_and_the_more_diverse_among_those_within_noise_o
     # no interval known (no predictions): the best by error alone is the only one that cannot be told apart
     chosen, tied = choose(p.assign(same_as_best=None), 2)
     assert tied == ['lite0'] and chosen == ['lite0', 'lite0_crop']
+
+
+def test_screening_keeps_to_its_share_of_the_budget_and_is_dropped_when_small():
+    est = [P.Estimate(f'c{k}', 100.0, 'm') for k in range(5)]
+    assert P.screen_share(est, None)[0] == est  # no budget: every candidate
+    keep, why = P.screen_share(est, 1500.0)  # 20%: 300 s, three runs
+    assert [e.label for e in keep] == ['c0', 'c1', 'c2'] and 'left out: c3, c4' in why
+    assert sum(e.seconds for e in keep) <= P.SCREEN_SHARE * 1500
+    keep, why = P.screen_share(est, 900.0)  # 180 s: one run, too few to compare
+    assert keep == [] and why.startswith('no screening') and "the playbook's first candidate goes on" in why
+    assert len(P.screen_share(est, 900.0, devices=2)[0]) == 2  # two GPUs screen two at once
+
+
+def test_final_epochs_fill_the_budget_up_to_three_times_the_playbooks():
+    def make(e): return [P.Estimate('a', 10 + 5 * e, 'm'), P.Estimate('b', 10 + 5 * e, 'm')]
+    assert P.epochs_for(make, 4, 100.0)[0] == 8  # 2 × (10 + 5 × 8) = 100
+    assert P.epochs_for(make, 4, 10_000.0)[0] == P.MAX_EPOCHS * 4
+    e, keep, drop = P.epochs_for(make, 4, 20.0)  # not even one epoch each: one epoch, and what fits
+    assert (e, [k.label for k in keep], [d.label for d in drop]) == (1, ['a'], ['b'])

@@ -18,6 +18,8 @@ def write(s: State, name: str) -> Path:
     st, out = s.info['stages'], [f'# Playbook run {name}\n', f"Playbook `{s.info['args']['playbook']}`, data "
                                  f"`{s.info['args']['data']}`, budget {s.info['args']['hours'] or 'none'} h, started "
                                  f"{s.info['started']}.\n"]
+    if 'screen' in st and (st['screen'].get('why') or st['screen'].get('skipped')):
+        out += ['## Screening\n', f"{st['screen'].get('why') or st['screen']['skipped']}.\n"]
     rank = s.folder / 'rank.csv'
     if rank.exists():
         p = pd.read_csv(rank)
@@ -29,6 +31,10 @@ def write(s: State, name: str) -> Path:
         out += ['## Chosen\n', f"By TTA error, with a paired bootstrap over the shared validation images: "
                 f"{', '.join(r['chosen']) or 'none'}; {r['why']}. Better and faster than the median: "
                 f"{', '.join(r['better_and_faster']) or 'none'}.\n"]
+    if 'final' in st and st['final'].get('epochs'):
+        out += [f"Final runs: {st['final']['epochs']} epochs (fine_tune's frozen one aside), "
+                + ("the most at which every planned run fits the budget (more epochs before a larger size: short runs "
+                   "here still underfit).\n" if s.info['args'].get('hours') else "the playbook's (no budget).\n")]
     if 'final' in st and st['final'].get('dropped'):
         out += [f"Dropped by the time plan: {', '.join(e['label'] for e in st['final']['dropped'])}.\n"]
     rows = [dict(stage=k, seconds=st[k]['seconds'] if k in st else None,

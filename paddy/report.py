@@ -133,6 +133,10 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
         print(f'top {top} by score:\n{shown.to_string(index=False)}\n')
         print('better and faster than the median:\n'
               + (fast[KEYS[1:3] + ['error_rate', 'fit_time']].to_string(index=False) if len(fast) else '(none)'))
+        for flag, why in (('underfits', 'training loss above validation loss at the end: more epochs'),
+                          ('overfits', 'validation loss rose over the last two epochs')):
+            runs = df.run[df.fit == flag].tolist() if 'fit' in df else []
+            if runs: print(f"\n{flag} ({why}): {', '.join(runs)}")
     out.mkdir(parents=True, exist_ok=True)
     plot(p, files['png'], df)
     with open_new(files['csv']) as f: p.to_csv(f, index=False)

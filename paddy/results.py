@@ -8,8 +8,8 @@ from .errors import PaddyError
 from .files import Damaged, open_new, read_json
 
 COLUMNS = ['run', 'dataset', 'experiment', 'recipe', 'arch', 'family', 'resize', 'item_size', 'size', 'accum', 'epochs',
-           'split', 'error_rate', 'tta_error_rate', 'tta_helped', 'fold_mean', 'fold_std', 'fit_time', 'gpu_mem_gb',
-           'device', 'sweep', 'created']
+           'split', 'error_rate', 'tta_error_rate', 'tta_helped', 'fit', 'fold_mean', 'fold_std', 'fit_time',
+           'gpu_mem_gb', 'device', 'sweep', 'created']
 
 
 def family(arch: str) -> str:
@@ -58,9 +58,21 @@ def row(meta: dict) -> dict:
                 epochs=exp.get('epochs'), split=split(meta), error_rate=err, fold_mean=meta.get('fold_mean'),
                 fold_std=meta.get('fold_std'),
                 tta_error_rate=tta, tta_helped=None if err is None or tta is None else round(tta, 6) < round(err, 6),
+                fit=fit_flag(meta.get('history')),
                 fit_time=meta.get('fit_time'),
                 gpu_mem_gb=meta.get('peak_gpu_mem_gb'), device=meta.get('device'), sweep=meta.get('sweep'),
                 created=meta.get('created'))
+
+
+def fit_flag(history: list | None) -> str | None:
+    """From a run's epoch history: 'underfits' when its last epoch's training loss is above its validation loss (more
+    epochs would pay; MixUp and CutMix raise the training loss by design), 'overfits' when its validation loss rose over
+    its last two epochs, else ''; None without a history."""
+    rows = [h for h in history or [] if h.get('valid_loss') is not None and h.get('train_loss') is not None]
+    if not rows: return None
+    if rows[-1]['train_loss'] > rows[-1]['valid_loss']: return 'underfits'
+    v = [h['valid_loss'] for h in rows[-3:]]
+    return 'overfits' if len(v) == 3 and v[0] < v[1] < v[2] else ''
 
 
 def metas(models: Path = Path('models'), warn: bool = True) -> list[tuple[Path, dict]]:

@@ -60,7 +60,7 @@ def test_report_mean_over_repeats_and_a_nonempty_subset():
     assert r['better_and_faster'].experiment.tolist() == ['d']  # c is better but slower, e faster but worse
 
 
-def test_the_report_ranks_by_tta_error_and_marks_what_is_within_noise_of_the_best():
+def test_the_report_ranks_by_tta_error_and_marks_what_is_within_noise_of_the_best(capsys):
     import numpy as np
     from paddy.predict import save_preds
     df = runs_with_known_figures()
@@ -75,7 +75,10 @@ def test_the_report_ranks_by_tta_error_and_marks_what_is_within_noise_of_the_bes
             vocab=np.array(['x', 'y', 'z']), test_ids=np.array(['t']), test_probs=np.ones((1, 3)) / 3,
             valid_ids=np.array([f'i{k}' for k in range(200)]), valid_targets=targets,
             valid_probs=bad if name.startswith('e') else good))
+    df['fit'] = ''
+    df.loc[df.run == 'b-2', 'fit'] = 'underfits'
     r = report(df, dataset='paddy', constant=0, name='noise')
+    assert 'underfits (training loss above validation loss at the end: more epochs): b-2' in capsys.readouterr().out
     p = r['pivot'].set_index('experiment')
     assert p.index[0] == 'd' and p.loc['d', 'score'] == pytest.approx(0.001 * 10)
     assert p.loc['e', 'score'] == pytest.approx(0.5 * 5)

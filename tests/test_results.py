@@ -32,3 +32,12 @@ def test_the_techniques_off_keep_the_recipe_and_progressive_runs_show_their_last
     assert recipe(old) == recipe(off) != recipe(dict(off, ema=0.999)) != recipe(dict(off, aug_sizes=[128, 224]))
     assert row(dict(experiment=off))['size'] == '224'
     assert row(dict(experiment=dict(off, aug_sizes=[[128, 96], [256, 192]])))['size'] == '256x192'
+
+
+def test_the_fit_flag_reads_the_last_epochs_of_a_history():
+    from paddy.results import fit_flag
+    row = lambda t, v: dict(train_loss=t, valid_loss=v)  # noqa: E731
+    assert fit_flag(None) is None and fit_flag([]) is None
+    assert fit_flag([row(2.0, 1.5), row(1.6, 1.2)]) == 'underfits'  # still above validation at the end
+    assert fit_flag([row(1.0, 0.9), row(0.5, 1.0), row(0.3, 1.1)]) == 'overfits'  # validation rose twice
+    assert fit_flag([row(1.0, 1.2), row(0.8, 1.0), row(0.6, 1.1)]) == ''

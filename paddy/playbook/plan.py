@@ -1,14 +1,17 @@
 """The time plan: each run's wall time estimated from a measured one (its screening run, or any finished run), scaled
-by pixels, images and epochs; the runs that fit in the hours left, in rank order over the devices, and those dropped."""
+by each image's cost (its pixels and a fixed part), images and epochs; the runs that fit in the hours left, in rank
+order over the devices, and those dropped."""
 from dataclasses import dataclass
 
 from ..spec import Experiment, final_size, hw
 
 TTA_PASSES = 5     # fastai's tta: 4 augmented passes and the plain one
 INFER_SPEEDUP = 3  # a forward pass alone is about a third of a training step
-# with no run measured yet: EfficientNet-Lite0 fine-tuned at 41 img/s at 96 px on 2 CPU cores in the cpu playbook's
-# screening (docs/benchmarks.md), 7.5 img/s at 224 px by pixels; a GPU, some 100 times that
-PRIOR_PX_PER_S = {'cpu': 41 * 96 * 96, 'cuda': 750 * 224 * 224}
+# an image's fixed cost, in pixels' worth (loading, augmenting, a step's overhead): EfficientNet-Lite0 fine-tuned at 41
+# img/s at 96 px and at 13 at 192 px (with its EMA) on 2 CPU cores (docs/benchmarks.md), where pixels alone said 10
+PER_IMAGE_PX = 3600
+# with no run measured yet, in those units a second: that Lite0 at 96 px; a GPU, some 100 times that
+PRIOR_PX_PER_S = {'cpu': 41 * (96 * 96 + PER_IMAGE_PX), 'cuda': 750 * (224 * 224 + PER_IMAGE_PX)}
 # a run's wall time beyond its fit and TTA (process start, imports, model build, export), before any run measured it
 PRIOR_STARTUP_S = {'cpu': 40.0, 'cuda': 20.0}
 # screening ranks candidates that often lie within noise of each other (docs/benchmarks.md): it gets at most this share
@@ -25,9 +28,10 @@ def duration(seconds: float) -> str:
     return f'{seconds / 60:.1f} min' if seconds < 5400 else f'{seconds / 3600:.1f} h'
 
 
-def pixels(exp: Experiment) -> int:
+def cost(exp: Experiment) -> int:
+    "What one image of `exp` costs a step, in pixels' worth: its final size's pixels and `PER_IMAGE_PX`."
     h, w = hw(final_size(exp))
-    return h * w
+    return h * w + PER_IMAGE_PX
 
 
 def trained_per_epoch(exp: Experiment, n: int, folds: int = 0) -> float:
@@ -47,10 +51,10 @@ class Estimate:
 
 
 def rate(meta: dict, exp: dict | None = None) -> float:
-    "Pixels a second that a finished run's `.json` says it trained at."
+    "The `cost` a second that a finished run's `.json` says it trained at."
     from ..spec import Experiment as E
     e = E(**{k: tuple(v) if isinstance(v, list) else v for k, v in (exp or meta['experiment']).items()})
-    return meta['img_per_s'] * pixels(e)
+    return meta['img_per_s'] * cost(e)
 
 
 def estimate(exp: Experiment, label: str, n_train: int, n_test: int, px_per_s: float, source: str, folds: int = 0,
@@ -58,7 +62,7 @@ def estimate(exp: Experiment, label: str, n_train: int, n_test: int, px_per_s: f
     """Wall seconds of `exp` on `n_train` labelled and `n_test` test images at `px_per_s`: its epochs (and fine_tune's
     frozen one) over the images it trains on, TTA over what it validates and the test set, and a fixed `overhead` per
     run (start-up, item cache) measured in screening."""
-    ips = px_per_s / pixels(exp)
+    ips = px_per_s / cost(exp)
     runs = max(folds, 1)
     per = trained_per_epoch(exp, n_train, folds) * (exp.epochs + pretrained) / ips
     valid = n_train / folds if folds else n_train * exp.valid_pct
@@ -67,7 +71,7 @@ def estimate(exp: Experiment, label: str, n_train: int, n_test: int, px_per_s: f
 
 def tta(exp: Experiment, n_valid: float, n_test: int, px_per_s: float) -> float:
     "Seconds of TTA over `n_valid` and `n_test` images at the training rate `px_per_s`."
-    return TTA_PASSES * (n_valid + n_test) * pixels(exp) / (px_per_s * INFER_SPEEDUP)
+    return TTA_PASSES * (n_valid + n_test) * cost(exp) / (px_per_s * INFER_SPEEDUP)
 
 
 def fit(estimates: list[Estimate], seconds_left: float, devices: int = 1) -> tuple[list[Estimate], list[Estimate]]:

@@ -26,11 +26,12 @@ def family(arch: str) -> str:
 
 
 def recipe(exp: dict) -> str:
-    """A short hash of every field but name and split seed: runs of one recipe are repeats; `--set` makes another. A
+    """A short hash of every field but name and seeds: runs of one recipe are repeats; `--set` makes another. A
     field at its default counts as absent, so a run recorded before the field existed repeats one recorded after."""
     from .spec import FIELDS
     def default(k, v): return k in FIELDS and (tuple(v) if isinstance(v, list) else v) == FIELDS[k].default
-    return hashlib.sha1(json.dumps({k: v for k, v in exp.items() if k not in ('name', 'seed') and not default(k, v)},
+    return hashlib.sha1(json.dumps({k: v for k, v in exp.items()
+                                    if k not in ('name', 'seed', 'train_seed') and not default(k, v)},
                                    sort_keys=True).encode()).hexdigest()[:6]
 
 

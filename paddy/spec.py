@@ -25,6 +25,7 @@ class Experiment:
     accum: int = 1                     # micro-batches per step; the effective batch stays `bs`
     bs: int = 64
     seed: typing.Optional[int] = 42    # validation split; None draws a fresh one (ensemble diversity)
+    train_seed: typing.Optional[int] = None  # head init, batch order, augmentation; None: the split's + repeat index
     valid_pct: float = 0.2
     pretrained: typing.Union[bool, str] = True  # hub weights, False, a weights file, or a packaged-weights name
     variety: bool = False              # Road to the Top part 4: a second head learns train.csv's variety too

@@ -49,6 +49,11 @@ def test_train_exports_model_metadata_and_predictions(trained):
         assert meta['fit_time'] > 0 and meta['peak_gpu_mem_gb'] == 0 and meta['mixed_precision'] is False
         assert meta['versions']['fastai'] and meta['versions']['timm'] and 'git_commit' in meta
     assert a['valid_ids'] == b['valid_ids']  # one split for every experiment with the same seed
+    # one history row an epoch, as the epoch table printed it
+    assert [h['epoch'] for h in b['history']] == [0, 1] and not any(h['frozen'] for h in b['history'])
+    last = b['history'][-1]
+    assert last['error_rate'] == pytest.approx(b['error_rate']) and last['lr'] > 0 and last['seconds'] > 0
+    assert last['train_loss'] > 0 and last['valid_loss'] > 0
 
 
 def test_a_run_only_screened_predicts_the_test_set_when_an_ensemble_takes_it_and_once(trained, tiny_spec, capsys):
@@ -253,3 +258,20 @@ def test_greedy_selection_is_never_worse_than_the_mean_on_real_runs(trained, tin
         ensemble(name='g2', data=comp, select='greedy')
     with pytest.raises(PaddyError, match='drop --weights and --vote'):
         ensemble(name='g3', data=comp, select='greedy', vote=True)
+
+
+def test_one_training_seed_gives_the_same_weights_and_predictions_and_repeats_differ(comp, tiny_spec):
+    import torch
+    from fastai.learner import load_learner
+    from paddy.train.run import training_seed
+    runs = [train(load(str(tiny_spec), ['train_seed=7']), Settings(data=comp)) for _ in range(2)]
+    assert [m['train_seed'] for m in runs] == [7, 7]
+    a, b = (load_learner(Path(f"models/{m['run']}.pkl")).model.state_dict() for m in runs)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    pa, pb = (load_preds(Path(f"preds/{m['run']}.npz")) for m in runs)
+    assert np.array_equal(pa['valid_probs'], pb['valid_probs']) and np.array_equal(pa['test_probs'], pb['test_probs'])
+    other = train(load(str(tiny_spec)), Settings(data=comp))  # the split's seed: 42
+    c = load_learner(Path(f"models/{other['run']}.pkl")).model.state_dict()
+    assert other['train_seed'] == 42 and not all(torch.equal(a[k], c[k]) for k in a)
+    exp = load(str(tiny_spec))
+    assert [training_seed(exp, 42, f'sw/tiny-{k}') for k in (1, 2, 3)] == [42, 43, 44]  # a sweep's repeats

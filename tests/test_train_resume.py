@@ -36,6 +36,8 @@ def test_a_killed_run_resumes_and_finishes(comp, tiny_spec):
     assert not list(Path('models').glob('*.pkl'))
     assert not list(Path('models').glob(f'{run}.json'))
     assert not Path('preds').exists()
+    kept = json.loads(Path(f'models/{run}.state/history.json').read_text())['epochs']
+    assert [h['epoch'] for h in kept] == list(range(done))  # a stopped run keeps its epochs' rows
     r = runner.invoke(app, ['train', '--resume', run])
     assert r.exit_code == 0, r.output
     assert f'{run}: resuming after {done} of 40 epochs' in r.output
@@ -44,6 +46,7 @@ def test_a_killed_run_resumes_and_finishes(comp, tiny_spec):
     assert meta['resumed_from_epoch'] == done
     assert meta['run'] == run
     assert meta['experiment']['epochs'] == 40
+    assert [h['epoch'] for h in meta['history']] == list(range(40)) and meta['history'][:done] == kept
     assert meta['valid_ids'] == valid_ids(read_train(comp).image_id, 42)  # the same split
     assert Path(f'models/{run}.pkl').exists() and Path(f'preds/{run}.npz').exists()
     assert not list(Path('models').glob('*.state'))  # a finished run keeps no state

@@ -84,6 +84,8 @@ def test_resume_brings_the_ema_back(run):
     assert meta['resumed_from_epoch'] == 1
     # counted on from the saved state: a fresh EMA would have counted only the two epochs after the resume
     assert meta['ema']['steps'] == 3 * per_epoch
+    # fine_tune's frozen epoch, then the whole model's: the resumed run's history holds the epoch it went on after
+    assert [(h['epoch'], h['frozen']) for h in meta['history']] == [(0, True), (1, False), (2, False)]
     assert 0 < meta['ema']['decay_reached'] < 0.99  # still warming up over so few steps
 
 

@@ -56,9 +56,9 @@ def read(run: str, models: Path) -> dict:
     for k in ('experiment', 'split_seed'):
         if k not in info: raise damaged(info_file, ValueError(f'it has no {k}'), again(run, models, info_file))
     if pth.exists():
-        info.update({k: v for k, v in load(pth, run, models).items() if k in ('epochs_done', 'fit_time')})
+        info.update({k: v for k, v in load(pth, run, models).items() if k in ('epochs_done', 'fit_time', 'history')})
         info['pth'] = pth
-    return {'epochs_done': 0, 'fit_time': 0.0, 'pth': None, **info}
+    return {'epochs_done': 0, 'fit_time': 0.0, 'pth': None, 'history': [], **info}
 
 
 def again(run: str, models: Path, what: Path) -> str:
@@ -176,8 +176,20 @@ def uninterrupted():
             elif h == signal.SIG_DFL: signal.raise_signal(held[0])
 
 
-def checkpoint(pth: Path, done: int, fit_before: float):
-    "A fastai callback that saves the model and optimizer after each epoch it trained (not the ones a resume skips)."
+def history_row(learn, frozen: bool, seconds: float) -> dict:
+    """One epoch's row of the run's history, from fastai's recorder before it prints it: the epoch of the whole run
+    (fine_tune's frozen one is 0), its losses and metrics, the learning rate it ended at, and its seconds."""
+    names, log = learn.recorder.metric_names[1:-1], learn.recorder.log[1:]
+    row = dict(epoch=learn.epoch + getattr(learn, 'epoch0', 0), frozen=frozen)  # `loop.run_epoch`, which imports this
+    row.update({n: (float(v) if isinstance(v, (int, float)) else None) for n, v in zip(names, log)})
+    row.update(lr=float(learn.opt.hypers[-1]['lr']), seconds=round(seconds, 2))
+    return row
+
+
+def checkpoint(pth: Path, done: int, fit_before: float, history: list | None = None, pretrained: bool = False):
+    """A fastai callback that saves the model and optimizer after each epoch it trained (not the ones a resume skips),
+    with the run's `history`, one row an epoch (`history_row`), in the checkpoint and in `history.json` beside it, so
+    a stopped run keeps its epochs."""
     import math, time
     import torch
     from fastai.callback.core import Callback
@@ -188,6 +200,7 @@ def checkpoint(pth: Path, done: int, fit_before: float):
         # epoch saved, and a diverged one is never saved
         order = Recorder.order - 1
         def before_fit(self): self.t0 = getattr(self, 't0', time.perf_counter())
+        def before_epoch(self): self.t_epoch = time.perf_counter()
         def after_validate(self): self.trained = True  # an epoch a resume skips never gets here
         def after_epoch(self):
             if not self.trained: return
@@ -196,11 +209,15 @@ def checkpoint(pth: Path, done: int, fit_before: float):
             if not all(math.isfinite(v) for v in losses):
                 raise Diverged(pth.parent.name.removesuffix('.state'), self.epoch, losses)
             self.done += 1
+            frozen = pretrained and getattr(self.learn, 'epoch0', 1) == 0  # fine_tune's first phase: the head alone
+            self.history.append(history_row(self.learn, frozen, time.perf_counter() - self.t_epoch))
             state = dict(model=self.learn.model.state_dict(), opt=plain(self.learn.opt.state_dict()),
                          cbs={k: cb.saved() for k, cb in stateful(self.learn).items()}, epochs_done=self.done,
-                         fit_time=fit_before + time.perf_counter() - self.t0)
-            with uninterrupted(), replaced(pth) as tmp, torch_write(pth): torch.save(state, tmp)
+                         fit_time=fit_before + time.perf_counter() - self.t0, history=self.history)
+            with uninterrupted():
+                with replaced(pth) as tmp, torch_write(pth): torch.save(state, tmp)
+                write_json(pth.with_name('history.json'), dict(epochs=self.history), replace=True)
 
     cb = Checkpoint()
-    cb.done, cb.trained = done, False
+    cb.done, cb.trained, cb.history = done, False, list(history or [])
     return cb

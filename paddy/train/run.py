@@ -1,6 +1,6 @@
 """Fine-tune one experiment, export it under a unique run name with its metadata, then score it with TTA:
 `train` is `prepare` → `fit` → `record`."""
-import dataclasses, os, sys, time, warnings
+import dataclasses, os, re, sys, time, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,7 +38,7 @@ class Run:
     path: Path
     df: object                   # read_train's table
     valid: list[str]
-    seed: int
+    seed: int                    # the validation split's
     weights: Weights
     learn: object
     bs: int
@@ -50,6 +50,8 @@ class Run:
     tricks: list = dataclasses.field(default_factory=list)  # the techniques' callbacks, for the fit alone
     split: dict = dataclasses.field(default_factory=lambda: dict(SPLIT))  # what it holds out: see `holdout`
     seconds: dict = dataclasses.field(default_factory=dict)  # wall time outside the fit, by stage: see `record`
+    history: list = dataclasses.field(default_factory=list)  # one row an epoch: `resume.history_row`
+    train_seed: int = 0          # what `training_seed` gave: head init, batch order and augmentation
 
     @property
     def start(self) -> int: return self.state['epochs_done'] if self.state else 0
@@ -117,6 +119,10 @@ def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, stat
         e, df, valid, weights, settings.precision, settings.channels_last, settings.cache))
     world = distributed.world()
     bs, cbs = accum_setup(exp, world)
+    train_seed = state.get('train_seed', seed) if state else training_seed(exp, seed, settings.sweep)
+    from fastai.torch_core import set_seed
+    # python, numpy and torch: the loaders' order, the head, the augmentation; cuDNN's own choices stay free on a GPU
+    set_seed(train_seed)
     # pinned: async copies
     dls = dataloaders(df, exp, valid, bs, cache=settings.cache, data=settings.data, pin_memory=cuda,
                       resident=None if settings.gpu_cache else False)
@@ -130,9 +136,18 @@ def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, stat
     name = distributed.shared(state['run'] if state else name or new_run(exp.name, models, preds))
     if not state and distributed.is_main():
         resume.begin(name, models, dict(experiment=dataclasses.asdict(exp), split_seed=seed, split=split,
-                                        settings=dataclasses.asdict(settings)))
+                                        settings=dataclasses.asdict(settings), train_seed=train_seed))
     return Run(name, exp, settings, path, df, valid, seed, weights, learn, bs, world, fitted, state,
-               Compiling() if exp.compile else None, tricks=techniques.callbacks(exp, weights.pretrained), split=split)
+               Compiling() if exp.compile else None, tricks=techniques.callbacks(exp, weights.pretrained), split=split,
+               train_seed=train_seed)
+
+
+def training_seed(exp: Experiment, split_seed: int, sweep: str | None) -> int:
+    """`exp.train_seed` where set (`--set train_seed=N` reruns a run), else the split's seed plus the repeat's index:
+    a sweep's job `<exp>-<k>` adds k - 1, so repeats differ and each can be rerun."""
+    if exp.train_seed is not None: return exp.train_seed
+    k = re.search(r'-(\d+)$', str(sweep or '').split('/', 1)[-1]) if sweep else None
+    return split_seed + (int(k[1]) - 1 if k else 0)
 
 
 def announce(r: Run):
@@ -159,12 +174,14 @@ def fit_run(r: Run, models: Path) -> float:
     if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
     if r.settings.wandb: r.learn.add_cb(wandb_io.start(r.name, r.exp, r.settings.data, r.settings.sweep))
     t0 = time.perf_counter()
-    saving = [resume.checkpoint(resume.paths(r.name, models)[1], r.start,
-                                r.fit_before)] if distributed.is_main() else []
+    saving = [resume.checkpoint(resume.paths(r.name, models)[1], r.start, r.fit_before,
+                                r.state['history'] if r.state else [], r.weights.pretrained)
+              ] if distributed.is_main() else []
     cbs = saving + [resume.quiet_skips()] + r.tricks
     with r.learn.added_cbs(cbs), distributed.training(r.learn), r.compiling or nullcontext():
         fit(r.learn, r.exp.epochs, r.exp.lr, r.weights.pretrained, r.start, r.state['pth'] if r.start else None)
     r.compile_in_fit = r.compiling.seconds if r.compiling else 0.0
+    if saving: r.history = saving[0].history
     return time.perf_counter() - t0 - r.compile_in_fit
 
 
@@ -186,7 +203,7 @@ def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path,
     cuda, dls, s = torch.cuda.is_available(), r.learn.dls, r.settings
     avg, sizes = techniques.find(r.tricks, EMA), techniques.find(r.tricks, Progressive)
     return dict(run=r.name, experiment=dataclasses.asdict(r.exp), vocab=p['vocab'].tolist(), data=s.data,
-                split_seed=r.seed, split=r.split, valid_ids=r.valid, n_train=len(dls.train_ds),
+                split_seed=r.seed, train_seed=r.train_seed, split=r.split, valid_ids=r.valid, n_train=len(dls.train_ds),
                 n_valid=len(dls.valid_ds), n_pseudo=pseudo_count(r),
                 error_rate=float(scores[1]) if scores else None, tta_error_rate=error(p) if r.valid else None,
                 fit_time=fit_now + r.fit_before,
@@ -197,7 +214,7 @@ def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path,
                 # the seconds outside the fit: process start to `train`, its checks, data and model, the validation,
                 # the export and each TTA; and whether the test set was predicted (a run only screened leaves it to
                 # the ensemble that takes it, which records when)
-                seconds={k: v if v is None else round(v, 2) for k, v in r.seconds.items()},
+                seconds={k: v if v is None else round(v, 2) for k, v in r.seconds.items()}, history=r.history,
                 test_preds=r.settings.test_preds,
                 # fine_tune adds a frozen epoch
                 img_per_s=(r.exp.epochs + r.weights.pretrained - r.start) * len(dls.train_ds) / fit_now,

@@ -1,19 +1,20 @@
 """The time plan: each run's wall time estimated from a measured one (its screening run, or any finished run), scaled
-by each image's cost (its pixels and a fixed part), images and epochs; the runs that fit in the hours left, in rank
-order over the devices, and those dropped."""
+by each image's cost (its pixels, to a power a little over 1), images and epochs; the runs that fit in the hours
+left, in rank order over the devices, and those dropped."""
 from dataclasses import dataclass
 
 from ..spec import Experiment, final_size, hw
 
 TTA_PASSES = 5     # fastai's tta: 4 augmented passes and the plain one
 INFER_SPEEDUP = 3  # a forward pass alone is about a third of a training step
-# an image's fixed cost, in pixels' worth (loading, augmenting, a step's overhead): EfficientNet-Lite0 fine-tuned at 41
-# img/s at 96 px and at 13 at 192 px (with its EMA) on 2 CPU cores (docs/benchmarks.md), where pixels alone said 10
-PER_IMAGE_PX = 3600
-# with no run measured yet, in those units a second: that Lite0 at 96 px; a GPU, some 100 times that
-PRIOR_PX_PER_S = {'cpu': 41 * (96 * 96 + PER_IMAGE_PX), 'cuda': 750 * (224 * 224 + PER_IMAGE_PX)}
-# a run's wall time beyond its fit and TTA (process start, imports, model build, export), before any run measured it
-PRIOR_STARTUP_S = {'cpu': 40.0, 'cuda': 20.0}
+# a step's time grows a little faster than its pixels: EfficientNet-Lite0's whole-model epochs on 2 CPU cores took
+# 30.5 s at 96 px and 140 s at 192 px, 4.6 times for 4 times the pixels (docs/benchmarks.md)
+PIXEL_POWER = 1.1
+# with no run measured yet, in `cost` a second: that Lite0 at 59 img/s at 96 px (13 at 192); a GPU, some 100 times that
+PRIOR_PX_PER_S = {'cpu': 59 * (96 * 96) ** PIXEL_POWER, 'cuda': 750 * (224 * 224) ** PIXEL_POWER}
+# a run's wall time beyond its fit and TTA (process start, imports, model build, validation, export), before any run
+# measured it: 12 s in a screening run's `seconds` on 2 CPU cores
+PRIOR_STARTUP_S = {'cpu': 15.0, 'cuda': 20.0}
 # screening ranks candidates that often lie within noise of each other (docs/benchmarks.md): it gets at most this share
 # of a budget, and with less than two runs' worth, none: the playbook's first candidate goes on unscreened
 SCREEN_SHARE = 0.2
@@ -28,10 +29,10 @@ def duration(seconds: float) -> str:
     return f'{seconds / 60:.1f} min' if seconds < 5400 else f'{seconds / 3600:.1f} h'
 
 
-def cost(exp: Experiment) -> int:
-    "What one image of `exp` costs a step, in pixels' worth: its final size's pixels and `PER_IMAGE_PX`."
+def cost(exp: Experiment) -> float:
+    "What one image of `exp` costs a step: its final size's pixels to the `PIXEL_POWER`."
     h, w = hw(final_size(exp))
-    return h * w + PER_IMAGE_PX
+    return float(h * w) ** PIXEL_POWER
 
 
 def trained_per_epoch(exp: Experiment, n: int, folds: int = 0) -> float:

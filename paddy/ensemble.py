@@ -212,7 +212,7 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
         keep, runs = [k for k, x in enumerate(w) if x > 0], list(members)
         members, files, w = {runs[k]: members[runs[k]] for k in keep}, [files[k] for k in keep], w[keep]
     # a run only screened made no test predictions: made now, once, for the members alone
-    members = {r: m if 'test_probs' in m else with_test(f) for (r, m), f in zip(members.items(), files)}
+    members = {r: with_test(f, m) for (r, m), f in zip(members.items(), files)}
     _check_tests(members)
     method = 'vote' if vote else select or 'mean'
     folders = {str(m.get('data', '')) for m in members.values()}

@@ -49,22 +49,19 @@ def test_tta(learn, path: Path, classes: int, seconds: dict) -> dict:
     return out
 
 
-def with_test(f: Path, models: Path = Path('models')) -> dict:
-    """The predictions in `f`, with the test set's made now from the run's model where its training left them out (a
-    run only screened, `--no-test-preds`): `f` is rewritten whole with them, and the run's .json says when."""
-    p = load_preds(f)
+def with_test(f: Path, p: dict | None = None, models: Path = Path('models')) -> dict:
+    """The predictions in `f` (`p`, where already read), with the test set's made now from the run's model where its
+    training left them out (a run only screened, `--no-test-preds`): `f` is rewritten whole with them, and the run's
+    .json says when."""
+    p = load_preds(f) if p is None else p
     if 'test_probs' in p: return p
     run = str(p['run'])
     pkl, meta_file = models / f'{run}.pkl', models / f'{run}.json'
     if not (pkl.is_file() and meta_file.is_file()):
         raise PaddyError(f"{f} holds no test predictions and its run's model {pkl} (with its .json) is not there to "
                          "make them: bring the model back, or leave this run out of the ensemble")
-    import torch
-    from fastai.learner import load_learner
     print(f"{run}: making its test predictions now: its training left them until an ensemble took it")
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='load_learner` uses')  # one of ours, by its .json
-        learn = load_learner(pkl, cpu=not torch.cuda.is_available())
+    learn = load_model(pkl, ours=True)  # one of ours, by its .json
     seconds = {}
     p.update(test_tta(learn, Path(str(p['data'])), len(p['vocab']), seconds))
     with replaced(f) as tmp:
@@ -148,8 +145,6 @@ class renamed:
 def predict(run: str, data=None, out: Path | None = None, models: Path = Path('models'), preds: Path = Path('preds'),
             trust: bool = False) -> Path:
     "Recompute `run`'s TTA probabilities from its exported model, e.g. on CPU or on another test folder."
-    import torch
-    from fastai.learner import load_learner
     pkl, run = model_file(run, models, trust)
     meta_file = pkl.with_suffix('.json')
     fix = f"restore it, or move it aside and pass --trust to predict from {pkl} alone"
@@ -159,16 +154,23 @@ def predict(run: str, data=None, out: Path | None = None, models: Path = Path('m
     if pkl.parent.name.endswith('.folds'): preds = preds / pkl.parent.name  # a fold's stay with its CV run's
     out = out or default_out(run, preds, ours=bool(meta))
     never_overwrite(out, hint='pass --out OTHER.npz')  # before the TTA, not after it
-    with warnings.catch_warnings():
-        # fastai warns that unpickling runs code on every load; paddy has already refused what it did not make
-        if meta or trust: warnings.filterwarnings('ignore', message='load_learner` uses')
-        learn = load_learner(pkl, cpu=not torch.cuda.is_available(), pickle_module=renamed)
+    learn = load_model(pkl, ours=bool(meta) or trust)
     p = tta_preds(learn, path, meta.get('valid_ids', []))
     save_preds(out, run, p)
     err = error(p)
     print(f"{run}: wrote {out}" + (f"; TTA error {err:.4f}" if err is not None else ''))
     if out.parent != preds: print(f"`paddy ensemble` takes it where named, e.g. paddy ensemble {out} …")
     return out
+
+
+def load_model(pkl: Path, ours: bool):
+    """The exported Learner in `pkl`, on the GPU where there is one; fastai's warning that unpickling runs code is kept
+    unless the file is `ours` (paddy has already refused what it did not make, or the user passed --trust)."""
+    import torch
+    from fastai.learner import load_learner
+    with warnings.catch_warnings():
+        if ours: warnings.filterwarnings('ignore', message='load_learner` uses')
+        return load_learner(pkl, cpu=not torch.cuda.is_available(), pickle_module=renamed)
 
 
 def default_out(run: str, preds: Path, ours: bool) -> Path:

@@ -52,6 +52,11 @@ def better_and_faster(p: pd.DataFrame) -> pd.DataFrame:
     return p[(p.ranked < med.ranked) & (p.fit_time < med.fit_time)].sort_values('ranked').drop(columns='ranked')
 
 
+def pred_files(run_names: str, preds: Path) -> list[Path]:
+    "The prediction files in `preds` of a pivot row's `run_names` (space-separated), those that are there."
+    return [f for f in (preds / f'{r}.npz' for r in str(run_names).split()) if f.exists()]
+
+
 def with_noise(p: pd.DataFrame, preds: Path = Path('preds')) -> pd.DataFrame:
     """`p` with each experiment's TTA error interval (`lo`, `hi`) from a paired bootstrap over its dataset's shared
     validation images, and whether it is indistinguishable from that dataset's best (`same_as_best`); empty where its
@@ -59,8 +64,7 @@ def with_noise(p: pd.DataFrame, preds: Path = Path('preds')) -> pd.DataFrame:
     from .compare import noise, right
     out = p.assign(lo=float('nan'), hi=float('nan'), same_as_best=None)
     for ds, g in p.groupby('dataset'):
-        members = {i: right([f for f in (preds / f'{r}.npz' for r in str(names).split()) if f.exists()])
-                   for i, names in g.run_names.items()}
+        members = {i: right(pred_files(names, preds)) for i, names in g.run_names.items()}
         t = noise(members)
         for row in t.itertuples():
             out.loc[row.member, ['lo', 'hi', 'same_as_best']] = row.lo, row.hi, row.indistinguishable
@@ -168,7 +172,7 @@ def versus(df: pd.DataFrame, a: str, b: str, dataset: str | None = None, preds: 
         if rows.empty: raise PaddyError(f"--vs: no experiment '{n}' among the runs; there are "
                                         f"{', '.join(sorted(set(p.experiment)))}")
         if len(rows) > 1: raise PaddyError(f"--vs: '{n}' has runs on {len(rows)} datasets: pass --dataset")
-        files[n] = [f for f in (preds / f'{r}.npz' for r in rows.run_names.iloc[0].split()) if f.exists()]
+        files[n] = pred_files(rows.run_names.iloc[0], preds)
         if not files[n]: raise PaddyError(f"--vs: {n}'s runs have no predictions in {preds}/: run `paddy predict RUN`")
     v = paired(right(files[a]), right(files[b]))
     verdict = ('indistinguishable: the interval holds 0' if v['indistinguishable'] else

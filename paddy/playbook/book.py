@@ -31,6 +31,10 @@ class Playbook:
         "Each candidate as (experiment, its `--set`s)."
         return [(c, ()) if isinstance(c, str) else (c[0], tuple(c[1])) for c in self.candidates]
 
+    def first(self) -> str:
+        "The first candidate's label: the one that goes on when there is no screening."
+        return label(*self.candidate_sets()[0])
+
 
 TYPES = {'candidates': (list, tuple), 'screen_size': int, 'screen_sets': (list, tuple), 'screen_epochs': int,
          'top': int, 'final_sets': (list, tuple), 'final_epochs': int, 'folds': int, 'repeat': int,

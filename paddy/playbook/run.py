@@ -27,10 +27,8 @@ def dry_run(r: S.Run, state: dict | None) -> dict:
     stages = (state or {}).get('stages', {})
     print(f"{r.name}: {why}" + (' (done)' if 'screen' in stages else ''))
     for e in est: print(f'  screen {e}')
-    left = r.left() - (P.MARGIN * r.hours * 3600 if r.hours else 0) - (
-        0 if 'screen' in stages else sum(e.seconds for e in est))
-    first = S.label(*r.book.candidate_sets()[0])
-    chosen = stages.get('rank', {}).get('chosen') or ([e.label for e in est] or [first])[:max(1, r.book.top)]
+    left = r.left() - r.margin() - (0 if 'screen' in stages else sum(e.seconds for e in est))
+    chosen = stages.get('rank', {}).get('chosen') or ([e.label for e in est] or [r.book.first()])[:max(1, r.book.top)]
     if 'rank' not in stages and est:
         print(f"  the final sweep takes the top {r.book.top} by TTA error, within noise the faster and more diverse "
               f"first; until screening ranks them, the plan shows the first {len(chosen)}")

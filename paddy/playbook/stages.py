@@ -32,6 +32,10 @@ class Run:
 
     def sweep_name(self, stage: str) -> str: return f'{self.name}-{stage}'
 
+    def margin(self) -> float:
+        "Seconds of the budget kept back from the runs' plan (`plan.MARGIN`); none without a budget."
+        return P.MARGIN * self.hours * 3600 if self.hours else 0.0
+
 
 def spec_file(exp, folder: Path) -> Path:
     "`exp` as an experiment file of plain assignments, every field written out: what the sweep trains, declared."
@@ -112,7 +116,7 @@ def affordable(r: Run, data: Path):
     "Raise, saying how much it needs, when the time left cannot hold the planned screening and one final run."
     est, _ = screen_plan(r, data)
     need = sum(e.seconds for e in est) / max(1, len(devices(r.gpus)))
-    first = final_plan(r, [label(*r.book.candidate_sets()[0])], {}, float('inf'))[0][:1] if r.book.top else []
+    first = final_plan(r, [r.book.first()], {}, float('inf'))[0][:1] if r.book.top else []
     need += sum(e.seconds for e in first)
     if need > r.left():
         what = f"the screening ({len(est)} runs) and one final run" if est and first else \
@@ -125,7 +129,7 @@ def affordable(r: Run, data: Path):
 def screen(r: Run, data: Path) -> dict:
     est, why = screen_plan(r, data)
     print(f'{r.name}: {why}')
-    if not est: return dict(runs={}, skipped=why, estimate=0.0, wall_per_run=None, data=str(data))
+    if not est: return dict(runs={}, skipped=True, why=why, estimate=0.0, wall_per_run=None, data=str(data))
     specs = [spec_file(e, r.folder / 'specs' / 'screen') for e in experiments(r, 'screen', [e.label for e in est])]
     t0, before = time.time(), len(finished(r.sweep_name('screen'), r.models))
     done = sweep([str(s) for s in specs], gpus=r.gpus, data=str(data), name=r.sweep_name('screen'),
@@ -140,9 +144,8 @@ def rank(r: Run, screened: dict) -> dict:
     """The screening runs by TTA error, with the bootstrap's interval; the top ones go on: first those within noise of
     the best (`choose`), then the rest by error. With no screening, the playbook's first candidate."""
     if screened.get('skipped'):
-        first = label(*r.book.candidate_sets()[0])
-        print(f"taking forward {first}, the playbook's first candidate: {screened['skipped']}")
-        return dict(chosen=[first], indistinguishable=[], why=screened['skipped'], better_and_faster=[])
+        print(f"taking forward {r.book.first()}, the playbook's first candidate: {screened['why']}")
+        return dict(chosen=[r.book.first()], indistinguishable=[], why=screened['why'], better_and_faster=[])
     df = results(r.models)
     df = df[df.sweep.astype(str).str.startswith(r.sweep_name('screen') + '/')].dropna(subset=['error_rate'])
     if df.empty: raise PaddyError(f"no screening run of {r.name} finished: see sweeps/{r.sweep_name('screen')}/")
@@ -184,8 +187,7 @@ def final_plan(r: Run, chosen: list[str], screened: dict,
     fit `seconds_left` (default: the time left now, less `plan.MARGIN` of the budget), and their epochs: with a
     budget, the most that fit (`plan.epochs_for`), else the playbook's."""
     n, n_test = counts(r.data)
-    left = r.left() - P.MARGIN * r.hours * 3600 if seconds_left is None and r.hours else \
-        r.left() if seconds_left is None else seconds_left
+    left = r.left() - r.margin() if seconds_left is None else seconds_left
     rates = {}
     for e in experiments(r, 'final', chosen):
         run = (screened.get('runs') or {}).get(e.name)

@@ -18,8 +18,7 @@ def write(s: State, name: str) -> Path:
     st, out = s.info['stages'], [f'# Playbook run {name}\n', f"Playbook `{s.info['args']['playbook']}`, data "
                                  f"`{s.info['args']['data']}`, budget {s.info['args']['hours'] or 'none'} h, started "
                                  f"{s.info['started']}.\n"]
-    if 'screen' in st and (st['screen'].get('why') or st['screen'].get('skipped')):
-        out += ['## Screening\n', f"{st['screen'].get('why') or st['screen']['skipped']}.\n"]
+    if st.get('screen', {}).get('why'): out += ['## Screening\n', f"{st['screen']['why']}.\n"]
     rank = s.folder / 'rank.csv'
     if rank.exists():
         p = pd.read_csv(rank)

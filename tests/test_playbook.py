@@ -182,5 +182,23 @@ def test_final_epochs_fill_the_budget_up_to_three_times_the_playbooks():
     def make(e): return [P.Estimate('a', 10 + 5 * e, 'm'), P.Estimate('b', 10 + 5 * e, 'm')]
     assert P.epochs_for(make, 4, 100.0)[0] == 8  # 2 × (10 + 5 × 8) = 100
     assert P.epochs_for(make, 4, 10_000.0)[0] == P.MAX_EPOCHS * 4
-    e, keep, drop = P.epochs_for(make, 4, 20.0)  # not even one epoch each: one epoch, and what fits
-    assert (e, [k.label for k in keep], [d.label for d in drop]) == (1, ['a'], ['b'])
+    e, keep, drop = P.epochs_for(make, 4, 20.0)  # not even one epoch each: the first run alone, with what it can have
+    assert (e, [k.label for k in keep], [d.label for d in drop]) == (2, ['a'], ['b'])
+
+
+def test_with_no_screening_the_first_candidate_goes_on_and_says_why(book, comp):
+    from paddy.playbook import stages as S
+    r = S.Run(load(str(book)), 'tinybook-comp', Path('playbooks/tinybook-comp'), comp, 0.01)
+    assert r.margin() == pytest.approx(P.MARGIN * 36)
+    got = S.rank(r, dict(skipped=True, why='no screening: too small'))
+    assert got['chosen'] == [r.book.first()] == ['tiny'] and got['why'] == 'no screening: too small'
+
+
+def test_fewer_final_runs_with_enough_epochs_rather_than_all_of_them_at_one():
+    def make(e): return [P.Estimate(x, 10 + 5 * e, 'm') for x in 'abc']
+    e, keep, drop = P.epochs_for(make, 4, 100.0)  # three runs get 4 epochs at most (3 × 30 ≤ 100): all go
+    assert (e, [k.label for k in keep], drop) == (4, ['a', 'b', 'c'], [])
+    e, keep, drop = P.epochs_for(make, 4, 70.0)  # three would get 2 epochs: two runs of 5 instead
+    assert (e, [k.label for k in keep], [d.label for d in drop]) == (5, ['a', 'b'], ['c'])
+    e, keep, drop = P.epochs_for(make, 4, 25.0)  # even one run gets only 3: it goes, with them
+    assert (e, [k.label for k in keep], [d.label for d in drop]) == (3, ['a'], ['b', 'c'])

@@ -101,12 +101,18 @@ def screen_share(est: list[Estimate], budget: float | None, devices: int = 1) ->
 
 
 def epochs_for(make, base: int, seconds_left: float, devices: int = 1) -> tuple[int, list[Estimate], list[Estimate]]:
-    """The most epochs, up to `MAX_EPOCHS` × `base`, at which every run `make(epochs)` estimates ends within
-    `seconds_left`; more epochs before anything larger, since short runs here still underfit (docs/benchmarks.md). When
-    none fits at one epoch, one epoch and the runs that fit."""
-    for e in range(MAX_EPOCHS * base, 0, -1):
-        keep, drop = fit(make(e), seconds_left, devices)
-        if not drop: return e, keep, drop
+    """The most epochs, up to `MAX_EPOCHS` × `base`, at which the runs `make(epochs)` estimates, in rank order, end
+    within `seconds_left`; more epochs before anything larger, since short runs here still underfit
+    (docs/benchmarks.md). Where all of them get fewer than `base` epochs, the last ones are dropped so that fewer runs
+    get more; when even one does not fit at one epoch, one epoch and the runs that fit."""
+    n = len(make(base))
+    for k in range(n, 0, -1):
+        for e in range(MAX_EPOCHS * base, 0, -1):
+            runs = make(e)
+            keep, drop = fit(runs[:k], seconds_left, devices)
+            if drop: continue
+            if e >= base or k == 1: return e, keep, runs[k:]
+            break  # too few epochs for all k: try one run fewer
     return 1, *fit(make(1), seconds_left, devices)
 
 

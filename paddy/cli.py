@@ -95,12 +95,13 @@ def train(exp: Annotated[Optional[str],
     from .train.cv import start
     from .owner import die_with_parent
     from .train.loop import stoppable, stopping
-    stoppable(); plain_logs(); die_with_parent()
+    plain_logs(); die_with_parent()
     settings = Settings(data=None if data is None else str(data), cache=not no_cache, gpu_cache=not no_gpu_cache,
                         precision=precision,
                         channels_last=channels_last, sweep=sweep, wandb=wandb, fit_memory=fit_memory,
                         processes=processes, test_preds=not no_test_preds)
-    try: code = start(exp, set_, settings, resume, folds, full)
+    try:
+        with stoppable(): code = start(exp, set_, settings, resume, folds, full)
     except KeyboardInterrupt: raise typer.Exit(130)  # what was saved, and how to go on, is already said
     except Exception:
         if stopping(): raise typer.Exit(130) from None  # a loader worker the same stop killed, say
@@ -275,9 +276,10 @@ def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or sp
     "Train every EXP REPEAT times from a queue, a log file per run; stopped and started again, it skips finished runs."
     from .sweep import sweep
     from .train.loop import stoppable
-    stoppable()
-    try: sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb, fit_memory=fit_memory,
-               hours=hours, folds=folds, engine=engine, address=address, test_preds=not no_test_preds)
+    try:
+        with stoppable():
+            sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb, fit_memory=fit_memory,
+                  hours=hours, folds=folds, engine=engine, address=address, test_preds=not no_test_preds)
     except KeyboardInterrupt:
         typer.echo('paddy sweep: stopped; run the same command again to finish the runs left', err=True)
         raise typer.Exit(130)
@@ -345,9 +347,11 @@ def playbook(book: Annotated[str, typer.Argument(
     if submit and not message: raise PaddyError("--submit needs a message: -m 'what is in it'")
     from .kaggle.lint import check_file
     from .kaggle.submit import submit as upload
-    stoppable(); plain_logs()
-    try: run(book, data, hours, name, dry_run, message if submit else None, gpus, check=check_file,
-             submit=lambda csv, msg, d: str(upload(csv, msg, data=d)['ref']))
+    plain_logs()
+    try:
+        with stoppable():
+            run(book, data, hours, name, dry_run, message if submit else None, gpus, check=check_file,
+                submit=lambda csv, msg, d: str(upload(csv, msg, data=d)['ref']))
     except KeyboardInterrupt:
         typer.echo(f'paddy playbook: stopped; `paddy playbook {book}` with the same options goes on', err=True)
         raise typer.Exit(130)

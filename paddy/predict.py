@@ -149,12 +149,12 @@ def predict(run: str, data=None, out: Path | None = None, models: Path = Path('m
     meta_file = pkl.with_suffix('.json')
     fix = f"restore it, or move it aside and pass --trust to predict from {pkl} alone"
     meta = read_json(meta_file, fix) if meta_file.exists() else {}
-    if data is None and Path(meta.get('data', '')).is_dir(): data = meta['data']  # the folder it was trained on
-    path = find_data(data)
     if pkl.parent.name.endswith('.folds'): preds = preds / pkl.parent.name  # a fold's stay with its CV run's
     out = out or default_out(run, preds, ours=bool(meta))
     never_overwrite(out, hint='pass --out OTHER.npz')  # before the TTA, not after it
+    if meta: path = find_data(data, recorded=meta.get('data'))  # by default, the folder it was trained on
     learn = load_model(pkl, ours=bool(meta) or trust)
+    if not meta: path = find_data(data, recorded=getattr(learn, 'trained_on', {}).get('data'))  # what the model says
     p = tta_preds(learn, path, meta.get('valid_ids', []))
     save_preds(out, run, p)
     err = error(p)

@@ -179,3 +179,47 @@ def test_cache_command_shows_where_and_how_big(comp, tmp_path, monkeypatch):
     assert r.exit_code == 0 and 'removed' in r.output and not (tmp_path / 'items').exists()
     monkeypatch.setenv('PADDY_ITEM_CACHE', 'off')
     assert 'is off' in runner.invoke(app, ['cache']).output
+
+
+def test_a_damaged_cache_is_built_again_and_listed_as_damaged(comp, tmp_path, monkeypatch, capsys):
+    files, item, where = read_train(comp).path.tolist(), C.Item('squish', (32, 32)), tmp_path / 'items'
+    monkeypatch.setenv('PADDY_ITEM_CACHE', str(where))
+    c = C.build(files, item, where)
+    meta = c.folder / 'meta.json'
+    meta.write_text(meta.read_text()[:50])  # a disk that filled as it was written, say
+    assert 'damaged: built again' in runner.invoke(app, ['cache']).output
+    again = C.build(files, item, where)
+    assert 'is damaged; building it again' in capsys.readouterr().err
+    assert len(again) == len(files) and np.array_equal(again.get(files[3]), C.decode(files[3], item))
+    (c.folder / 'spans.npy').write_bytes(b'')  # another part gone
+    assert len(C.build(files, item, where)) == len(files)
+
+
+def test_clear_leaves_a_build_in_progress(comp, tmp_path, monkeypatch):
+    import fcntl
+    where = tmp_path / 'items'
+    monkeypatch.setenv('PADDY_ITEM_CACHE', str(where))
+    done = C.build(read_train(comp).path.tolist(), C.Item('pad', (32, 32)), where)
+    live = where / 'abcdef0123456789.tmp-999'
+    live.mkdir()
+    (live / 'pixels.u8').write_bytes(b'x' * 100)
+    with open(where / 'abcdef0123456789.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as the building process holds it
+        r = runner.invoke(app, ['cache', '--clear'])
+    assert r.exit_code == 0 and 'being built now (abcdef0123456789)' in r.output, r.output
+    assert (live / 'pixels.u8').exists() and (where / 'abcdef0123456789.lock').exists() and not done.folder.exists()
+    r = runner.invoke(app, ['cache', '--clear'])  # once the build has ended (here: its lock is free)
+    assert r.exit_code == 0 and not where.exists()
+
+
+def _inherited(_):
+    "Whether this worker process inherited the parent's memory (a fork) rather than starting afresh (a spawn)."
+    from paddy.data import pool
+    return hasattr(pool, 'set_by_the_parent')
+
+
+def test_pool_workers_are_spawned_not_forked(monkeypatch):
+    "A fork of a process whose torch threads have started (inside `paddy train`) can hang: the pool spawns."
+    from paddy.data import pool
+    monkeypatch.setattr(pool, 'set_by_the_parent', True, raising=False)
+    assert pool.pmap(_inherited, range(4), 2, 'test', chunksize=1, serial_below=0) == [False] * 4

@@ -62,3 +62,15 @@ def test_resize_refuses_what_it_would_clobber(comp, tmp_path):
     resize(comp, tmp_path / 'small', 24)
     with pytest.raises(PaddyError, match='is a copy of .* at --max-size 24: choose another --dest'):
         resize(comp, tmp_path / 'small', 32)
+
+
+def test_a_damaged_stamp_is_one_line_and_the_copy_is_kept(comp, tmp_path):
+    small = tmp_path / 'small'
+    args = ['resize', '--max-size', '24', '--data', str(comp), '--dest', str(small)]
+    assert runner.invoke(app, args).exit_code == 0
+    (small / 'paddy-resize.json').write_text('{"source": "/x", "max_')  # cut short
+    before = digest(small)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert 'paddy-resize.json is damaged' in r.output and f'delete {small}' in r.output
+    assert len(r.output.strip().splitlines()) == 1 and digest(small) == before

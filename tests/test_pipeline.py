@@ -275,3 +275,22 @@ def test_one_training_seed_gives_the_same_weights_and_predictions_and_repeats_di
     assert other['train_seed'] == 42 and not all(torch.equal(a[k], c[k]) for k in a)
     exp = load(str(tiny_spec))
     assert [training_seed(exp, 42, f'sw/tiny-{k}') for k in (1, 2, 3)] == [42, 43, 44]  # a sweep's repeats
+
+
+def test_a_model_carried_away_predicts_with_trust_alone(trained, tmp_path, monkeypatch):
+    "A .pkl with no .json beside it, in a folder with no data: the data folder it was trained on is found, or named."
+    import shutil
+    from typer.testing import CliRunner
+    from paddy.cli import app
+    comp, a, _ = trained
+    away = tmp_path / 'away'
+    away.mkdir()
+    shutil.copy(f"models/{a['run']}.pkl", away / 'model.pkl')
+    monkeypatch.chdir(away)
+    r = CliRunner().invoke(app, ['predict', 'model.pkl', '--trust'])
+    assert r.exit_code == 0, r.output
+    (got,) = Path('preds/predicted').glob('model-*.npz')
+    assert load_preds(got)['test_ids'].tolist() == pd.read_csv(comp / 'sample_submission.csv').image_id.tolist()
+    shutil.move(comp, tmp_path / 'moved')  # the data it was trained on is gone too: one line that names --data
+    r = CliRunner().invoke(app, ['predict', 'model.pkl', '--trust'])
+    assert r.exit_code == 2 and '--data' in r.output and len(r.output.strip().splitlines()) == 1, r.output

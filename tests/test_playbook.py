@@ -202,3 +202,15 @@ def test_fewer_final_runs_with_enough_epochs_rather_than_all_of_them_at_one():
     assert (e, [k.label for k in keep], [d.label for d in drop]) == (5, ['a', 'b'], ['c'])
     e, keep, drop = P.epochs_for(make, 4, 25.0)  # even one run gets only 3: it goes, with them
     assert (e, [k.label for k in keep], [d.label for d in drop]) == (3, ['a'], ['b', 'c'])
+
+
+@pytest.mark.parametrize('how', ['--status', '--dry-run', None])
+def test_a_state_whose_stage_lacks_a_field_is_one_line(comp, book, how):
+    f = Path('playbooks/tinybook-comp/state.json')
+    f.parent.mkdir(parents=True)
+    state = dict(args=dict(playbook='tinybook', data=str(comp.resolve()), hours=1), started='today',
+                 stages=dict(check=dict(seconds=1.0), shrink=dict(seconds=2.0)))  # shrink's small copy not recorded
+    f.write_text(json.dumps(state))
+    r = CliRunner().invoke(app, ['playbook', str(book), '--data', str(comp)] + ([how] if how else []))
+    assert r.exit_code == 2 and "its stage 'shrink' lacks data" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and json.loads(f.read_text()) == state

@@ -89,3 +89,15 @@ def test_a_proxy_is_trusted_instead_of_probed(monkeypatch):
 
 def test_random_init_needs_nothing():
     assert not resolve('convnext_small', False).pretrained
+
+
+def test_a_damaged_conversion_is_made_again_and_a_writer_keeps_its_own_temporary(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv('PADDY_CACHE', str(tmp_path / 'cache'))
+    out = lite_file(0)
+    want = torch.load(out, map_location='cpu')
+    out.write_bytes(out.read_bytes()[:1000])  # a stop mid-write on a filesystem without atomic renames, say
+    out.with_suffix('.tmp').mkdir()  # where another writer's file would be: never written into
+    assert lite_file(0) == out
+    assert 'damaged' in capsys.readouterr().err
+    got = torch.load(out, map_location='cpu')
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)

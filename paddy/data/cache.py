@@ -1,6 +1,6 @@
 """The fast item pipeline: decode each photo at reduced scale when the target allows, item-transform it once, and keep
 the uint8 result in an on-disk cache that every later epoch, and every later run with the same item transform, reads."""
-import hashlib, json, os, shutil, sys, time, warnings
+import contextlib, fcntl, hashlib, json, os, shutil, sys, time, warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -9,12 +9,11 @@ import numpy as np
 from PIL import Image
 
 from ..errors import PaddyError
+from ..files import Damaged, damaged
 from .. import environ
 from ..provenance import stamp
+from .pool import pmap
 from .sizes import headers
-
-try: import fcntl
-except ImportError: fcntl = None  # no flock (Windows): the atomic rename alone keeps readers safe
 
 FORMAT = 1  # bump when what is stored changes, so an old cache is never read as a new one
 
@@ -91,10 +90,16 @@ class Cache:
     "The stored images of one cache folder, memory-mapped; `get` answers None for a file it does not hold."
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        self.meta = json.loads((self.folder / 'meta.json').read_text())
-        self.index = {f: i for i, f in enumerate(self.meta['files'])}
-        self.spans = np.load(self.folder / 'spans.npy')  # per file: offset, channels, rows, cols
-        self.pixels = np.memmap(self.folder / 'pixels.u8', np.uint8, 'r') if self.meta['bytes'] else None
+        try:
+            self.meta = json.loads((self.folder / 'meta.json').read_text())
+            self.index = {f: i for i, f in enumerate(self.meta['files'])}
+            self.spans = np.load(self.folder / 'spans.npy')  # per file: offset, channels, rows, cols
+            self.pixels = np.memmap(self.folder / 'pixels.u8', np.uint8, 'r') if self.meta['bytes'] else None
+            if self.spans.shape != (len(self.index), 4) or self.meta['bytes'] != (0 if self.pixels is None
+                                                                                  else self.pixels.size):
+                raise ValueError('its parts disagree in size')
+        except (ValueError, KeyError, TypeError, EOFError) as e:
+            raise damaged(self.folder, e, "paddy builds it again when next needed; `paddy cache --clear` removes it")
 
     def get(self, fn) -> np.ndarray | None:
         i = self.index.get(str(fn))
@@ -108,7 +113,7 @@ class Cache:
     def __getstate__(self): return {'folder': str(self.folder)}
     def __setstate__(self, state):
         try: self.__init__(state['folder'])
-        except OSError: self.folder, self.meta, self.index = Path(state['folder']), {}, {}
+        except (OSError, Damaged): self.folder, self.meta, self.index = Path(state['folder']), {}, {}
 
 
 def gb(n: int) -> str: return f'{n / 1e9:.1f} GB' if n >= 1e8 else f'{n / 1e6:.1f} MB'
@@ -129,6 +134,12 @@ def _open(path: str):
     _fd = os.open(path, os.O_WRONLY)
 
 
+def _close():
+    global _fd
+    if _fd is not None: os.close(_fd)
+    _fd = None
+
+
 def _put(job):
     "Decode one file and write it at its place in the pixel file: the workers write, so no image crosses a pipe."
     fn, item, offset, shape = job
@@ -141,7 +152,6 @@ def _put(job):
 
 def _write(files, item: Item, folder: Path, shape: np.ndarray, workers: int, data: str | None):
     "Decode `files` into a temporary folder beside `folder`, then rename it into place: readers never see half a cache."
-    from tqdm.auto import tqdm
     tmp = folder.with_name(f'{folder.name}.tmp-{os.getpid()}')
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -151,26 +161,18 @@ def _write(files, item: Item, folder: Path, shape: np.ndarray, workers: int, dat
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         with open(tmp / 'pixels.u8', 'wb') as f: f.truncate(int(sizes.sum()))
         jobs = [(f, item, int(o), tuple(s)) for f, o, s in zip(files, offsets, shape)]
-        bar = dict(total=len(files), desc='item cache', unit='img', leave=False, file=sys.stderr, disable=None)
-        if workers > 1:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-            # spawned, not forked: a fork of a process whose torch has started its threads can hang, and an executor
-            # raises where a Pool would wait forever for a worker that died
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=_open,
-                                     initargs=(str(tmp / 'pixels.u8'),)) as ex:
-                for _ in tqdm(ex.map(_put, jobs, chunksize=16), **bar): pass
-        else:
-            _open(str(tmp / 'pixels.u8'))
-            try:
-                for j in tqdm(jobs, **bar): _put(j)
-            finally: os.close(_fd)
+        try: pmap(_put, jobs, workers, 'item cache', chunksize=16, serial_below=2, initializer=_open,
+                  initargs=(str(tmp / 'pixels.u8'),))
+        finally: _close()  # this process's own descriptor, where it wrote itself
         np.save(tmp / 'spans.npy', np.column_stack([offsets, shape]))
         meta = dict(format=FORMAT, item=dict(method=item.method, size=list(item.size)), data=data, n=len(files),
                     bytes=int(sizes.sum()),
                     build_s=round(time.perf_counter() - t0, 1), files=[str(f) for f in files], **stamp())
         (tmp / 'meta.json').write_text(json.dumps(meta))  # last: a folder with meta.json is whole
-        os.rename(tmp, folder)
+        try: os.rename(tmp, folder)
+        except OSError:  # a build that `paddy cache --clear` raced with its lock got there first: keep that one
+            if not (folder / 'meta.json').exists(): raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -197,7 +199,8 @@ def build(files, item: Item, where: Path, workers: int = 0, data: str | None = N
     built = False
     for tmp, n in reap(where):
         print(f"item cache: removed {tmp} ({gb(n)}), left by a build whose process was killed", file=sys.stderr)
-    if not (folder / 'meta.json').exists():
+    c = whole(folder)
+    if c is None:
         where.mkdir(parents=True, exist_ok=True)
         shape = shapes(files, item, workers)
         need, free = int(shape.prod(1).sum()), shutil.disk_usage(where).free
@@ -205,16 +208,26 @@ def build(files, item: Item, where: Path, workers: int = 0, data: str | None = N
             raise PaddyError(f"the item cache needs {gb(need)} in {where} but {gb(free)} is free: free some space, "
                              f"set PADDY_ITEM_CACHE=DIR on a bigger disk, or train with --no-cache")
         with open(where / f'{k}.lock', 'w') as lock:
-            _lock(lock)
-            if not (folder / 'meta.json').exists():
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            c = whole(folder)
+            if c is None:
+                if folder.exists():
+                    print(f"item cache: {folder} is damaged; building it again", file=sys.stderr)
+                    shutil.rmtree(folder)
                 _write(files, item, folder, shape, workers, data)
-                built = True
-    c = Cache(folder)
+                built, c = True, Cache(folder)
     print(f"item cache: {'built' if built else 'reusing'} {folder} ({gb(c.meta['bytes'])}, {len(c)} images"
           + (f", {c.meta['build_s']:.0f} s)" if built else ')') + "; PADDY_ITEM_CACHE=off or --no-cache turns it off",
           file=sys.stderr)
     if built and data: _prune(folder, c.meta)
     return c
+
+
+def whole(folder: Path) -> Cache | None:
+    "The cache in `folder`; None when there is none yet, or only a damaged one (a disk filled, a file edited)."
+    if not (folder / 'meta.json').exists(): return None
+    try: return Cache(folder)
+    except Damaged: return None
 
 
 def _size(folder: Path) -> int:
@@ -226,7 +239,6 @@ def stale(where: Path, remove: bool = False) -> list[tuple[Path, int]]:
     """The temporary folders (`<key>.tmp-PID`) of builds killed before they finished, with the bytes each holds (its
     pixel file is sized to the whole cache at the start); removed with `remove`. A build holds its key's lock while its
     folder exists, so one whose lock is free is stale, wherever its process ran."""
-    if fcntl is None: return []  # a build in progress cannot be told from a dead one, so none is touched
     out = []
     for tmp in sorted(where.glob('*.tmp-*')) if where.is_dir() else []:
         if not tmp.is_dir(): continue
@@ -244,17 +256,18 @@ def stale(where: Path, remove: bool = False) -> list[tuple[Path, int]]:
 def reap(where: Path) -> list[tuple[Path, int]]: return stale(where, remove=True)
 
 
-def _lock(f):
-    if fcntl is not None: fcntl.flock(f, fcntl.LOCK_EX)
-
-
 def caches(where: Path | None = None) -> list[dict]:
-    "Every whole cache under `where`: folder, data folder, item transform, images, bytes, created."
+    "Every cache under `where`: folder, data folder, item transform, images, bytes, created; a damaged one says so."
     where = where or root()
     if where is None or not where.is_dir(): return []
     rows = []
     for m in sorted(where.glob('*/meta.json')):
-        meta = json.loads(m.read_text())
+        c = whole(m.parent)
+        if c is None:
+            rows.append(dict(cache=m.parent.name, item='damaged: built again when next needed', bytes=_size(m.parent),
+                             size=gb(_size(m.parent))))
+            continue
+        meta = c.meta
         rows.append(dict(cache=m.parent.name, data=meta.get('data'),
                          item=f"{meta['item']['method']} {tuple(meta['item']['size'])}",
                          images=meta['n'], size=gb(meta['bytes']), bytes=meta['bytes'], created=meta.get('created')))
@@ -266,7 +279,11 @@ def describe(clear_all: bool = False) -> str:
     import pandas as pd
     where = root()
     if where is None: return 'the item cache is off (PADDY_ITEM_CACHE=off)'
-    if clear_all: return f'removed {where} ({gb(clear(where))})'
+    if clear_all:
+        freed, busy = clear(where)
+        if not busy: return f'removed {where} ({gb(freed)})'
+        return (f"removed {gb(freed)} from {where}; left {len(busy)} being built now ({', '.join(busy)}): "
+                "`paddy cache --clear` again once that build ends")
     rows, dead = caches(where), stale(where)
     head = (f"{where}: {len(rows)} cached image sets, {gb(sum(r['bytes'] for r in rows))}; set PADDY_ITEM_CACHE=DIR "
             "to move it, PADDY_ITEM_CACHE=off or paddy train --no-cache to go without")
@@ -278,10 +295,25 @@ def describe(clear_all: bool = False) -> str:
         return head + '\n' + pd.DataFrame(rows).drop(columns='bytes').to_string(index=False, na_rep='')
 
 
-def clear(where: Path | None = None) -> int:
-    "Remove every cache under `where`, and what stopped builds left; return the bytes freed."
+def clear(where: Path | None = None) -> tuple[int, list[str]]:
+    """Remove every cache under `where`, and what stopped builds left, but not a build in progress (it holds its key's
+    lock): the bytes freed, and the keys left because they are being built."""
     where = where or root()
-    if where is None or not where.is_dir(): return 0
-    freed = sum(f.stat().st_size for f in where.rglob('*') if f.is_file())
-    shutil.rmtree(where)
-    return freed
+    if where is None or not where.is_dir(): return 0, []
+    busy = []
+    with contextlib.ExitStack() as held:
+        for k in sorted({p.name.split('.')[0] for p in where.iterdir()}):
+            f = held.enter_context(open(where / f'{k}.lock', 'a'))
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError: busy.append(k)
+        # under every free key's lock, so that no build of those starts meanwhile
+        if not busy:
+            freed = _size(where)
+            shutil.rmtree(where)
+            return freed, []
+        freed = 0
+        for p in where.iterdir():
+            if p.name.split('.')[0] in busy: continue
+            freed += _size(p) if p.is_dir() else p.stat().st_blocks * 512
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return freed, busy

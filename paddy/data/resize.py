@@ -1,12 +1,12 @@
 """A smaller copy of a competition folder, the longest side at most `max_size`, aspect kept: Road to the Top's 256-px
 copy."""
-import json, shutil, sys
+import shutil, sys
 from pathlib import Path
 
 from PIL import Image
 
 from ..errors import PaddyError
-from ..files import replaced
+from ..files import read_json, replaced, write_json
 from ..provenance import stamp as prov
 from .folder import find_data
 from .loaders import num_workers
@@ -48,7 +48,7 @@ def resize(src: Path, dest: Path | None, max_size: int, workers: int = 0) -> Pat
         raise PaddyError(f"--dest {dest} is inside the data it copies ({src}): choose a folder outside it")
     stamp = dest / STAMP
     if stamp.exists():
-        prev = json.loads(stamp.read_text())
+        prev = read_json(stamp, f"delete {dest} and run `paddy resize` again, or choose another --dest")
         if prev.get('max_size') != max_size or prev.get('source') != str(src.resolve()):
             raise PaddyError(f"{dest} is a copy of {prev.get('source')} at --max-size {prev.get('max_size')}: choose "
                              "another --dest")
@@ -62,7 +62,7 @@ def resize(src: Path, dest: Path | None, max_size: int, workers: int = 0) -> Pat
         raise PaddyError(f"{src / odd[0]} is not an image" + (f" (nor are {len(odd) - 1} more)" if len(odd) > 1 else '')
                          + ": remove it (`paddy check` lists every such file)")
     dest.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps(meta, indent=1))  # first, so a stopped copy is known as ours and resumes
+    write_json(stamp, meta, replace=True)  # first, so a stopped copy is known as ours and resumes
     for t in dest.rglob('.*.tmp') if dest.exists() else (): t.unlink()  # a stopped run's unfinished images
     todo = [f for f in files if not (dest / f).exists()]
     for d in {(dest / f).parent for f in todo}: d.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def resize(src: Path, dest: Path | None, max_size: int, workers: int = 0) -> Pat
     for name in sorted({p.name for p in src.glob('*.csv')} | {'train.csv', 'sample_submission.csv'}):
         if (src / name).exists(): shutil.copyfile(src / name, dest / name)
     meta.update(complete=True, images=len(files), resized_now=resized, done_before=len(files) - len(todo), **prov())
-    stamp.write_text(json.dumps(meta, indent=1))
+    write_json(stamp, meta, replace=True)
     return dest
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..data import find_data
 from ..errors import PaddyError
-from ..files import is_run_name, read_json
+from ..files import is_run_name
 from . import plan as P
 from . import stages as S
 from . import summary
@@ -52,9 +52,9 @@ def playbook(name: str, data=None, hours: float | None = None, run: str | None =
     args = dict(playbook=book.name, data=str(path.resolve()), hours=hours)
     if dry:
         f = folder / 'state.json'
-        state = read_json(f, f"move {folder} aside, or give another --name") if f.exists() else None
-        return dry_run(S.Run(book, name, folder, path, hours, gpus, State(folder, state).spent() if state else 0.0,
-                             models), state)
+        state = State.read(f) if f.exists() else None
+        return dry_run(S.Run(book, name, folder, path, hours, gpus, state.spent() if state else 0.0, models),
+                       state and state.info)
     with locked(folder):
         s = State.open(folder, args)
         r = S.Run(book, name, folder, path, hours, gpus, s.spent(), models)
@@ -109,8 +109,8 @@ def status(name: str, data=None, run: str | None = None) -> str:
     name = run_name(book.name, path, run)
     f = ROOT / name / 'state.json'
     if not f.exists(): return f"{name}: not started; `paddy playbook {book.name}` starts it"
-    s = State(f.parent, read_json(f, f"move {f.parent} aside to start again, or give another --name"))
-    st, hours = s.info.get('stages', {}), s.info.get('args', {}).get('hours')
+    s = State.read(f)
+    st, hours = s.info['stages'], s.info['args'].get('hours')
     lines = [f"{name}: playbook {book.name}, started {s.info.get('started')}"
              + (f", {max(0.0, hours * 3600 - s.spent()) / 3600:.2f} h of {hours:g} left" if hours else '')]
     lines += [f"  {k:<9} " + (f"done, {st[k]['seconds'] / 60:.1f} min" if k in st else 'to do') for k in STAGES]

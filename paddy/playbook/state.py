@@ -10,6 +10,9 @@ from ..files import read_json, replaced
 
 STAGES = ('check', 'shrink', 'screen', 'rank', 'final', 'ensemble', 'submit')
 SAME = ('playbook', 'data')  # what a run is; its budget may change between sessions
+# what the later stages, the status and the summary read of each stage's record
+NEEDS = dict(check=(), shrink=('data',), screen=('runs', 'data'), rank=('chosen', 'why', 'better_and_faster'),
+             final=('runs',), ensemble=('csv', 'members'), submit=('checked',))
 
 
 class State:
@@ -23,16 +26,28 @@ class State:
         "The run's state, new (saved at its first `save`) or read back; another playbook or data folder is refused."
         f = folder / 'state.json'
         if not f.exists(): return cls(folder, dict(args=args, started=time.strftime('%Y-%m-%dT%H:%M:%S'), stages={}))
-        info = read_json(f, f"move {folder} aside to start the playbook again, or give it another --name")
-        if not isinstance(info.get('stages'), dict) or 'args' not in info:
-            raise PaddyError(f"{f} is damaged (it lacks its stages): move {folder} aside to start again, or give "
-                             "another --name")
+        info = cls.read(f).info
         diff = [k for k in SAME if args.get(k) != info['args'].get(k)]
         if diff:
             raise PaddyError(f"playbook run {folder.name} was started with another {' and '.join(diff)} (see {f}): "
                              "run it as it was started, or give another --name")
         info['args'] = args  # the hours may change: a new session brings its own
         return cls(folder, info)
+
+    @classmethod
+    def read(cls, f: Path) -> 'State':
+        "The state in `f`, whole: a damaged file, or a stage record without what is read of it, is one line."
+        fix = f"move {f.parent} aside to start the playbook again, or give it another --name"
+        info = read_json(f, fix)
+        if not isinstance(info.get('stages'), dict) or not isinstance(info.get('args'), dict):
+            raise PaddyError(f"{f} is damaged (it lacks its args or stages): {fix}")
+        for stage, rec in info['stages'].items():
+            lacks = [k for k in ('seconds', *NEEDS.get(stage, ())) if not isinstance(rec, dict) or k not in rec]
+            if stage not in NEEDS or lacks:
+                raise PaddyError(f"{f} is damaged (its stage {stage!r} "
+                                 + (f"lacks {', '.join(lacks)}" if stage in NEEDS else 'is not one of the playbook\'s')
+                                 + f"): {fix}")
+        return cls(f.parent, info)
 
     def save(self):
         self.folder.mkdir(parents=True, exist_ok=True)

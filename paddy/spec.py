@@ -1,5 +1,5 @@
 """Experiment specs: `experiments/<name>.py` files of plain assignments, one experiment each."""
-import ast, difflib, math, os, runpy, sys, types, typing
+import ast, difflib, hashlib, math, os, runpy, sys, types, typing
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -43,6 +43,17 @@ class Experiment:
 
 
 FIELDS = {f.name: f for f in fields(Experiment) if f.name != 'name'}
+
+
+def assignments(exp: Experiment) -> str:
+    "Every field of `exp` as one assignment a line: the body of a flat experiment file that needs nothing beside it."
+    return ''.join(f'{k} = {getattr(exp, k)!r}\n' for k in FIELDS)
+
+
+def recipe(exp: Experiment) -> str:
+    """A short id of what `exp` trains, from its resolved fields: equal whichever files, bases and --set made it, and
+    new when any of them changes, so that a sweep of an edited experiment is a new sweep."""
+    return hashlib.sha1(assignments(exp).encode()).hexdigest()[:12]
 
 
 def experiments_dir() -> Path:

@@ -157,3 +157,16 @@ def test_results_and_report_over_the_swept_runs(swept, monkeypatch):
     saved = pd.read_csv('reports/tiny.csv').set_index('experiment')
     assert saved.score.to_dict() == pytest.approx(want.to_dict())
     with Image.open('reports/tiny.png') as im: assert im.format == 'PNG' and im.size[0] > 500
+
+
+def test_an_edited_experiment_is_a_new_sweep_not_the_old_ones_runs(comp, tiny_spec):
+    from paddy.errors import PaddyError
+    from paddy.sweep.jobs import Sweep
+    old = Sweep([str(tiny_spec)], data=comp)
+    old.start()
+    tiny_spec.write_text(tiny_spec.read_text().replace('epochs = 1', 'epochs = 2'))
+    new = Sweep([str(tiny_spec)], data=comp)
+    assert new.name != old.name  # its runs are another sweep's: none of the old recipe counts as finished
+    named = Sweep([str(tiny_spec)], data=comp, name=old.name)
+    with pytest.raises(PaddyError, match=r'trained another recipe of tiny, edited since .* another --name'):
+        named.start()

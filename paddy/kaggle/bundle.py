@@ -6,7 +6,7 @@ from pathlib import Path
 from ..errors import PaddyError
 from ..files import sha256
 from ..provenance import git_commit, stamp
-from ..spec import FIELDS, Experiment
+from ..spec import Experiment, assignments
 from ..train.weights import PACKAGED
 from .client import kaggle_errors
 
@@ -33,7 +33,7 @@ def experiment_text(exp: Experiment, sets=()) -> str:
     "`exp` as one flat file of assignments: its bases and `--set` overrides applied, so it needs nothing beside it."
     head = (f'"""{exp.name}, as `paddy kaggle run` resolved it' + (f" with --set {' '.join(sets)}" if sets else '')
             + '."""\n')
-    return head + ''.join(f'{k} = {getattr(exp, k)!r}\n' for k in FIELDS)
+    return head + assignments(exp)
 
 
 def check_portable(exp: Experiment):

@@ -9,7 +9,7 @@ from ..playbook.state import continues
 from ..predict import load_preds
 from ..files import append_row, is_run_name, read_json, replaced, written_once
 from ..provenance import git_commit
-from ..spec import load
+from ..spec import load, recipe
 from ..sweep import finished
 from ..train import Settings
 from ..train.learner import check
@@ -69,8 +69,7 @@ def checked(exps: list[str], repeat: int, sets, accelerator: str, title: str | N
 
 def sweep_name(specs: list, repeat: int, sets, fit_memory: float | None) -> str:
     "The kernel's sweep: one name for the same experiments and arguments, whatever paddy's code, so a push resumes it."
-    key = dict(experiments={s.name: bundle.experiment_text(s, sets) for s in specs}, repeat=repeat, set=list(sets),
-               fit_memory=fit_memory)
+    key = dict(experiments={s.name: recipe(s) for s in specs}, repeat=repeat, set=list(sets), fit_memory=fit_memory)
     return 'kaggle-' + hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -13,7 +13,7 @@ from ..errors import PaddyError
 from ..files import read_json, write_json
 from ..report import better_and_faster, pivot, plot, ranked, score, with_noise
 from ..results import metas, results
-from ..spec import FIELDS, load as load_experiment
+from ..spec import assignments, load as load_experiment
 from ..sweep import devices, finished, sweep
 from . import plan as P
 from .book import Playbook, label
@@ -41,9 +41,7 @@ def spec_file(exp, folder: Path) -> Path:
     "`exp` as an experiment file of plain assignments, every field written out: what the sweep trains, declared."
     folder.mkdir(parents=True, exist_ok=True)
     f = folder / f'{exp.name}.py'
-    body = [f'"""Written by paddy playbook: {exp.name}, every field resolved."""']
-    body += [f'{k} = {getattr(exp, k)!r}' for k in FIELDS]
-    f.write_text('\n'.join(body) + '\n')
+    f.write_text(f'"""Written by paddy playbook: {exp.name}, every field resolved."""\n' + assignments(exp))
     return f
 
 

@@ -11,7 +11,7 @@ from ..files import Damaged, is_run_name, read_json, write_json
 from ..folds import check_k
 from ..provenance import stamp
 from ..results import metas
-from ..spec import load
+from ..spec import load, recipe
 from ..train.resume import lock as run_lock
 from ..train.settings import Settings
 
@@ -53,8 +53,9 @@ class Sweep:
         if folds is not None: check_k(read_train(find_data(data)), folds)  # before any job starts
         specs = [load(e, sets) for e in exps]  # a typo in any experiment stops the sweep before any run starts
         ensure(find_data(data), num_workers())  # as does bad data, instead of failing every run in turn
-        self.args = dict(experiments=list(exps), repeat=repeat, set=list(sets),
-                         data=None if data is None else str(Path(data).resolve()), wandb=wandb)
+        # what each experiment trains, resolved: a sweep of an edited experiment is another sweep, never the old one's
+        self.args = dict(experiments=list(exps), recipes={s.name: recipe(s) for s in specs}, repeat=repeat,
+                         set=list(sets), data=None if data is None else str(Path(data).resolve()), wandb=wandb)
         if fit_memory is not None:
             self.args['fit_memory'] = fit_memory  # only when given: older sweeps keep their names
         if folds is not None: self.args['folds'] = folds
@@ -69,7 +70,13 @@ class Sweep:
         "Record the sweep's arguments, or check them against the record when it is started again."
         manifest = self.folder / 'sweep.json'
         if manifest.is_file():
-            if read_json(manifest, 'move it aside, or give this sweep another --name')['args'] != self.args:
+            was = read_json(manifest, 'move it aside, or give this sweep another --name').get('args') or {}
+            old = was.get('recipes') or {}
+            edited = [e for e, r in self.args['recipes'].items() if old.get(e) not in (None, r)]
+            if edited:
+                raise PaddyError(f"sweep {self.name} trained another recipe of {', '.join(edited)}, edited since (see "
+                                 f"{manifest}): give another --name to sweep the new one")
+            if was != self.args:
                 raise PaddyError(f"sweep {self.name} was started with other arguments (see {manifest}): use "
                                  "another --name")
         else: write_json(manifest, dict(name=self.name, args=self.args, jobs=list(self.exp), **stamp()))

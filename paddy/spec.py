@@ -26,6 +26,7 @@ class Experiment:
     bs: int = 64
     seed: typing.Optional[int] = 42    # validation split; None draws a fresh one (ensemble diversity)
     train_seed: typing.Optional[int] = None  # head init, batch order, augmentation; None: the split's + repeat index
+    deterministic: bool = False        # a GPU run repeats exactly too: cuDNN's deterministic kernels, slower
     valid_pct: float = 0.2
     pretrained: typing.Union[bool, str] = True  # hub weights, False, a weights file, or a packaged-weights name
     variety: bool = False              # Road to the Top part 4: a second head learns train.csv's variety too

@@ -277,6 +277,15 @@ def test_one_training_seed_gives_the_same_weights_and_predictions_and_repeats_di
     assert [training_seed(exp, 42, f'sw/tiny-{k}') for k in (1, 2, 3)] == [42, 43, 44]  # a sweep's repeats
 
 
+def test_deterministic_asks_cudnn_for_its_deterministic_kernels(comp, tiny_spec, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.backends.cudnn, 'deterministic', False)  # put back after the test
+    monkeypatch.setattr(torch.backends.cudnn, 'benchmark', True)
+    m = train(load(str(tiny_spec), ['deterministic=True', 'train_seed=7']), Settings(data=comp))
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert m['experiment']['deterministic'] is True
+
+
 def test_a_model_carried_away_predicts_with_trust_alone(trained, tmp_path, monkeypatch):
     "A .pkl with no .json beside it, in a folder with no data: the data folder it was trained on is found, or named."
     import shutil

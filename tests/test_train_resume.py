@@ -178,3 +178,26 @@ def test_a_stop_sent_to_the_whole_group_is_one_line(comp, tiny_spec):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130 and 'Traceback' not in err, err
     assert [l for l in err.splitlines() if l.startswith('paddy')][0].endswith('goes on from there')
+
+
+def test_a_run_stopped_and_resumed_ends_as_an_unbroken_one(comp, tiny_spec, monkeypatch):
+    "Same training seed, on CPU: the resumed run's weights and predictions are the unbroken run's, bit for bit."
+    import numpy as np
+    import torch
+    from paddy.predict import load_model, load_preds
+    import paddy.train.run as R
+    unbroken = tiny_run(tiny_spec, comp, 'train_seed=5', 'mixup=0.4')  # MixUp: numpy's and python's draws too
+    real = R.learner
+    monkeypatch.setattr(R, 'learner', lambda *a, **k: real(*a, **k).add_cb(stop_after_the_row(1)))
+    with pytest.raises(KeyboardInterrupt): tiny_run(tiny_spec, comp, 'train_seed=5', 'mixup=0.4')
+    monkeypatch.setattr(R, 'learner', real)
+    (run,) = [p.name.removesuffix('.state') for p in Path('models').glob('*.state')]
+    torch.manual_seed(123)  # whatever this process drew meanwhile, the resume draws what the unbroken run drew
+    r = runner.invoke(app, ['train', '--resume', run, '--data', str(comp)])
+    assert r.exit_code == 0, r.output
+    a, b = (load_model(Path(f'models/{n}.pkl'), ours=True).model.state_dict() for n in (unbroken['run'], run))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    pa, pb = (load_preds(Path(f'preds/{n}.npz')) for n in (unbroken['run'], run))
+    assert np.array_equal(pa['valid_probs'], pb['valid_probs']) and np.array_equal(pa['test_probs'], pb['test_probs'])
+    hist = json.loads(Path(f'models/{run}.json').read_text())['history']
+    assert [h['epoch'] for h in hist] == [0, 1, 2]

@@ -113,8 +113,40 @@ def restore(learn, pth: Path):
         learn.opt.load_state_dict(ck['opt'])
         for name, cb in stateful(learn).items():
             if name in ck.get('cbs', {}): cb.load_saved(ck['cbs'][name], learn)
+        if 'rng' in ck: set_random_states(learn, ck['rng'])  # last: nothing above may draw after it
     except (RuntimeError, KeyError, ValueError, TypeError) as e:
         raise damaged(pth, e, again(run, pth.parent.parent, pth)) from None
+
+
+def random_states(learn) -> dict:
+    """Every random generator a fit draws from, as plain numbers and tensors (what `torch.load(weights_only=True)`
+    takes): python's (fastai's and paddy's augmentations, MixUp's switch), numpy's (MixUp's λ), torch's (the
+    augmentations on a batch, dropout) and each loader's own (its shuffle), so that a resumed run draws what an unbroken
+    one would have."""
+    import random
+    import numpy as np
+    import torch
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return dict(python=_py(random.getstate()), numpy=[kind, keys.tolist(), pos, has_gauss, gauss],
+                torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                loaders=[_py(dl.rng.getstate()) for dl in learn.dls.loaders])
+
+
+def _py(state: tuple) -> list: return [state[0], list(state[1]), state[2]]
+
+
+def set_random_states(learn, st: dict):
+    "Put back what `random_states` saved."
+    import random
+    import numpy as np
+    import torch
+    random.setstate((st['python'][0], tuple(st['python'][1]), st['python'][2]))
+    kind, keys, pos, has_gauss, gauss = st['numpy']
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(st['torch'])
+    if st['cuda'] and torch.cuda.is_available() and len(st['cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(st['cuda'])
+    for dl, (v, internal, g) in zip(learn.dls.loaders, st['loaders']): dl.rng.setstate((v, tuple(internal), g))
 
 
 def plain(obj):
@@ -213,6 +245,7 @@ def checkpoint(pth: Path, done: int, fit_before: float, history: list | None = N
             self.history.append(history_row(self.learn, frozen, time.perf_counter() - self.t_epoch))
             state = dict(model=self.learn.model.state_dict(), opt=plain(self.learn.opt.state_dict()),
                          cbs={k: cb.saved() for k, cb in stateful(self.learn).items()}, epochs_done=self.done,
+                         rng=random_states(self.learn),
                          fit_time=fit_before + time.perf_counter() - self.t0, history=self.history)
             with uninterrupted():
                 with replaced(pth) as tmp, torch_write(pth): torch.save(state, tmp)

@@ -122,7 +122,8 @@ def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, stat
     train_seed = state.get('train_seed', seed) if state else training_seed(exp, seed, settings.sweep)
     from fastai.torch_core import set_seed
     # python, numpy and torch: the loaders' order, the head, the augmentation; cuDNN's own choices stay free on a GPU
-    set_seed(train_seed)
+    # (faster) unless the experiment asks for `deterministic`
+    set_seed(train_seed, reproducible=exp.deterministic)
     # pinned: async copies
     dls = dataloaders(df, exp, valid, bs, cache=settings.cache, data=settings.data, pin_memory=cuda,
                       resident=None if settings.gpu_cache else False)
@@ -163,6 +164,8 @@ def announce(r: Run):
           + (f', {world} processes' if world > 1 else '') + (f', {pseudo_count(r)} of them pseudo-labelled'
                                                              if pseudo_count(r) else ''))
     if dls.item_cache_why: print(f'{r.name}: training batches from host memory: {dls.item_cache_why}')
+    if r.exp.deterministic and torch.cuda.is_available():
+        print(f"{r.name}: deterministic = True: cuDNN's deterministic kernels, without its autotuner: slower steps")
     if r.exp.compile: print(f'{r.name}: compiling the model ({r.exp.compile_backend}, {r.exp.compile_mode}) at the '
                             'first batch of each phase; its seconds are counted apart from the fit')
     if r.start: print(f'{r.name}: resuming after {r.start} of {r.exp.epochs + r.weights.pretrained} epochs')

@@ -320,6 +320,31 @@ def report(dataset: Annotated[Optional[str], typer.Option(
     else: publish(models, wandb, gist, dataset=dataset, top=top, constant=score_constant, agg=agg, name=name)
 
 
+@app.command('lr-find')
+@friendly
+def lr_find(exp: Annotated[str, typer.Argument(help='an experiment name (see paddy list) or a path to a .py file')],
+            set_: SETS = [], data: DATA = None):
+    """fastai's learning-rate finder (valley and slide) on EXP's data and transforms: both suggestions printed, the
+    plot and the curve in reports/lr-find-EXP-DATE-TIME.{png,json}."""
+    from .train.rate import find_rate
+    from .train.settings import Settings
+    plain_logs()
+    typer.echo(find_rate(exp, set_, Settings(data=None if data is None else str(data))))
+
+
+@app.command()
+@friendly
+def curves(runs: Annotated[Optional[List[str]], typer.Argument(
+               metavar='[RUN]...', help='runs in models/, finished or stopped (default: every run with a history)')]
+           = None,
+           models: MODELS = Path('models'),
+           out: Annotated[Optional[Path], typer.Option(help='the PNG (default reports/curves-DATE-TIME.png)')] = None):
+    """Learning curves: each run's training and validation loss and metrics by epoch, one colour per experiment, the
+    frozen epoch hollow, into one PNG."""
+    from .curves import draw
+    typer.echo(f'wrote {draw(runs or [], models, out)}')
+
+
 @app.command()
 @friendly
 def playbook(book: Annotated[str, typer.Argument(

@@ -21,7 +21,7 @@ class Experiment:
     min_scale: float = 0.75
     flip: bool = True
     epochs: int = 12
-    lr: float = 0.01
+    lr: typing.Union[float, str] = 0.01  # or 'find': fastai's finder chooses it before the first epoch (its valley)
     accum: int = 1                     # micro-batches per step; the effective batch stays `bs`
     bs: int = 64
     seed: typing.Optional[int] = 42    # validation split; None draws a fresh one (ensemble diversity)
@@ -111,7 +111,9 @@ def _check(key: str, v, where: str):
         if tp is Size: raise PaddyError(f"{where}: {key}={v!r} must be one side in pixels or (rows, cols), written "
                                         f"{key} = (320, 240) in a file or --set '{key}=(320,240)'")
         raise PaddyError(f"{where}: {key}={v!r} must be of type {_tname(tp)}")
-    return float(v) if tp is float else v
+    # a whole number given to a float field (`--set lr=1`) is that float, in a union with str too
+    numeric = isinstance(v, int) and not isinstance(v, bool) and (tp is float or float in typing.get_args(tp))
+    return float(v) if numeric else v
 
 
 def tuples(v):
@@ -194,8 +196,10 @@ def validate(exp: Experiment) -> list[str]:
     if exp.accum < 1 or exp.bs % exp.accum:
         raise PaddyError(f"{exp.name}: accum={exp.accum} must be ≥1 and divide bs={exp.bs}")
     if not 0 < exp.valid_pct < 1: raise PaddyError(f"{exp.name}: valid_pct={exp.valid_pct} must be between 0 and 1")
-    if not (math.isfinite(exp.lr) and exp.lr > 0):
-        raise PaddyError(f"{exp.name}: lr={exp.lr} must be a positive number: Road to the Top used 0.01 (lr = 0.01)")
+    if isinstance(exp.lr, str) and exp.lr != 'find' or not isinstance(exp.lr, str) and not (math.isfinite(exp.lr)
+                                                                                           and exp.lr > 0):
+        raise PaddyError(f"{exp.name}: lr={exp.lr!r} must be a positive number (Road to the Top used 0.01), or 'find' "
+                         "for fastai's learning-rate finder")
     if not 0 < exp.min_scale <= 1:
         raise PaddyError(f"{exp.name}: min_scale={exp.min_scale} must be above 0 and at most 1, the share of the image "
                          "a random crop keeps (0.75 by default)")

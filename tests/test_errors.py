@@ -198,6 +198,10 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['kaggle', 'run', 'demo_scratch', '--hours', '13'], '--hours 13: a GPU session on Kaggle lasts up to 12 hours'),
     (['kaggle', 'run'], 'name at least one experiment'),
     (['kaggle', 'run', 'demo_scratch', '--playbook', 'quick'], '--playbook quick names its candidates'),
+    (['lr-find', 'nope'], "no experiment 'nope' in experiments/"),
+    (['train', '{spec}', '--set', 'lr=fast'],
+     "lr='fast' must be a positive number (Road to the Top used 0.01), or 'find'"),
+    (['curves', 'nope-123456'], 'no run nope-123456 in models/ (finished or stopped)'),
     (['kaggle', 'status'], 'no kernel pushed from here (kaggle-runs.csv is missing or empty)'),
     (['kaggle', 'pull'], 'no kernel pushed from here (kaggle-runs.csv is missing or empty)'),
 ]

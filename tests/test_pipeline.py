@@ -303,3 +303,30 @@ def test_a_model_carried_away_predicts_with_trust_alone(trained, tmp_path, monke
     shutil.move(comp, tmp_path / 'moved')  # the data it was trained on is gone too: one line that names --data
     r = CliRunner().invoke(app, ['predict', 'model.pkl', '--trust'])
     assert r.exit_code == 2 and '--data' in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_curves_draw_finished_and_stopped_runs_into_one_png(trained):
+    from PIL import Image
+    from typer.testing import CliRunner
+    from paddy.cli import app
+    comp, a, b = trained
+    runner = CliRunner()
+    # a stopped run keeps its rows in its saved state
+    stopped = Path('models/tiny-000000.state')
+    stopped.mkdir()
+    (stopped / 'run.json').write_text(json.dumps(dict(run='tiny-000000', experiment=dict(name='tiny'))))
+    (stopped / 'history.json').write_text(json.dumps(dict(epochs=a['history'][:1])))
+    r = runner.invoke(app, ['curves', '--out', 'c.png'])
+    assert r.exit_code == 0 and 'wrote c.png' in r.output, r.output
+    with Image.open('c.png') as im:
+        im.verify()
+        assert im.format == 'PNG' and im.size[0] > 500
+    assert runner.invoke(app, ['curves', a['run'], '--out', 'c.png']).exit_code == 2  # never overwritten
+    for bad, needle in (('nope-123456', 'no run nope-123456'), ('../x', 'is not a run name')):
+        r = runner.invoke(app, ['curves', bad])
+        assert r.exit_code == 2 and needle in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    meta = json.loads(Path(f"models/{b['run']}.json").read_text())
+    Path(f"models/{b['run']}.json").write_text(json.dumps({**meta, 'history': []}))
+    r = runner.invoke(app, ['curves', b['run']])
+    assert r.exit_code == 2 and 'kept no epoch history' in r.output
+    assert [h['epoch'] for h in a['history']] == [0] and [h['epoch'] for h in b['history']] == [0, 1]

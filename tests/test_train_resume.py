@@ -130,7 +130,8 @@ def test_a_stop_during_the_save_waits_for_it(comp, tiny_spec, monkeypatch):
     assert len(saves) == 1 and state_epochs(Path('models')) == 1
 
 
-def test_a_diverged_run_stops_says_so_and_keeps_nothing(comp, tiny_spec, monkeypatch):
+def nan_losses(monkeypatch):
+    "Make every Learner that training builds compute NaN losses, as a rate far too high would."
     import paddy.train.run as R
     real = R.learner
     def nan_loss(*a, **k):
@@ -139,6 +140,10 @@ def test_a_diverged_run_stops_says_so_and_keeps_nothing(comp, tiny_spec, monkeyp
         learn.loss_func = lambda out, *ys: loss(out, *ys) * float('nan')
         return learn
     monkeypatch.setattr(R, 'learner', nan_loss)
+
+
+def test_a_diverged_run_stops_says_so_and_keeps_nothing(comp, tiny_spec, monkeypatch):
+    nan_losses(monkeypatch)
     with pytest.raises(PaddyError, match=r'the loss became nan, nan in epoch 0, so training stopped and nothing was '
                                          r'exported: lower lr'):
         tiny_run(tiny_spec, comp)

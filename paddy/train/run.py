@@ -19,7 +19,7 @@ from ..interpret import confused
 from ..predict import error, load_preds, save_preds, tta_preds
 from ..provenance import stamp
 from ..spec import Experiment, load
-from . import distributed, preflight, resume, techniques
+from . import distributed, lr_find, preflight, resume, techniques
 from .compiled import Compiling, compile_model, plain
 from .ema import EMA
 from .learner import check, learner, precision, speedups
@@ -52,6 +52,10 @@ class Run:
     seconds: dict = dataclasses.field(default_factory=dict)  # wall time outside the fit, by stage: see `record`
     history: list = dataclasses.field(default_factory=list)  # one row an epoch: `resume.history_row`
     train_seed: int = 0          # what `training_seed` gave: head init, batch order and augmentation
+    lr_found: dict | None = None  # `lr = 'find'`: what the finder suggested and the rate used (`lr_find.find`)
+
+    @property
+    def lr(self) -> float: return self.lr_found['used'] if self.lr_found else self.exp.lr
 
     @property
     def start(self) -> int: return self.state['epochs_done'] if self.state else 0
@@ -106,9 +110,10 @@ def holdout(split: dict, df, seed: int, exp: Experiment, path: Path) -> list[str
 
 
 def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, state: dict | None = None,
-            split: dict | None = None, name: str | None = None) -> Run:
-    """Check everything, split as `split` says (see `holdout`), build the DataLoaders and Learner, and name the run
-    `name`, else a new name (a resume keeps its name and split)."""
+            split: dict | None = None, name: str | None = None, begin: bool = True) -> Run:
+    """Check everything, split as `split` says (see `holdout`), build the DataLoaders and Learner, find the learning
+    rate where the experiment asks, and name the run `name`, else a new name (a resume keeps its name and split); with
+    `begin` off, nothing is named or written (`paddy lr-find`)."""
     import torch
     settings, path, df, weights = checked(exp, settings)
     seed = state['split_seed'] if state else split_seed(exp.seed)
@@ -124,6 +129,8 @@ def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, stat
     # python, numpy and torch: the loaders' order, the head, the augmentation; cuDNN's own choices stay free on a GPU
     # (faster) unless the experiment asks for `deterministic`
     set_seed(train_seed, reproducible=exp.deterministic)
+    if len(df) - len(valid) < bs:  # before the item cache is built for nothing
+        raise PaddyError(f"{len(df) - len(valid)} training images make no full batch of {bs}: lower bs")
     # pinned: async copies
     dls = dataloaders(df, exp, valid, bs, cache=settings.cache, data=settings.data, pin_memory=cuda,
                       resident=None if settings.gpu_cache else False)
@@ -134,13 +141,21 @@ def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, stat
         learn.recorder.valid_metrics, learn.metrics = False, []
         warnings.filterwarnings('ignore', message='Your generator is empty')  # fastprogress, of the empty validation
     if exp.compile: compile_model(learn, exp)
-    name = distributed.shared(state['run'] if state else name or new_run(exp.name, models, preds))
-    if not state and distributed.is_main():
+    found = None
+    if exp.lr == lr_find.FIND:
+        found = state.get('lr_find') if state else lr_find.find(learn, exp.name)
+        if not found:
+            raise PaddyError(f"--resume {state['run']}: its state holds no rate from the learning-rate finder: train "
+                             f"{exp.name} again")
+        print(f"{exp.name}: learning-rate finder: valley {found['valley']:.2e}, slide {found['slide']:.2e}; training "
+              f"at the valley's")
+    if begin: name = distributed.shared(state['run'] if state else name or new_run(exp.name, models, preds))
+    if begin and not state and distributed.is_main():
         resume.begin(name, models, dict(experiment=dataclasses.asdict(exp), split_seed=seed, split=split,
-                                        settings=dataclasses.asdict(settings), train_seed=train_seed))
-    return Run(name, exp, settings, path, df, valid, seed, weights, learn, bs, world, fitted, state,
+                                        settings=dataclasses.asdict(settings), train_seed=train_seed, lr_find=found))
+    return Run(name or '', exp, settings, path, df, valid, seed, weights, learn, bs, world, fitted, state,
                Compiling() if exp.compile else None, tricks=techniques.callbacks(exp, weights.pretrained), split=split,
-               train_seed=train_seed)
+               train_seed=train_seed, lr_found=found)
 
 
 def training_seed(exp: Experiment, split_seed: int, sweep: str | None) -> int:
@@ -182,7 +197,7 @@ def fit_run(r: Run, models: Path) -> float:
               ] if distributed.is_main() else []
     cbs = saving + [resume.quiet_skips()] + r.tricks
     with r.learn.added_cbs(cbs), distributed.training(r.learn), r.compiling or nullcontext():
-        fit(r.learn, r.exp.epochs, r.exp.lr, r.weights.pretrained, r.start, r.state['pth'] if r.start else None)
+        fit(r.learn, r.exp.epochs, r.lr, r.weights.pretrained, r.start, r.state['pth'] if r.start else None)
     r.compile_in_fit = r.compiling.seconds if r.compiling else 0.0
     if saving: r.history = saving[0].history
     return time.perf_counter() - t0 - r.compile_in_fit
@@ -218,6 +233,7 @@ def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path,
                 # the export and each TTA; and whether the test set was predicted (a run only screened leaves it to
                 # the ensemble that takes it, which records when)
                 seconds={k: v if v is None else round(v, 2) for k, v in r.seconds.items()}, history=r.history,
+                lr_find=r.lr_found,  # `lr = 'find'`: both suggestions, the curve, and the rate trained at
                 test_preds=r.settings.test_preds,
                 # fine_tune adds a frozen epoch
                 img_per_s=(r.exp.epochs + r.weights.pretrained - r.start) * len(dls.train_ds) / fit_now,
@@ -312,6 +328,9 @@ def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run:
     if resume_run and sets: raise PaddyError(f"--resume {resume_run} finishes the run as it was started: drop --set")
     if settings.processes < 1: raise PaddyError(f"--processes {settings.processes}: give 1 or more")
     spec = load(exp, sets) if exp else None  # a bad spec fails here, once, not in every process
+    if spec and spec.lr == lr_find.FIND and settings.processes > 1:
+        raise PaddyError(f"{spec.name}: lr = 'find' with --processes {settings.processes}: each process would find its "
+                         f"own rate; find it once with `paddy lr-find {exp}`, then --set lr=THAT")
     if settings.processes > 1:
         head = ('train', exp) if exp else ('train', '--resume', resume_run)
         return distributed.launch(replace(settings, processes=1).argv(*head, sets=sets), settings.processes)

@@ -22,23 +22,21 @@ def check():
 
 
 def start(run: str, exp, data: str, sweep: str | None = None):
-    """Start a W&B run for `run` and return a callback that logs each epoch's losses and metrics. Not fastai's
-    WandbCallback: in fastai 2.8.12 its config logging raises before the first epoch (fastai issue #4173)."""
+    """Start a W&B run for `run` and return a callback that logs each epoch's history row (losses, metrics, learning
+    rate, seconds, whether frozen). Not fastai's WandbCallback: in fastai 2.8.12 its config logging raises before the first epoch (fastai issue #4173)."""
     wandb = _wandb()
     from fastai.callback.core import Callback
     from fastai.learner import Recorder
 
     class LogEpochs(Callback):
-        order, fitting = Recorder.order + 1, False  # after the recorder has filled in this epoch's row
-
-        def before_fit(self): self.fitting = True
-        def after_fit(self): self.fitting = False
+        "Log each epoch's row of the run's history, as its checkpoint saved it: W&B gets what the run's .json keeps."
+        order = Recorder.order + 1  # after the checkpoint (just before the recorder) has added this epoch's row
 
         def after_epoch(self):
-            # validate() and TTA also end "epochs", with rows of another shape: only training epochs are logged
-            names, values = self.recorder.metric_names[1:-1], self.recorder.log[1:-1]  # drop 'epoch' and 'time'
-            if self.fitting and len(names) == len(values):
-                wandb.log({'epoch': self.epoch, **{n: float(v) for n, v in zip(names, values) if v is not None}})
+            saved = next((cb.history for cb in self.learn.cbs if cb.name == 'checkpoint'), [])
+            if len(saved) > getattr(self, 'logged', 0):  # an epoch a resume skips, or validate's, adds no row
+                self.logged = len(saved)
+                wandb.log({k: v for k, v in saved[-1].items() if v is not None})
 
     wandb.init(project=os.environ.get('WANDB_PROJECT', 'paddy'), name=run, group=(sweep or '').split('/')[0] or None,
                config=dict(experiment=dataclasses.asdict(exp), data=data, sweep=sweep),

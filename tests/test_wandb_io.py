@@ -36,7 +36,8 @@ def test_wandb_offline_logs_each_training_epoch(comp, tiny_spec, monkeypatch, tm
     from paddy.train import Settings, train
     meta = train(load(str(tiny_spec), ['epochs=2']), Settings(data=comp, wandb=True))
     assert [d['epoch'] for d in logged] == [0, 1]
-    assert all({'train_loss', 'valid_loss', 'error_rate'} <= set(d) for d in logged)
+    assert all({'train_loss', 'valid_loss', 'error_rate', 'lr', 'seconds'} <= set(d) for d in logged)
+    assert logged == [{k: v for k, v in h.items() if v is not None} for h in meta['history']]  # the .json's rows
     assert list((tmp_path / 'wandb').glob('offline-run-*')) and Path(f"models/{meta['run']}.json").exists()
 
 

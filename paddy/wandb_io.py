@@ -23,7 +23,8 @@ def check():
 
 def start(run: str, exp, data: str, sweep: str | None = None):
     """Start a W&B run for `run` and return a callback that logs each epoch's history row (losses, metrics, learning
-    rate, seconds, whether frozen). Not fastai's WandbCallback: in fastai 2.8.12 its config logging raises before the first epoch (fastai issue #4173)."""
+    rate, seconds, whether frozen). Not fastai's WandbCallback: in fastai 2.8.12 its config logging raises before the
+    first epoch (fastai issue #4173)."""
     wandb = _wandb()
     from fastai.callback.core import Callback
     from fastai.learner import Recorder

@@ -26,7 +26,10 @@ def pivot(df: pd.DataFrame, agg: str = 'mean') -> pd.DataFrame:
     else: vals = (df.assign(ranked=ranked(df)).sort_values(['ranked', 'fit_time']).groupby(keys, dropna=False).head(1)
                   .set_index(keys)[cols])
     g = df.groupby(keys, dropna=False).run
-    p = g.count().rename('runs').to_frame().join(vals).join(g.agg(' '.join).rename('run_names')).reset_index()
+    # the spread of repeats: the sample standard deviation of their ranked errors (none from one run)
+    spread = df.assign(ranked=ranked(df)).groupby(keys, dropna=False).ranked.std().rename('spread')
+    p = (g.count().rename('runs').to_frame().join(spread).join(vals).join(g.agg(' '.join).rename('run_names'))
+         .reset_index())
     # runs of one experiment with different overrides are not repeats of each other: keep them apart, and say so
     several = p.groupby(['dataset', 'experiment']).recipe.transform('nunique') > 1
     p.loc[several, 'experiment'] = p.experiment[several] + '@' + p.recipe[several]
@@ -129,11 +132,11 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
     fast = better_and_faster(p)
     with pd.option_context('display.width', 250, 'display.max_rows', 500, 'display.float_format', '{:.4f}'.format):
         print(f'{len(df)} runs of {len(p)} experiments; score = TTA error (else error_rate) × (fit_time + '
-              f'{constant:g}), {agg} over repeats; lo–hi: the 95% interval of the TTA error over the shared validation '
-              'images, same_as_best: within that noise of the best\n')
+              f'{constant:g}), {agg} over repeats, spread: their standard deviation; lo–hi: the 95% interval of the '
+              'TTA error over the shared validation images, same_as_best: within that noise of the best\n')
         print(p.drop(columns='run_names').to_string(index=False), '\n')
-        shown = p.head(top)[KEYS[1:3] + ["error_rate", "tta_error_rate", "lo", "hi", "same_as_best", "fit_time",
-                                         "score"]]
+        shown = p.head(top)[KEYS[1:3] + ["runs", "error_rate", "tta_error_rate", "spread", "lo", "hi",
+                                         "same_as_best", "fit_time", "score"]]
         print(f'top {top} by score:\n{shown.to_string(index=False)}\n')
         print('better and faster than the median:\n'
               + (fast[KEYS[1:3] + ['error_rate', 'fit_time']].to_string(index=False) if len(fast) else '(none)'))

@@ -51,6 +51,9 @@ def test_report_mean_over_repeats_and_a_nonempty_subset():
     assert p.loc['a', 'error_rate'] == pytest.approx(0.03) and p.loc['a', 'fit_time'] == pytest.approx(120)
     assert p.loc['b', 'error_rate'] == pytest.approx(0.04) and p.loc['b', 'fit_time'] == pytest.approx(40)
     assert p.score.to_dict() == pytest.approx({'a': 3.24, 'b': 1.44, 'c': 3.6, 'd': 0.9, 'e': 2.25})
+    # the spread of repeats: a's TTA errors 0.018 and 0.036, b's 0.027 and 0.045; one run has none
+    assert p.spread.a == pytest.approx(0.018 / 2 ** 0.5) and p.spread.b == pytest.approx(0.018 / 2 ** 0.5)
+    assert p.spread[['c', 'd', 'e']].isna().all()
     # medians 0.04 and 40: d is faster but worse, c better but slower
     assert (r['better_and_faster'].experiment.tolist() == [])
     df = runs_with_known_figures()

@@ -21,13 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from loader import fastai_default  # the item pipeline paddy had before its item cache
+import host_reads  # counts the host reads that sync, by call site
 
 from fastai.callback.core import Callback
 from fastai.data.core import TfmdDL
 
 from paddy.data import dataloaders, read_train, valid_ids
 from paddy.spec import Experiment, hw, load
-from paddy.train import syncs
 from paddy.train.compiled import Compiling, compile_model
 from paddy.train.learner import learner, precision, speedups
 from paddy.train.weights import Weights
@@ -196,14 +196,14 @@ def sync_sites(name: str, df, data: Path, bs: int, batches: int = 20):
     with learn.no_logging(): learn.fit(1, 1e-3, cbs=[w, ShortEpoch(batches)])
     print(f'\nsyncs in training batches 3–{batches} of {name} (torch.cuda.set_sync_debug_mode), per batch:')
     for site, n in w.found.most_common(): print(f'  {n / (batches - 2):6.2f}  {site}')
-    print('host reads of GPU tensors there (paddy.train.syncs.host_reads), per batch:')
-    syncs.report(w.reads, batches - 2)
+    print('host reads of GPU tensors there (benchmarks/host_reads.py), per batch:')
+    host_reads.report(w.reads, batches - 2)
 
 
 @contextlib.contextmanager
 def syncs_watched(w):
     "Record torch's sync warnings by the line that made them, and the host reads of GPU tensors, into `w`."
-    with warnings.catch_warnings(record=True) as caught, syncs.host_reads('cuda' if CUDA else None) as reads:
+    with warnings.catch_warnings(record=True) as caught, host_reads.host_reads('cuda' if CUDA else None) as reads:
         warnings.simplefilter('always')
         if CUDA: torch.cuda.set_sync_debug_mode('warn')
         try: yield
@@ -211,7 +211,7 @@ def syncs_watched(w):
             if CUDA: torch.cuda.set_sync_debug_mode('default')
     w.reads = reads
     for m in caught:
-        if 'synchroniz' in str(m.message): w.found[f'{syncs.short(m.filename)}:{m.lineno}'] += 1
+        if 'synchroniz' in str(m.message): w.found[f'{host_reads.short(m.filename)}:{m.lineno}'] += 1
 
 
 def cold_epoch(df, data: Path, bs: int, workers: int = 4) -> list[dict]:

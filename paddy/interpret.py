@@ -10,26 +10,8 @@ import pandas as pd
 
 from .errors import PaddyError
 from .files import never_overwrite, read_json, write_json
+from .predict import confusion, most_confused
 from .provenance import stamp
-
-
-def confusion(targets: np.ndarray, predicted: np.ndarray, n: int) -> np.ndarray:
-    "The `n`×`n` counts of each true class (rows) predicted as each class (columns)."
-    return np.bincount(targets * n + predicted, minlength=n * n).reshape(n, n)
-
-
-def confused(p: dict, top: int = 3) -> list[tuple[str, str, int]]:
-    "The `top` most confused (true, predicted, count) pairs of prediction file `p`'s validation split, most first."
-    if 'valid_probs' not in p: return []
-    return most_confused(confusion(p['valid_targets'], p['valid_probs'].argmax(1), len(p['vocab'])), p['vocab'], top)
-
-
-def most_confused(cm: np.ndarray, vocab, top: int = 3) -> list[tuple[str, str, int]]:
-    "The `top` largest off-diagonal cells of confusion matrix `cm`, as (true, predicted, count), most first."
-    vocab, cm = [str(v) for v in vocab], cm.copy()
-    np.fill_diagonal(cm, 0)
-    order = np.argsort(-cm, axis=None, kind='stable')[:top]
-    return [(vocab[i], vocab[j], int(cm[i, j])) for i, j in zip(*np.unravel_index(order, cm.shape)) if cm[i, j]]
 
 
 def per_class(cm: np.ndarray, vocab) -> pd.DataFrame:

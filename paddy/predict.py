@@ -80,6 +80,26 @@ def error(preds: dict, probs: np.ndarray | None = None) -> float | None:
     return float((probs.argmax(1) != preds['valid_targets']).mean())
 
 
+def confusion(targets: np.ndarray, predicted: np.ndarray, n: int) -> np.ndarray:
+    "The `n`×`n` counts of each true class (rows) predicted as each class (columns): scikit-learn's."
+    from sklearn.metrics import confusion_matrix
+    return confusion_matrix(targets, predicted, labels=np.arange(n))
+
+
+def confused(p: dict, top: int = 3) -> list[tuple[str, str, int]]:
+    "The `top` most confused (true, predicted, count) pairs of prediction file `p`'s validation split, most first."
+    if 'valid_probs' not in p: return []
+    return most_confused(confusion(p['valid_targets'], p['valid_probs'].argmax(1), len(p['vocab'])), p['vocab'], top)
+
+
+def most_confused(cm: np.ndarray, vocab, top: int = 3) -> list[tuple[str, str, int]]:
+    "The `top` largest off-diagonal cells of confusion matrix `cm`, as (true, predicted, count), most first."
+    vocab, cm = [str(v) for v in vocab], cm.copy()
+    np.fill_diagonal(cm, 0)
+    order = np.argsort(-cm, axis=None, kind='stable')[:top]
+    return [(vocab[i], vocab[j], int(cm[i, j])) for i, j in zip(*np.unravel_index(order, cm.shape)) if cm[i, j]]
+
+
 def save_preds(path: Path, run: str, preds: dict):
     "Write `preds` for `run` to `path` once; an existing file is never replaced."
     with open_new(path, 'xb', hint='pass --out OTHER.npz') as f: np.savez(f, run=np.array(run), **preds)

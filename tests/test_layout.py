@@ -68,3 +68,20 @@ def test_spec_is_at_the_bottom():
 def test_only_the_cli_reaches_kaggle():
     users = {m for m, deps in graph().items() if any(d.startswith('paddy.kaggle') for d in deps)}
     assert {u for u in users if not u.startswith('paddy.kaggle')} == {'paddy.cli'}
+
+
+def reach(g: dict[str, set[str]], start: str) -> set[str]:
+    "Every module `start` imports, directly or through others."
+    seen, todo = set(), [start]
+    while todo:
+        for n in g.get(todo.pop(), ()):
+            if n not in seen: seen.add(n); todo.append(n)
+    return seen
+
+
+def test_training_does_not_reach_interpretation_or_test_instrumentation():
+    g = graph()
+    for m in [m for m in g if m.startswith('paddy.train')]:
+        assert 'paddy.interpret' not in reach(g, m), m
+    # what counts a test's or a benchmark's host reads patches torch.Tensor: it lives in benchmarks/, never here
+    assert not [p for p in PKG.rglob('*.py') if 'setattr(torch.Tensor' in p.read_text()]

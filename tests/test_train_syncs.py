@@ -1,5 +1,8 @@
 """Training reads nothing back to the host per batch that paddy controls, and the bar and recorder still read as
-fastai's: checked on a CPU through the reads that sync on a GPU (`syncs.host_reads`)."""
+fastai's: checked on a CPU through the reads that sync on a GPU (benchmarks/host_reads.py)."""
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from fastai.callback.core import Callback
@@ -7,6 +10,9 @@ from fastai.callback.core import Callback
 from paddy.data import dataloaders, read_train, valid_ids
 from paddy.spec import Experiment
 from paddy.train import syncs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'benchmarks'))
+import host_reads  # noqa: E402 (the instrumentation lives with the benchmarks, out of the package)
 from paddy.train.learner import learner
 from paddy.train.weights import Weights
 
@@ -20,7 +26,7 @@ class Reads(Callback):
         if not self.training: return
         self.batches += self.counting is not None
         if self.iter == 1:
-            self.counting = syncs.host_reads()
+            self.counting = host_reads.host_reads()
             self.sites = self.counting.__enter__()
     def after_train(self): self.counting.__exit__(None, None, None)
 
@@ -53,13 +59,13 @@ def one_epoch(data, fastai_own: bool = False):
 def test_a_training_batch_reads_back_only_what_is_named(data):
     learn, reads = one_epoch(data)
     assert reads.batches >= 5
-    assert syncs.unexpected(reads.sites) == [], reads.sites
+    assert host_reads.unexpected(reads.sites) == [], reads.sites
     assert not any('paddy/' in s for s in reads.sites)
 
 
 def test_the_finder_sees_fastais_own_per_batch_reads(data):
     _, reads = one_epoch(data, fastai_own=True)
-    found = syncs.unexpected(reads.sites)
+    found = host_reads.unexpected(reads.sites)
     assert 'fastai/callback/progress.py:after_batch:item' in found, found
     assert any(s.startswith('fastai/torch_core.py') and s.endswith(':cpu') for s in found), found
     assert reads.sites['fastai/callback/progress.py:after_batch:item'] >= reads.batches

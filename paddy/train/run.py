@@ -15,8 +15,7 @@ from ..errors import PaddyError
 from ..files import new_run, torch_write, write_json, written_once
 from ..folds import check_data, held_out, is_pseudo
 from ..folds import load as load_plan
-from ..interpret import confused
-from ..predict import error, load_preds, save_preds, tta_preds
+from ..predict import confused, error, load_preds, save_preds, tta_preds
 from ..provenance import stamp
 from ..spec import Experiment, load
 from . import distributed, lr_find, preflight, resume, techniques

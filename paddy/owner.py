@@ -1,13 +1,10 @@
 """One owner at a time. A process that trains a run, runs a sweep or a playbook holds an flock on a `lock` file in its
 folder, and writes there who it is; a second process is refused in one line that names the first. The kernel drops an
 flock when its holder dies, by any signal, SIGKILL included, so a crash never leaves a lock that blocks."""
-import contextlib, json, os, signal, socket, sys, time
+import contextlib, fcntl, json, os, signal, socket, sys, time
 from pathlib import Path
 
 from .errors import PaddyError
-
-try: import fcntl
-except ImportError: fcntl = None  # no flock (Windows): nothing is locked, as before
 
 
 class Taken(PaddyError):
@@ -28,7 +25,6 @@ def _read(fd: int) -> dict:
 
 def holder(lock: Path) -> dict | None:
     "What the live holder of `lock` wrote about itself (pid, host, command, since), or None when nobody holds it."
-    if fcntl is None: return None
     try: fd = os.open(lock, os.O_RDONLY)
     except FileNotFoundError: return None
     try:
@@ -58,9 +54,6 @@ def owned(lock: Path, refuse):
     """Hold `lock` for the block; when a live process holds it, raise `Taken(refuse(holder))`, `holder` in words. A
     prober's brief shared lock (`holder`) may be in the way for a moment, so a taken lock is tried for a second."""
     lock = Path(lock)
-    if fcntl is None:
-        yield
-        return
     lock.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(10):
         fd = _take(lock)

@@ -1,5 +1,5 @@
 """TTA probabilities on the shared validation split and the test set, saved so ensembling never reloads a model."""
-import os, pickle, time, warnings
+import os, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -149,19 +149,6 @@ def model_file(run: str, models: Path, trust: bool = False) -> tuple[Path, str]:
     return pkl, run
 
 
-# classes a variety head's Learner pickled before paddy/train/ existed, and the modules that hold them now
-MOVED = {('paddy.heads', 'Lookup'): 'paddy.data.labels', ('paddy.heads', 'TwoHeads'): 'paddy.train.heads',
-         ('paddy.heads', 'HeadError'): 'paddy.train.heads'}
-
-
-class renamed:
-    "A `pickle_module` for `load_learner` that finds a moved class where it lives now, so older exports still load."
-    load, loads = pickle.load, pickle.loads
-
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module, name): return super().find_class(MOVED.get((module, name), module), name)
-
-
 def predict(run: str, data=None, out: Path | None = None, models: Path = Path('models'), preds: Path = Path('preds'),
             trust: bool = False) -> Path:
     "Recompute `run`'s TTA probabilities from its exported model, e.g. on CPU or on another test folder."
@@ -190,7 +177,7 @@ def load_model(pkl: Path, ours: bool):
     from fastai.learner import load_learner
     with warnings.catch_warnings():
         if ours: warnings.filterwarnings('ignore', message='load_learner` uses')
-        return load_learner(pkl, cpu=not torch.cuda.is_available(), pickle_module=renamed)
+        return load_learner(pkl, cpu=not torch.cuda.is_available())
 
 
 def default_out(run: str, preds: Path, ours: bool) -> Path:

@@ -39,7 +39,7 @@ def stopped(name: str, models: Path = Path('models')) -> dict[str, str]:
     for f in sorted(models.glob('*.state/run.json')) + cvs:
         try: info = read_json(f)
         except Damaged: continue  # caught mid-write: that run is not stopped
-        job = job_of((info.get('settings') or info).get('sweep'), name)  # older states kept it at the top
+        job = job_of((info.get('settings') or {}).get('sweep'), name)
         if job and is_run_name(str(info.get('run', ''))): out[job] = info['run']
     return out
 

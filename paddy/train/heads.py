@@ -10,8 +10,7 @@ class TwoHeads:
     def __init__(self, n: int, label_smoothing: float = 0.0):
         self.n, self.eps, self.reduction = n, label_smoothing, 'mean'
     def __call__(self, out, disease, variety):
-        # an export pickled before label smoothing existed has neither attribute
-        kw = dict(label_smoothing=getattr(self, 'eps', 0.0), reduction=getattr(self, 'reduction', 'mean'))
+        kw = dict(label_smoothing=self.eps, reduction=self.reduction)
         return F.cross_entropy(out[:, :self.n], disease, **kw) + F.cross_entropy(out[:, self.n:], variety, **kw)
     def activation(self, out): return torch.cat([out[:, :self.n].softmax(1), out[:, self.n:].softmax(1)], 1)
     def decodes(self, out): return out[:, :self.n].argmax(1)

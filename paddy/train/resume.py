@@ -53,7 +53,7 @@ def read(run: str, models: Path) -> dict:
     if not info_file.exists():
         raise PaddyError(f"--resume {run}: no saved state {info_file}: check the name with `ls {models}`")
     info = read_json(info_file, again(run, models, info_file))
-    for k in ('experiment', 'split_seed'):
+    for k in ('experiment', 'split_seed', 'settings'):
         if k not in info: raise damaged(info_file, ValueError(f'it has no {k}'), again(run, models, info_file))
     if pth.exists():
         info.update({k: v for k, v in load(pth, run, models).items() if k in ('epochs_done', 'fit_time', 'history')})
@@ -89,10 +89,7 @@ def recorded(state: dict, given: Settings) -> tuple[Experiment, Settings]:
     """The experiment and settings a stopped run recorded, whole; `given` may name where its data folder moved, whether
     to log to W&B, how many processes and how much GPU memory, none of which changes what is trained."""
     exp = Experiment(**{k: tuples(v) for k, v in state['experiment'].items()})
-    if 'settings' in state: saved = Settings(**state['settings'])
-    else:
-        # before 0.2
-        saved = Settings(**{k: state[k] for k in ('data', 'cache', 'precision', 'channels_last', 'sweep')})
+    saved = Settings(**state['settings'])
     return exp, replace(saved, data=given.data or saved.data, wandb=given.wandb, processes=given.processes,
                         fit_memory=given.fit_memory)
 

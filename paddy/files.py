@@ -1,5 +1,5 @@
 """Files written once and whole: hashes, run names, temporary-then-rename writes, JSON and append-only CSV logs."""
-import contextlib, errno, hashlib, json, os, secrets
+import contextlib, errno, hashlib, json, os, secrets, shutil
 from pathlib import Path
 
 from .errors import PaddyError
@@ -59,6 +59,22 @@ def written_once(path: Path, hint: str = 'choose another name'):
             never_overwrite(path, hint=hint)
             os.rename(tmp, path)
     finally: tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def folder_once(dest: Path, hint: str = 'choose another name'):
+    """Yield a temporary folder beside `dest` to fill; then rename it to `dest`, which must not exist by then: a stop
+    or failure leaves no half folder under the real name, and nothing existing is replaced."""
+    dest = Path(dest)
+    never_overwrite(dest, hint=hint)  # before the work, not after it
+    tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.tmp')
+    shutil.rmtree(tmp, ignore_errors=True)  # this process's own, left by an earlier attempt
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        never_overwrite(dest, hint=hint)
+        os.rename(tmp, dest)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager

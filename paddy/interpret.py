@@ -2,14 +2,13 @@
 Computed from the saved TTA probabilities, so a run and an ensemble (which has no Learner) are read the same way, and
 the counts are those of the run's TTA error; fastai's `ClassificationInterpretation` would recompute plain predictions
 from a Learner instead."""
-import os, shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import PaddyError
-from .files import never_overwrite, read_json, write_json
+from .files import folder_once, never_overwrite, read_json, write_json
 from .predict import confusion, most_confused
 from .provenance import stamp
 
@@ -71,9 +70,7 @@ def interpret(run: str | None = None, ensemble: str | None = None, out: Path | N
     worst = np.argsort(-losses, kind='stable')[:top]
     files, pairs = images(p, data), most_confused(cm, vocab, 3)
     # written whole into a temporary folder, then moved: a stop leaves no half interpretation under its name
-    tmp = out.with_name(f'.{out.name}.{os.getpid()}.tmp')
-    tmp.mkdir(parents=True)
-    try:
+    with folder_once(out, hint='pass --out OTHER') as tmp:
         table.to_csv(tmp / 'classes.csv', index=False)
         plot_confusion(cm, vocab, tmp / 'confusion.png', name)
         plot_top_losses(p, worst, losses, files, tmp / 'top_losses.png')
@@ -85,8 +82,6 @@ def interpret(run: str | None = None, ensemble: str | None = None, out: Path | N
                     files={k: str(out / f) for k, f in (('confusion', 'confusion.png'), ('classes', 'classes.csv'),
                                                         ('top_losses', 'top_losses.png'))}, **stamp())
         write_json(tmp / 'interpret.json', meta)
-        tmp.rename(out)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
     print(table.to_string(index=False, na_rep='', float_format=lambda x: f'{x:.4f}'))
     if pairs: print('most confused (true → predicted): ' + ', '.join(f'{a} → {b} ×{n}' for a, b, n in pairs))
     print(f'wrote {out}/: confusion.png, classes.csv, top_losses.png')

@@ -9,7 +9,7 @@ import pandas as pd
 from .data import find_data, read_train
 from .ensemble import combine
 from .errors import PaddyError
-from .files import never_overwrite, read_json, sha256
+from .files import folder_once, never_overwrite, read_json, sha256
 from .folds import is_pseudo
 from .predict import load_preds
 from .provenance import stamp
@@ -66,9 +66,7 @@ def pseudo(ensemble: str, dest: Path, threshold: float = 0.95, max_share: float 
     clash = set(ids[picked]) & set(df.image_id)
     if clash: raise PaddyError(f"test image {sorted(clash)[0]} has a training image's name: rename one of them")
     added = pd.DataFrame({'image_id': ids[picked], 'label': vocab[probs[picked].argmax(1)]})
-    tmp = dest.with_name(f'.{dest.name}.{os.getpid()}.tmp')
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with folder_once(dest, hint='pass another --dest') as tmp:
         for label in sorted(set(df.label) | set(added.label)): (tmp / 'train_images' / label).mkdir(parents=True)
         for i, label, src in zip(df.image_id, df.label, df.path):
             os.symlink(Path(src).resolve(), tmp / 'train_images' / label / i)
@@ -84,9 +82,6 @@ def pseudo(ensemble: str, dest: Path, threshold: float = 0.95, max_share: float 
                       confident=int((probs.max(1) >= threshold).sum()), per_label=added.label.value_counts().to_dict(),
                       train_csv_sha256=sha256(tmp / 'train.csv'), **stamp())
         (tmp / 'pseudo.json').write_text(json.dumps(record, indent=1, default=str))
-        never_overwrite(dest, hint='pass another --dest')
-        os.rename(tmp, dest)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
     print(f"{dest}: {n_real} training images and {len(added)} pseudo-labelled test images ({record['confident']} of "
           f"{len(ids)} reached {threshold:g}, at most {max_share:g} × {n_real}); train on it with --data {dest}")
     return record

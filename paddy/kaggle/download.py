@@ -7,7 +7,7 @@ from ..data import COMPETITION, LAYOUT, has_layout
 from ..data.mounts import input_root, mounts
 from ..environ import in_kaggle_notebook
 from ..errors import PaddyError
-from ..files import sha256, write_json
+from ..files import folder_once, sha256, write_json
 from .client import download_zip, endpoint
 
 
@@ -41,21 +41,21 @@ def download(comp: str = COMPETITION, dest: Path = Path('data')) -> Path:
         raise PaddyError(f"{out} exists but lacks some of {', '.join(LAYOUT)}: move it aside (nothing is overwritten), "
                          "then run this again")
     # hidden until whole, so a stop leaves no half folder
-    part, staging = dest / f'.{comp}.zip-part', dest / f'.{comp}.unzipping'
+    part = dest / f'.{comp}.zip-part'
     part.mkdir(parents=True, exist_ok=True)
     try: archive = Path(download_zip(comp, part))
     finally:
         if not any(part.iterdir()): part.rmdir()  # a partial zip stays: the client resumes it next time
-    shutil.rmtree(staging, ignore_errors=True)
-    unzip(archive, staging)
-    if not has_layout(staging):
-        raise PaddyError(f"the zip from Kaggle lacks some of {', '.join(LAYOUT)} (kept at {archive}): is '{comp}' the "
-                         "Paddy Doctor competition?")
-    write_json(staging / 'paddy-download.json',
-               dict(competition=comp, endpoint=endpoint(), zip=archive.name, bytes=archive.stat().st_size,
-               sha256=sha256(archive), downloaded=time.strftime('%Y-%m-%dT%H:%M:%S%z'), kaggle=version('kaggle')))
     if out.exists(): out.rmdir()  # empty, checked above
-    staging.rename(out)
+    with folder_once(out, hint='move it aside, then run this again') as staging:
+        unzip(archive, staging)
+        if not has_layout(staging):
+            raise PaddyError(f"the zip from Kaggle lacks some of {', '.join(LAYOUT)} (kept at {archive}): is '{comp}' "
+                             "the Paddy Doctor competition?")
+        write_json(staging / 'paddy-download.json',
+                   dict(competition=comp, endpoint=endpoint(), zip=archive.name, bytes=archive.stat().st_size,
+                        sha256=sha256(archive), downloaded=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+                        kaggle=version('kaggle')))
     shutil.rmtree(part)
     print(f'{out}: {len(os.listdir(out / "test_images"))} test images, '
           f'{sum(1 for _ in (out / "train_images").rglob("*.jpg"))} training images')

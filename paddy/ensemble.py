@@ -10,7 +10,7 @@ import pandas as pd
 from .data import find_data
 from .errors import PaddyError
 from .predict import error, load_preds, with_test
-from .files import never_overwrite, open_new, replaced, sha256, write_json
+from .files import never_overwrite, open_new, read_json, replaced, sha256, write_json
 from .provenance import stamp
 from .selection import greedy, logloss
 
@@ -93,9 +93,32 @@ def _check_tests(members: dict[str, dict]):
                          f"({', '.join(runs)})")
 
 
-def shared_split(members: dict[str, dict]) -> bool:
-    first = next(iter(members.values()))
-    return all('valid_ids' in m and np.array_equal(m['valid_ids'], first.get('valid_ids')) for m in members.values())
+def split_of(m: dict) -> bytes:
+    "A prediction file's validation split, as bytes that compare equal for equal splits; empty without one."
+    return m['valid_ids'].tobytes() if 'valid_ids' in m else b''
+
+
+def strays(members: dict[str, dict]) -> list[str]:
+    "The runs off the validation split that most of `members` share, and every run without one."
+    split = {r: split_of(m) for r, m in members.items()}
+    common = Counter(split.values()).most_common(1)[0][0]
+    return [r for r, s in split.items() if s != common or not s]
+
+
+def shared_split(members: dict[str, dict]) -> bool: return not strays(members)
+
+
+def recorded(name: str, submissions: Path, keys=None) -> tuple[dict, list[dict]]:
+    "Ensemble `name`'s record and its members' predictions (only `keys`, where given), as it was written."
+    f = submissions / f'{name}.json'
+    if not f.is_file(): raise PaddyError(f"no ensemble {f}: write one with `paddy ensemble … --name {name}`")
+    meta = read_json(f, f"make the ensemble again with `paddy ensemble … --name {name}`")
+    return meta, [load_preds(Path(p), keys) for p in meta['preds']]
+
+
+def rebuilt(meta: dict, members: list[dict], part: str) -> np.ndarray:
+    "An ensemble's probabilities of `part` (valid or test): its members' combined with its weights and method."
+    return combine([m[f'{part}_probs'] for m in members], np.asarray(meta['weights']), meta.get('method') == 'vote')
 
 
 def one_plan(members: dict[str, dict]):
@@ -118,17 +141,15 @@ def one_plan(members: dict[str, dict]):
 def choose(members: dict[str, dict], steps: int | None, select: str = 'greedy') -> tuple[np.ndarray, dict]:
     """The weights `select` fits on the shared validation split (out of fold, for CV runs): greedy selection's integer
     ones, printing each step, or log loss's; refuses runs that don't share one split."""
-    split = {r: m['valid_ids'].tobytes() if 'valid_ids' in m else b'' for r, m in members.items()}
     bare = [r for r, m in members.items() if 'valid_ids' not in m and str(m.get('split', '')) == 'full']
     if bare:
         raise PaddyError(f"--select {select} chooses by validation, and {', '.join(bare)} trained on every image with "
                          "no CV run of its recipe to stand for it: train that experiment with --folds K first (its "
                          "next --full run names it), or drop --select")
-    common = Counter(split.values()).most_common(1)[0][0]
-    strays = [r for r, s in split.items() if s != common or not s]
-    if strays:
-        raise PaddyError(f"--select {select} needs runs that share one validation split, and {', '.join(strays)} "
-                         f"{'does' if len(strays) == 1 else 'do'} not share the others': name runs of one split seed")
+    off = strays(members)
+    if off:
+        raise PaddyError(f"--select {select} needs runs that share one validation split, and {', '.join(off)} "
+                         f"{'does' if len(off) == 1 else 'do'} not share the others': name runs of one split seed")
     first = next(iter(members.values()))
     runs = list(members)
     valid = [m['valid_probs'] for m in members.values()]
@@ -170,9 +191,9 @@ def write_new(sub: pd.DataFrame, csv: Path, named: bool) -> Path:
 
 def apart(members: dict[str, dict]) -> str:
     "Which runs keep the others from sharing one validation split, in words."
-    none = [r for r, m in members.items() if 'valid_ids' not in m]
+    none = [r for r, m in members.items() if not split_of(m)]
     if none: return f"{', '.join(none)} {'has' if len(none) == 1 else 'have'} none"
-    return f"{len({m['valid_ids'].tobytes() for m in members.values()})} splits among {', '.join(members)}"
+    return f"{len({split_of(m) for m in members.values()})} splits among {', '.join(members)}"
 
 
 def parse_weights(text: str | None) -> list[float] | None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import PaddyError
-from .files import folder_once, never_overwrite, read_json, write_json
+from .files import folder_once, never_overwrite, write_json
 from .predict import confusion, most_confused
 from .provenance import stamp
 
@@ -26,7 +26,7 @@ def per_class(cm: np.ndarray, vocab) -> pd.DataFrame:
 def probabilities(run: str | None, ensemble: str | None, preds: Path, submissions: Path) -> tuple[dict, dict]:
     """The validation probabilities, targets, ids, vocab and data folder of `run`, or of the ensemble `ensemble` (its
     members' TTA probabilities combined with its weights), and what they came from."""
-    from .ensemble import combine, shared_split
+    from .ensemble import rebuilt, recorded, shared_split
     from .predict import load_preds
     if (run is None) == (ensemble is None):
         raise PaddyError("give a run (paddy interpret RUN) or an ensemble (paddy interpret --ensemble NAME), one of "
@@ -36,17 +36,12 @@ def probabilities(run: str | None, ensemble: str | None, preds: Path, submission
         if not f.is_file(): raise PaddyError(f"no predictions {f}: train the run, or `paddy predict {run}`")
         p, source = load_preds(f), dict(run=run, preds=[str(f)])
     else:
-        meta_file = submissions / f'{ensemble}.json'
-        if not meta_file.is_file():
-            raise PaddyError(f"no ensemble {meta_file}: write one with `paddy ensemble … --name {ensemble}`")
-        meta = read_json(meta_file, f"make the ensemble again with `paddy ensemble … --name {ensemble}`")
-        members = [load_preds(Path(f)) for f in meta['preds']]
+        meta, members = recorded(ensemble, submissions)
         if not shared_split(dict(enumerate(members))):
             raise PaddyError(f"{ensemble}'s runs do not share one validation split, so it has no validation "
                              "predictions to interpret: interpret its runs one by one")
         p = dict(members[0])
-        p['valid_probs'] = combine([m['valid_probs'] for m in members], np.asarray(meta['weights']),
-                                   meta.get('method') == 'vote')
+        p['valid_probs'] = rebuilt(meta, members, 'valid')
         source = dict(ensemble=ensemble, runs=meta['runs'], weights=meta['weights'], preds=meta['preds'])
     if 'valid_probs' not in p:
         raise PaddyError(f"{run or ensemble} has no validation predictions (its vocab or split is not in this data's "

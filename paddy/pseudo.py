@@ -7,11 +7,10 @@ import numpy as np
 import pandas as pd
 
 from .data import find_data, read_train
-from .ensemble import combine
+from .ensemble import rebuilt, recorded
 from .errors import PaddyError
-from .files import folder_once, never_overwrite, read_json, sha256
+from .files import folder_once, never_overwrite, sha256
 from .folds import is_pseudo
-from .predict import load_preds
 from .provenance import stamp
 
 
@@ -32,15 +31,12 @@ def check(threshold: float, max_share: float):
 
 def test_probs(name: str, submissions: Path) -> tuple[dict, np.ndarray]:
     "Ensemble `name`'s record and its test probabilities, its members' combined with its weights."
-    f = submissions / f'{name}.json'
-    if not f.is_file(): raise PaddyError(f"no ensemble {f}: write one with `paddy ensemble … --name {name}`")
-    meta = read_json(f, f"make the ensemble again with `paddy ensemble … --name {name}`")
+    meta, members = recorded(name, submissions, ('vocab', 'test_ids', 'test_probs'))
     if meta.get('method') == 'vote':
         raise PaddyError(f"{name} is a vote, whose scores are not probabilities: pseudo-label from a mean, greedy or "
                          "logloss ensemble")
-    members = [load_preds(Path(p), ('vocab', 'test_ids', 'test_probs')) for p in meta['preds']]
     meta['vocab'], meta['test_ids'] = members[0]['vocab'].tolist(), members[0]['test_ids'].tolist()
-    return meta, combine([m['test_probs'] for m in members], np.asarray(meta['weights']))
+    return meta, rebuilt(meta, members, 'test')
 
 
 def pseudo(ensemble: str, dest: Path, threshold: float = 0.95, max_share: float = 0.2, data=None,

@@ -73,6 +73,26 @@ def owned(lock: Path, refuse):
         os.close(fd)
 
 
+@contextlib.contextmanager
+def turn(lock: Path):
+    """Hold `lock` for the block, waiting while another process holds it: the way processes that would make the same
+    thing (an item cache) take turns, where `owned` refuses the second."""
+    with open(lock, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def if_free(lock: Path):
+    "Yield True, holding `lock`, when no process holds it; else False at once, holding nothing."
+    with open(lock, 'a') as f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 PARENT = 'PADDY_DIE_WITH'  # the pid of the process whose death stops this one
 
 

@@ -1,6 +1,6 @@
 """The fast item pipeline: decode each photo at reduced scale when the target allows, item-transform it once, and keep
 the uint8 result in an on-disk cache that every later epoch, and every later run with the same item transform, reads."""
-import contextlib, fcntl, hashlib, json, os, shutil, sys, time, warnings
+import contextlib, hashlib, json, os, shutil, sys, time, warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -10,6 +10,7 @@ from PIL import Image
 
 from ..errors import PaddyError
 from ..files import Damaged, damaged
+from ..owner import if_free, turn
 from .. import environ
 from ..provenance import stamp
 from .pool import pmap
@@ -207,8 +208,7 @@ def build(files, item: Item, where: Path, workers: int = 0, data: str | None = N
         if need > free:
             raise PaddyError(f"the item cache needs {gb(need)} in {where} but {gb(free)} is free: free some space, "
                              f"set PADDY_ITEM_CACHE=DIR on a bigger disk, or train with --no-cache")
-        with open(where / f'{k}.lock', 'w') as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with turn(where / f'{k}.lock'):
             c = whole(folder)
             if c is None:
                 if folder.exists():
@@ -243,10 +243,8 @@ def stale(where: Path, remove: bool = False) -> list[tuple[Path, int]]:
     for tmp in sorted(where.glob('*.tmp-*')) if where.is_dir() else []:
         if not tmp.is_dir(): continue
         lock = where / f"{tmp.name.split('.tmp-')[0]}.lock"
-        with open(lock, 'a') as f:
-            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError: continue  # being built now
-            if not tmp.is_dir(): continue  # finished as we looked
+        with if_free(lock) as free:
+            if not free or not tmp.is_dir(): continue  # being built now, or finished as we looked
             out.append((tmp, _size(tmp)))
             # under the lock, so no build of that key starts meanwhile
             if remove: shutil.rmtree(tmp, ignore_errors=True)
@@ -303,9 +301,7 @@ def clear(where: Path | None = None) -> tuple[int, list[str]]:
     busy = []
     with contextlib.ExitStack() as held:
         for k in sorted({p.name.split('.')[0] for p in where.iterdir()}):
-            f = held.enter_context(open(where / f'{k}.lock', 'a'))
-            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError: busy.append(k)
+            if not held.enter_context(if_free(where / f'{k}.lock')): busy.append(k)
         # under every free key's lock, so that no build of those starts meanwhile
         if not busy:
             freed = _size(where)

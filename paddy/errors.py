@@ -18,6 +18,12 @@ class PaddyError(Exception):
     "Bad input or a missing prerequisite; the CLI prints each line of `str(self)` as one error and exits 2."
 
 
+def check_hours(hours: float | None, example: str = '1'):
+    "A time budget (`--hours`), where given, must be some time."
+    if hours is not None and hours <= 0:
+        raise PaddyError(f"--hours {hours:g}: give the time there is, e.g. --hours {example}")
+
+
 def from_os_error(e: OSError) -> PaddyError:
     "An unexpected OSError (a full disk, a read-only folder) as one line that names the path and the fix."
     where = e.filename or e.filename2

@@ -154,6 +154,16 @@ def load(name: str, overrides: typing.Sequence[str] = (), folder: Path | None = 
     return replace(exp, **dict(parse_override(o) for o in overrides))
 
 
+def load_sweep(names: typing.Sequence[str], sets: typing.Sequence[str] = (), repeat: int = 1) -> list[Experiment]:
+    """The experiments of a sweep of `repeat` runs each (local, on Ray, on Kaggle): a repeat below 1, a bad experiment
+    or one named twice stops it before any run starts."""
+    if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
+    specs = [load(n, sets) for n in names]
+    if len({s.name for s in specs}) < len(specs):
+        raise PaddyError("the same experiment is named twice: use --repeat for repeats")
+    return specs
+
+
 def hw(size: Size) -> tuple[int, int]:
     "`size` as (rows, cols)."
     return (size, size) if isinstance(size, int) else tuple(size)

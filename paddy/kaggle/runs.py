@@ -9,7 +9,7 @@ from ..playbook.state import continues
 from ..predict import load_preds
 from ..files import append_row, is_run_name, read_json, replaced, written_once
 from ..provenance import git_commit
-from ..spec import load, recipe
+from ..spec import load_sweep, recipe
 from ..sweep import finished
 from ..train import Settings
 from ..train.learner import check
@@ -54,12 +54,9 @@ def quota(kaggle_api) -> str:
 
 def checked(exps: list[str], repeat: int, sets, accelerator: str, title: str | None) -> tuple[list, str]:
     "The experiments and the kernel's title; what would fail on Kaggle is refused here, before any call to it."
-    if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
     if not exps: raise PaddyError("name at least one experiment: paddy kaggle run EXP… (see paddy list), or give "
                                   "--playbook NAME")
-    specs = [load(e, sets) for e in exps]
-    if len({s.name for s in specs}) < len(specs):
-        raise PaddyError("the same experiment is named twice: use --repeat for repeats")
+    specs = load_sweep(exps, sets, repeat)
     for s in specs:
         check(s)
         bundle.check_portable(s)

@@ -4,7 +4,7 @@ import time
 from pathlib import Path
 
 from ..data import find_data
-from ..errors import PaddyError
+from ..errors import PaddyError, check_hours
 from ..files import is_run_name
 from . import plan as P
 from . import stages as S
@@ -44,7 +44,7 @@ def playbook(name: str, data=None, hours: float | None = None, run: str | None =
     """Run playbook `name` on `data` within `hours` as run `run` (default NAME-DATASET), from its first unfinished
     stage. `check(csv, data)` and `submit(csv, message, data)` are the submission's lint and upload (the CLI passes
     the Kaggle client's), so the playbook itself never reaches Kaggle."""
-    if hours is not None and hours <= 0: raise PaddyError(f"--hours {hours:g}: give the time there is, e.g. --hours 1")
+    check_hours(hours)
     book = load(name)  # an unknown candidate fails here, before anything trains
     path = find_data(data)
     name = run_name(book.name, path, run)

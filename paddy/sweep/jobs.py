@@ -11,7 +11,7 @@ from ..files import Damaged, is_run_name, read_json, write_json
 from ..folds import check_k
 from ..provenance import stamp
 from ..results import metas
-from ..spec import load, recipe
+from ..spec import load_sweep, recipe
 from ..train.resume import lock as run_lock
 from ..train.settings import Settings
 
@@ -49,9 +49,8 @@ class Sweep:
 
     def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'),
                  fit_memory=None, folds=None, test_preds: bool = True):
-        if repeat < 1: raise PaddyError(f"--repeat {repeat}: give 1 or more")
+        specs = load_sweep(exps, sets, repeat)  # a typo in any experiment stops the sweep before any run starts
         if folds is not None: check_k(read_train(find_data(data)), folds)  # before any job starts
-        specs = [load(e, sets) for e in exps]  # a typo in any experiment stops the sweep before any run starts
         ensure(find_data(data), num_workers())  # as does bad data, instead of failing every run in turn
         # what each experiment trains, resolved: a sweep of an edited experiment is another sweep, never the old one's
         self.args = dict(experiments=list(exps), recipes={s.name: recipe(s) for s in specs}, repeat=repeat,
@@ -62,8 +61,6 @@ class Sweep:
         if not test_preds: self.args['test_preds'] = False  # only when off: other sweeps keep their names
         self.name = name or 'sweep-' + hashlib.sha1(json.dumps(self.args, sort_keys=True).encode()).hexdigest()[:8]
         self.exp = {f'{s.name}-{k}': e for s, e in zip(specs, exps) for k in range(1, repeat + 1)}
-        if len(set(s.name for s in specs)) < len(specs):
-            raise PaddyError("the same experiment is named twice: use --repeat for repeats")
         self.folder = root / self.name
 
     def start(self):

@@ -4,7 +4,7 @@ import threading, time
 from pathlib import Path
 
 from .. import owner
-from ..errors import PaddyError
+from ..errors import PaddyError, check_hours
 from ..provenance import stamp
 from ..files import write_json
 from .jobs import Sweep, finished, stopped
@@ -33,8 +33,7 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
     """Run every job not yet finished; Ctrl-C stops the running ones (they leave nothing behind) and the same command
     resumes. With `hours`, start no job that would not end within that time of the start, each job's time estimated
     as the mean of those that finished (the first ones start regardless); the ones skipped are said and recorded."""
-    if hours is not None and hours <= 0:
-        raise PaddyError(f"--hours {hours:g}: give the time there is, e.g. --hours 11.5")
+    check_hours(hours, '11.5')
     runner = engine_for(engine, gpus, address)  # its flags and the cluster's address first: they fail fast
     s = Sweep(exps, repeat, sets, data, name, wandb, root, fit_memory, folds, test_preds)
     refuse = (lambda who: f"sweep {s.name} is running already, in {who}: wait for it to end, or give this one another "

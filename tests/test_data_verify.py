@@ -120,3 +120,18 @@ def test_an_empty_test_folder_is_one_line_and_long_lists_are_counted(comp):
 def make_comp_tests(comp: Path, n: int):
     "Put `n` test images back, as conftest's make_comp names them."
     for j in range(n): Image.fromarray(np.zeros((48, 36, 3), np.uint8)).save(comp / 'test_images' / f't{j:03d}.jpg')
+
+
+def test_a_folder_is_checked_once_a_process_until_a_file_changes(comp, monkeypatch):
+    import os
+    from paddy.data import verify as V
+    calls = []
+    real = V.verify
+    monkeypatch.setattr(V, 'verify', lambda *a, **k: calls.append(1) or real(*a, **k))
+    for _ in range(3): V.ensure(comp)  # a CV run's folds and its final fit, say
+    assert len(calls) == 1
+    f = next((comp / 'train_images' / 'cat').iterdir())
+    st = os.stat(f)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten in place
+    V.ensure(comp)
+    assert len(calls) == 2

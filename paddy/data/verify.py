@@ -1,6 +1,6 @@
 """`paddy check`: a competition folder checked before hours of training, one line per problem. The fast form reads
 each image's header and its end marker (a truncated JPEG lacks it); `deep` decodes every pixel, in parallel."""
-import os, sys
+import hashlib, os, sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,12 +117,30 @@ def fatal(problems: list[Problem]) -> list[Problem]:
     return [p for p in problems if p.fatal]
 
 
+_PASSED = set()  # the folders, as they were, that this process has checked and found fine
+
+
+def contents(path: Path) -> str:
+    "A digest of every file under `path` by name, size and modification time: it changes when any of them does."
+    h = hashlib.sha256(str(Path(path).resolve()).encode())
+    for root, dirs, files in os.walk(path, followlinks=True):  # a pseudo-labelled folder links its test images
+        dirs.sort()
+        for f in sorted(files):
+            st = os.stat(os.path.join(root, f))
+            h.update(f'{root}/{f}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+    return h.hexdigest()
+
+
 def ensure(path: Path, workers: int = 0):
-    "The fast check before training: raise with every fatal problem, one a line, and their count; print the notes."
+    """The fast check before training, once a process for a folder as it is (a CV run's folds, a playbook's stages):
+    raise with every fatal problem, one a line, and their count; print the notes."""
+    seen = contents(path)
+    if seen in _PASSED: return
     bad = fatal(verify(path, workers=workers))
     if bad:
         total = f"{sum(p.n for p in bad)} problems in {path}: see `paddy check --deep --data {path}`"
         raise PaddyError('\n'.join([str(p) for p in bad] + [total]))
+    _PASSED.add(seen)
 
 
 def check(data=None, deep: bool = False) -> str:

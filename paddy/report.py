@@ -112,6 +112,18 @@ def plot(p: pd.DataFrame, path: Path, runs: pd.DataFrame | None = None):
     plt.close(fig)
 
 
+def ranking(df: pd.DataFrame, by: str = 'score', constant: float = 80, agg: str = 'mean',
+            preds: Path = Path('preds')) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The experiments of runs `df`, one row each (`pivot`) with their `score` and their intervals (`with_noise`),
+    best first `by` score (error × time) or by `error` (TTA's, then the faster); and those better and faster than the
+    median. What `paddy report` prints and the playbook ranks its screening by."""
+    p = pivot(df, agg)
+    p['score'] = score(p, constant)
+    order = ['score'] if by == 'score' else ['ranked', 'fit_time']
+    p = with_noise(p.assign(ranked=ranked(p)).sort_values(order).drop(columns='ranked').reset_index(drop=True), preds)
+    return p, better_and_faster(p)
+
+
 def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant: float = 80, agg: str = 'mean',
            name: str | None = None, out: Path = Path('reports'), sources: dict | None = None,
            preds: Path = Path('preds')) -> dict:
@@ -123,13 +135,10 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
         df = df[df.dataset == dataset]
     df = df.dropna(subset=['error_rate', 'fit_time'])
     if df.empty: raise PaddyError("no run has both an error rate and a fit time to rank")
-    p = pivot(df, agg)
-    p['score'] = score(p, constant)
-    p = with_noise(p.sort_values('score').reset_index(drop=True), preds)
+    p, fast = ranking(df, 'score', constant, agg, preds)
     name = name or time.strftime(f'report-{dataset or "all"}-%Y%m%d-%H%M%S')
     files = {k: out / f'{name}.{k}' for k in ('png', 'csv', 'json')}
     never_overwrite(*files.values(), hint='pass --name OTHER')
-    fast = better_and_faster(p)
     with pd.option_context('display.width', 250, 'display.max_rows', 500, 'display.float_format', '{:.4f}'.format):
         print(f'{len(df)} runs of {len(p)} experiments; score = TTA error (else error_rate) × (fit_time + '
               f'{constant:g}), {agg} over repeats, spread: their standard deviation; lo–hi: the 95% interval of the '

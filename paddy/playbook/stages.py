@@ -11,7 +11,7 @@ from ..data.verify import check as check_data
 from ..ensemble import ensemble as make_ensemble
 from ..errors import PaddyError
 from ..files import read_json, write_json
-from ..report import better_and_faster, pivot, plot, ranked, score, with_noise
+from ..report import plot, ranking
 from ..results import metas, results
 from ..spec import assignments, load as load_experiment
 from ..sweep import devices, finished, sweep
@@ -147,11 +147,8 @@ def rank(r: Run, screened: dict) -> dict:
     df = results(r.models)
     df = df[df.sweep.astype(str).str.startswith(r.sweep_name('screen') + '/')].dropna(subset=['error_rate'])
     if df.empty: raise PaddyError(f"no screening run of {r.name} finished: see sweeps/{r.sweep_name('screen')}/")
-    p = pivot(df)
-    p['score'] = score(p)
-    p = with_noise(p.assign(ranked=ranked(p)).sort_values(['ranked', 'fit_time']).reset_index(drop=True))
-    fast = better_and_faster(p)
-    p.drop(columns=['ranked', 'run_names']).to_csv(r.folder / 'rank.csv', index=False)
+    p, fast = ranking(df, by='error')
+    p.drop(columns='run_names').to_csv(r.folder / 'rank.csv', index=False)
     plot(p, r.folder / 'rank.png', df)
     chosen, tied = choose(p, r.book.top)
     print(p[['experiment', 'runs', 'error_rate', 'tta_error_rate', 'lo', 'hi', 'same_as_best', 'fit_time']].to_string(

@@ -1,5 +1,6 @@
 """Experiment specs: `experiments/<name>.py` files of plain assignments, one experiment each."""
-import ast, difflib, hashlib, math, os, runpy, sys, types, typing
+import ast, difflib, hashlib, math, os, runpy, sys, typing
+import types as types_
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -68,24 +69,44 @@ def available(folder: Path | None = None) -> list[str]:
     return sorted(p.stem for p in (folder or experiments_dir()).glob('*.py') if not p.stem.startswith('_'))
 
 
+def find_file(name: str, folders: list[Path], what: str, none: str) -> Path:
+    """The file of `name`: a path when it ends in `.py` or holds a separator, else `<name>.py` in the first of
+    `folders` that has it. One rule for experiments and playbooks; `none` is the hint when no name comes close."""
+    if name.endswith('.py') or '/' in name or os.sep in name:
+        p = Path(name)
+        if not p.is_file(): raise PaddyError(f"no {what} file {p}: check the path")
+        return p
+    for folder in folders:
+        if (folder / f'{name}.py').is_file(): return folder / f'{name}.py'
+    names = sorted({p.stem for f in folders for p in f.glob('*.py') if not p.stem.startswith('_')})
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    raise PaddyError(f"no {what} '{name}' in {folders[0]}/: " + (f"did you mean {', '.join(close)}?" if close else
+                                                                 none))
+
+
+def read_assignments(p: Path, types: dict) -> dict:
+    """The plain assignments of file `p` (run with its folder importable, so a variant can `from base import *`; the
+    bases are read afresh each time), each checked against its field in `types`."""
+    before = set(sys.modules)
+    sys.path.insert(0, str(p.parent.resolve()))
+    try: ns = runpy.run_path(str(p))
+    except Exception as e: raise PaddyError(f"{p}: {type(e).__name__}: {e}") from None
+    finally:
+        sys.path.pop(0)
+        for m in set(sys.modules) - before: del sys.modules[m]
+    return {k: _check(k, v, str(p), types) for k, v in ns.items()
+            if not k.startswith('_') and not isinstance(v, types_.ModuleType)}
+
+
 def spec_path(name: str, folder: Path | None = None) -> Path:
     "The file for `name`: an experiment name, or a path to a `.py` file."
-    if name.endswith('.py') or os.sep in name:
-        p = Path(name)
-        if not p.is_file(): raise PaddyError(f"no experiment file {p}: check the path")
-        return p
-    folder = folder or experiments_dir()
-    p = folder / f'{name}.py'
-    if p.is_file(): return p
-    close = difflib.get_close_matches(name, available(folder), n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else "run `paddy list` to see them"
-    raise PaddyError(f"no experiment '{name}' in {folder}/: {hint}")
+    return find_file(name, [folder or experiments_dir()], 'experiment', "run `paddy list` to see them")
 
 
 def _fits(tp, v) -> bool:
     "Whether `v` is a value of the annotated type `tp` (bools are not ints here)."
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType): return any(_fits(a, v) for a in args)
+    if origin in (typing.Union, types_.UnionType): return any(_fits(a, v) for a in args)
     if tp is type(None): return v is None
     if origin is tuple and args[-1:] == (Ellipsis,): return isinstance(v, tuple) and all(_fits(args[0], o) for o in v)
     if origin is tuple:
@@ -95,13 +116,14 @@ def _fits(tp, v) -> bool:
     return isinstance(v, tp)
 
 
-def _check(key: str, v, where: str):
-    "Return `v` as field `key`'s type, or raise naming the field and where it came from."
-    if key not in FIELDS:
-        close = difflib.get_close_matches(key, FIELDS, n=1)
+def _check(key: str, v, where: str, types: dict | None = None):
+    "Return `v` as field `key`'s type in `types` (an experiment's fields), or raise naming the field and where it is."
+    types = FIELDS if types is None else types
+    if key not in types:
+        close = difflib.get_close_matches(key, types, n=1)
         raise PaddyError(f"{where}: unknown field '{key}'"
-                         + (f" (did you mean '{close[0]}'?)" if close else f"; fields are {', '.join(FIELDS)}"))
-    tp = FIELDS[key].type
+                         + (f" (did you mean '{close[0]}'?)" if close else f"; fields are {', '.join(types)}"))
+    tp = types[key].type
     v = tuples(v)
     if not _fits(tp, v):
         if key == 'aug_sizes':
@@ -140,15 +162,7 @@ def parse_override(text: str):
 def load(name: str, overrides: typing.Sequence[str] = (), folder: Path | None = None) -> Experiment:
     "Read experiment `name` (or a path), then apply `key=value` `overrides`."
     p = spec_path(name, folder)
-    before = set(sys.modules)
-    sys.path.insert(0, str(p.parent.resolve()))  # so a variant can `from base import *`
-    try: ns = runpy.run_path(str(p))
-    except Exception as e: raise PaddyError(f"{p}: {type(e).__name__}: {e}") from None
-    finally:
-        sys.path.pop(0)
-        for m in set(sys.modules) - before: del sys.modules[m]  # bases are re-read every time
-    vals = {k: _check(k, v,
-                      str(p)) for k, v in ns.items() if not k.startswith('_') and not isinstance(v, types.ModuleType)}
+    vals = read_assignments(p, FIELDS)
     if 'arch' not in vals: raise PaddyError(f"{p}: set `arch`, e.g. arch = 'convnext_small'")
     exp = Experiment(name=p.stem, **vals)
     return replace(exp, **dict(parse_override(o) for o in overrides))

@@ -1,12 +1,12 @@
 """Playbook files: `playbooks/<name>.py`, plain assignments like an experiment's, naming the whole Road to the Top
 method: the candidates to screen, how small and short the screening is, how many go forward and how they train at full
 size, and how the ensemble is chosen."""
-import difflib, re, runpy, types
+import re, typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import PaddyError
-from ..spec import load as load_experiment
+from ..spec import find_file, load as load_experiment, read_assignments
 
 SELECT = (None, 'greedy', 'logloss')
 
@@ -24,7 +24,7 @@ class Playbook:
     final_epochs: int = 12
     folds: int = 0                     # final runs as CV runs of this many folds; 0 for one split
     repeat: int = 1                    # final runs of each candidate
-    select: str | None = 'greedy'      # how the ensemble picks its members: greedy, logloss, or None (the mean)
+    select: typing.Optional[str] = 'greedy'  # how the ensemble picks its members: greedy, logloss, or None (the mean)
     submit: bool = False               # submit the ensemble's CSV at the end (`--submit -m MSG` asks too)
 
     def candidate_sets(self) -> list[tuple[str, tuple]]:
@@ -34,11 +34,6 @@ class Playbook:
     def first(self) -> str:
         "The first candidate's label: the one that goes on when there is no screening."
         return label(*self.candidate_sets()[0])
-
-
-TYPES = {'candidates': (list, tuple), 'screen_size': int, 'screen_sets': (list, tuple), 'screen_epochs': int,
-         'top': int, 'final_sets': (list, tuple), 'final_epochs': int, 'folds': int, 'repeat': int,
-         'select': (str, type(None)), 'submit': bool}
 
 
 SHIPPED = Path(__file__).resolve().parent.parent.parent / 'playbooks'
@@ -57,33 +52,19 @@ def available() -> list[str]:
 
 def path_of(name: str) -> Path:
     "The file of playbook `name`, or `name` itself when it is a path to a .py file."
-    if name.endswith('.py') or '/' in name:
-        if not Path(name).is_file(): raise PaddyError(f"no playbook file {name}: check the path")
-        return Path(name)
-    for folder in folders():
-        if (folder / f'{name}.py').is_file(): return folder / f'{name}.py'
-    close = difflib.get_close_matches(name, available(), n=3, cutoff=0.5)
-    raise PaddyError(f"no playbook '{name}' in playbooks/: " + (f"did you mean {', '.join(close)}?" if close else
-                                                                f"there are {', '.join(available()) or 'none'}"))
+    return find_file(name, folders(), 'playbook', f"there are {', '.join(available()) or 'none'}")
+
+
+FIELDS = {f.name: f for f in fields(Playbook) if f.name != 'name'}
 
 
 def load(name: str) -> Playbook:
     "Read playbook `name` and check every candidate's experiment, with its sets, before anything trains."
     p = path_of(name)
-    try: ns = runpy.run_path(str(p))
-    except Exception as e: raise PaddyError(f"{p}: {type(e).__name__}: {e}") from None
-    vals = {k: v for k, v in ns.items() if not k.startswith('_') and not isinstance(v, types.ModuleType)}
-    known = {f.name for f in fields(Playbook)} - {'name'}
-    for k, v in vals.items():
-        if k not in known:
-            close = difflib.get_close_matches(k, known, n=1)
-            raise PaddyError(f"{p}: unknown field '{k}'" + (f" (did you mean '{close[0]}'?)" if close else
-                                                            f"; fields are {', '.join(sorted(known))}"))
-        if not isinstance(v, TYPES[k]) or (TYPES[k] is int and isinstance(v, bool)):
-            raise PaddyError(f"{p}: {k}={v!r} is not of the type it needs ({TYPES[k]})")
+    vals = read_assignments(p, FIELDS)  # lists come back as tuples
     if 'candidates' not in vals or not vals['candidates']:
         raise PaddyError(f"{p}: set `candidates`, e.g. candidates = ['convnext_small_squish', 'vit_small_squish']")
-    book = Playbook(name=p.stem, **{k: tuple(v) if isinstance(v, list) else v for k, v in vals.items()})
+    book = Playbook(name=p.stem, **vals)
     check(book, p)
     return book
 

@@ -117,8 +117,8 @@ def check(data: DATA = None,
                                        help='decode every image (in parallel), not only its header and end')] = False):
     """Check the competition folder before training: layout, train.csv against the folders, test ids, truncated or odd
     images."""
-    from .data.verify import check
-    typer.echo(check(data, deep))
+    from .data.verify import check_folder
+    typer.echo(check_folder(data, deep))
 
 
 @app.command()
@@ -238,8 +238,8 @@ def submit(csv: Path,
            competition: COMP = COMPETITION, data: DATA = None,
            again: Annotated[bool, typer.Option('--again', help='submit a file that was submitted before')] = False):
     "Check CSV, submit it through the kaggle client, and append it with its runs to submissions/log.csv."
-    from .kaggle.submit import submit
-    submit(csv, message, competition, data=data, again=again)
+    from .kaggle.submit import upload
+    upload(csv, message, competition, data=data, again=again)
 
 
 @app.command()
@@ -366,16 +366,16 @@ def playbook(book: Annotated[str, typer.Argument(
     """Road to the Top in one command: check the data, screen the candidates on a small copy, rank them, train the top
     ones at full size within --hours, ensemble them and check (and with --submit, submit) the CSV. Run it again after
     a stop and it goes on from the first unfinished stage, never retraining a finished run."""
-    from .playbook import playbook as run, status as where
+    from .playbook import play, progress
     from .train.loop import stoppable
-    if status: return typer.echo(where(book, data, name))
+    if status: return typer.echo(progress(book, data, name))
     if submit and not message: raise PaddyError("--submit needs a message: -m 'what is in it'")
     from .kaggle.lint import check_file
-    from .kaggle.submit import submit as upload
+    from .kaggle.submit import upload
     plain_logs()
     try:
         with stoppable():
-            run(book, data, hours, name, dry_run, message if submit else None, gpus, check=check_file,
+            play(book, data, hours, name, dry_run, message if submit else None, gpus, check=check_file,
                 submit=lambda csv, msg, d: str(upload(csv, msg, data=d)['ref']))
     except KeyboardInterrupt:
         typer.echo(f'paddy playbook: stopped; `paddy playbook {book}` with the same options goes on', err=True)
@@ -429,16 +429,16 @@ def kaggle_run(exps: Annotated[Optional[List[str]], typer.Argument(help='experim
                = None):
     """Push paddy (as a private dataset, when it changed) and a kernel that runs `paddy sweep EXP… --repeat N` (or
     `paddy playbook NAME`) on Kaggle's GPU."""
-    from .kaggle.runs import run
-    run(exps or [], repeat, set_, accelerator, title, dry_run, fit_memory=fit_memory, hours=hours, playbook=playbook)
+    from .kaggle.remote import push
+    push(exps or [], repeat, set_, accelerator, title, dry_run, fit_memory=fit_memory, hours=hours, playbook=playbook)
 
 
 @kaggle_app.command('status')
 @friendly
 def kaggle_status(kernel: KERNEL = None):
     "The kernel's state in one line: queued, running, complete or error."
-    from .kaggle.runs import status
-    typer.echo(status(kernel))
+    from .kaggle.remote import kernel_status
+    typer.echo(kernel_status(kernel))
 
 
 @kaggle_app.command('pull')
@@ -450,7 +450,7 @@ def kaggle_pull(kernel: KERNEL = None,
                 data: DATA = None):
     """Bring a finished kernel's runs into models/ and preds/, where results, report and ensemble take them; never
     overwrites."""
-    from .kaggle.runs import pull
+    from .kaggle.remote import pull
     pull(kernel, models, data)
 
 

@@ -70,7 +70,7 @@ COLUMNS = ['member', 'images', 'error', 'lo', 'hi', 'best', 'shared', 'diff', 'd
            'indistinguishable']
 
 
-def versus(a: pd.Series, b: pd.Series, draws: int = DRAWS, level: float = LEVEL, seed: int = 0) -> dict:
+def paired(a: pd.Series, b: pd.Series, draws: int = DRAWS, level: float = LEVEL, seed: int = 0) -> dict:
     """`a`'s error less `b`'s on the images both hold, with its `level` interval, and on how many images each is right
     where the other is wrong."""
     shared = a.index.intersection(b.index)

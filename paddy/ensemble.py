@@ -189,7 +189,7 @@ def write_new(sub: pd.DataFrame, csv: Path, named: bool) -> Path:
             csv = csv.with_name(free_name(csv.parent) + '.csv')
 
 
-def apart(members: dict[str, dict]) -> str:
+def who_is_apart(members: dict[str, dict]) -> str:
     "Which runs keep the others from sharing one validation split, in words."
     none = [r for r, m in members.items() if not split_of(m)]
     if none: return f"{', '.join(none)} {'has' if len(none) == 1 else 'have'} none"
@@ -251,8 +251,8 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
         report['ensemble'] = error(first, combine([m['valid_probs'] for m in members.values()], w, vote))
         for r, e in report['members'].items(): print(f'{e:.4f}  {r}')
         print(f"{report['ensemble']:.4f}  ensemble of {int((w > 0).sum())} ({method}), validation error")
-    else: print(f"the runs do not share one validation split ({apart(members)}), so no ensemble validation error "
-                "is given")
+    else: print(f"the runs do not share one validation split ({who_is_apart(members)}), so no ensemble validation "
+                "error is given")
     submissions.mkdir(parents=True, exist_ok=True)
     if replace:  # whole or not at all: a kill mid-write leaves the old file, never half of the new one
         with replaced(csv) as tmp: sub.to_csv(tmp, index=False)

@@ -21,7 +21,7 @@ def confident(probs: np.ndarray, threshold: float, cap: int) -> np.ndarray:
     return order[top[order] >= threshold][:cap]
 
 
-def check(threshold: float, max_share: float):
+def check_threshold(threshold: float, max_share: float):
     if not 0 < threshold < 1:
         raise PaddyError(f"--threshold {threshold:g}: give a probability between 0 and 1, e.g. --threshold 0.95")
     if not 0 < max_share <= 1:
@@ -45,7 +45,7 @@ def pseudo(ensemble: str, dest: Path, threshold: float = 0.95, max_share: float 
     added to train_images/<predicted label>/, at most `max_share` of the labelled training images, most confident
     first. Every image is a symbolic link to the original; the folder is built beside `dest` and renamed into place
     whole."""
-    check(threshold, max_share)
+    check_threshold(threshold, max_share)
     dest = Path(dest)
     never_overwrite(dest, hint='pass another --dest')
     meta, probs = test_probs(ensemble, submissions)

@@ -175,7 +175,7 @@ def collect(models: Path = Path('models'), wandb: str | None = None) -> tuple[pd
 def versus(df: pd.DataFrame, a: str, b: str, dataset: str | None = None, preds: Path = Path('preds')) -> dict:
     """`paddy report --vs A B`: experiment `a`'s TTA error less `b`'s on the validation images they share, its 95%
     interval, and on how many images each is right where the other is wrong."""
-    from .compare import right, versus as paired
+    from .compare import paired, right
     if dataset is not None: df = df[df.dataset == dataset]
     p = pivot(df.dropna(subset=['error_rate']))
     files = {}

@@ -16,7 +16,7 @@ def _wandb():
     return wandb
 
 
-def check():
+def check_installed():
     "Fail before any training when --wandb cannot work."
     _wandb()
 

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paddy.compare import noise, right, versus
+from paddy.compare import noise, paired, right
 from paddy.errors import PaddyError
 from paddy.predict import save_preds
 
@@ -25,7 +25,7 @@ def test_the_interval_of_a_difference_covers_the_true_one():
         flip = rng.random(400) < 0.1  # and some disagreement either way
         b[flip] = 1 - b[flip]
         true = 0.30 - (0.22 * 0.9 + 0.78 * 0.1)
-        v = versus(a, b, draws=500, seed=s)
+        v = paired(a, b, draws=500, seed=s)
         hits += v['lo'] <= true <= v['hi']
     assert hits >= 0.85 * trials, hits
 
@@ -45,11 +45,11 @@ def test_versus_counts_where_each_is_right_and_the_other_wrong():
     ids = [f'i{k}' for k in range(40)]
     a = pd.Series([1.0] * 30 + [0.0] * 10, index=ids)
     b = pd.Series([1.0] * 25 + [0.0] * 5 + [1.0] * 2 + [0.0] * 8, index=ids)
-    v = versus(a, b, draws=200)
+    v = paired(a, b, draws=200)
     assert (v['a_only'], v['b_only'], v['images']) == (5, 2, 40)
     assert v['diff'] == pytest.approx(10 / 40 - 13 / 40)
     with pytest.raises(PaddyError, match='share 0 validation images'):
-        versus(a, pd.Series([1.0], index=['other']))
+        paired(a, pd.Series([1.0], index=['other']))
 
 
 def test_right_reads_a_runs_tta_probabilities_and_averages_repeats(tmp_path):

@@ -220,7 +220,7 @@ def test_a_killed_cache_build_is_shown_then_removed(project, tmp_path, monkeypat
 @pytest.fixture
 def stopped(project, tiny_spec, monkeypatch):
     "A run stopped after its second epoch, its state kept."
-    import paddy.train.run as R
+    import paddy.train.trainer as R
     from paddy.spec import load
     from paddy.train import Settings, train
     from test_train_resume import stop_after_the_row

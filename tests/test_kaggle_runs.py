@@ -349,7 +349,7 @@ def test_a_dry_run_needs_no_credentials_and_prints_no_banner(monkeypatch):
 
 def test_every_kernel_state_kagglesdk_knows_has_its_words():
     from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
-    from paddy.kaggle.runs import HINTS
+    from paddy.kaggle.remote import HINTS
     assert {s.name.lower() for s in KernelWorkerStatus} == set(HINTS)
 
 

@@ -57,7 +57,7 @@ def test_the_cycle_finder_finds_one():
 
 def test_imports_go_one_way():
     g = graph()
-    assert 'paddy.train.run' in g and 'paddy.predict' in g['paddy.train.run']  # the graph sees real imports
+    assert 'paddy.train.trainer' in g and 'paddy.predict' in g['paddy.train.trainer']  # the graph sees real imports
     assert cycle(g) is None, f"import circle: {' → '.join(cycle(g))}"
 
 
@@ -85,3 +85,9 @@ def test_training_does_not_reach_interpretation_or_test_instrumentation():
         assert 'paddy.interpret' not in reach(g, m), m
     # what counts a test's or a benchmark's host reads patches torch.Tensor: it lives in benchmarks/, never here
     assert not [p for p in PKG.rglob('*.py') if 'setattr(torch.Tensor' in p.read_text()]
+
+
+def test_module_names_say_what_they_hold():
+    "No module named run or runs (four were), and no two modules of one name: an import names one thing."
+    stems = [p.stem for p in PKG.rglob('*.py') if p.name != '__init__.py']
+    assert not {'run', 'runs'} & set(stems) and len(stems) == len(set(stems))

@@ -263,7 +263,7 @@ def test_greedy_selection_is_never_worse_than_the_mean_on_real_runs(trained, tin
 def test_one_training_seed_gives_the_same_weights_and_predictions_and_repeats_differ(comp, tiny_spec):
     import torch
     from fastai.learner import load_learner
-    from paddy.train.run import training_seed
+    from paddy.train.trainer import training_seed
     runs = [train(load(str(tiny_spec), ['train_seed=7']), Settings(data=comp)) for _ in range(2)]
     assert [m['train_seed'] for m in runs] == [7, 7]
     a, b = (load_learner(Path(f"models/{m['run']}.pkl")).model.state_dict() for m in runs)

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from paddy.cli import app
 from paddy.playbook import plan as P
-from paddy.playbook.book import load
+from paddy.playbook.book import load_playbook
 from paddy.spec import load as load_experiment
 
 BOOK = """candidates = ['{spec}', ('{spec}', ['lr=0.02'])]
@@ -137,16 +137,16 @@ def test_two_playbooks_of_one_name_at_once_are_refused(comp, book):
 
 def test_a_run_folder_of_states_does_not_hide_the_shipped_playbooks():
     Path('playbooks/cpu-data').mkdir(parents=True)  # what a playbook run leaves in a folder of its own
-    assert load('cpu').name == 'cpu'
+    assert load_playbook('cpu').name == 'cpu'
     Path('playbooks/mine.py').write_text("candidates = ['demo_scratch']\n")
-    assert load('mine').candidates == ('demo_scratch',) and load('quick').name == 'quick'
+    assert load_playbook('mine').candidates == ('demo_scratch',) and load_playbook('quick').name == 'quick'
 
 
 def test_shipped_playbooks_load_and_name_real_candidates():
     for name in ('road_to_the_top', 'quick', 'cpu'):
-        b = load(name)
+        b = load_playbook(name)
         assert b.candidates and b.name == name
-    cpu = load('cpu')
+    cpu = load_playbook('cpu')
     assert {e for e, _ in cpu.candidate_sets()} == {'efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2'}
 
 
@@ -188,7 +188,7 @@ def test_final_epochs_fill_the_budget_up_to_three_times_the_playbooks():
 
 def test_with_no_screening_the_first_candidate_goes_on_and_says_why(book, comp):
     from paddy.playbook import stages as S
-    r = S.Run(load(str(book)), 'tinybook-comp', Path('playbooks/tinybook-comp'), comp, 0.01)
+    r = S.PlaybookRun(load_playbook(str(book)), 'tinybook-comp', Path('playbooks/tinybook-comp'), comp, 0.01)
     assert r.margin() == pytest.approx(P.MARGIN * 36)
     got = S.rank(r, dict(skipped=True, why='no screening: too small'))
     assert got['chosen'] == [r.book.first()] == ['tiny'] and got['why'] == 'no screening: too small'

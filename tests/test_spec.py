@@ -4,7 +4,7 @@ import pytest
 
 from paddy.errors import PaddyError
 from paddy.spec import Experiment, available, hw, load
-from paddy.train.learner import _torchvision, check
+from paddy.train.learner import _torchvision, check_experiment
 
 SHIPPED = available()
 
@@ -22,7 +22,7 @@ def test_every_experiment_loads_and_validates(name):
     exp = load(name)
     assert exp.name == name
     assert timm.is_model(exp.arch)
-    check(exp)
+    check_experiment(exp)
     cfg = timm.models.get_pretrained_cfg(exp.arch)
     if cfg.fixed_input_size: assert hw(exp.aug_size) == tuple(cfg.input_size[1:])
 
@@ -67,27 +67,27 @@ def test_unknown_experiment_names_close_matches():
 
 def test_unknown_arch_names_close_matches():
     with pytest.raises(PaddyError, match="unknown arch 'convnxt_small'; close matches: convnext_small"):
-        check(load('convnext_small_squish', ['arch=convnxt_small']))
+        check_experiment(load('convnext_small_squish', ['arch=convnxt_small']))
 
 
 def test_unknown_pretrained_tag_is_an_error():
     with pytest.raises(PaddyError, match='no pretrained tag'):
-        check(load('convnext_small_squish', ['arch=convnext_small.nope']))
+        check_experiment(load('convnext_small_squish', ['arch=convnext_small.nope']))
 
 
 def test_vit_cannot_take_another_size():
     with pytest.raises(PaddyError, match=r'only takes 224×224 input but aug_size is 288×288: set aug_size = 224'):
-        check(load('vit_small_squish', ['aug_size=288']))
+        check_experiment(load('vit_small_squish', ['aug_size=288']))
     with pytest.raises(PaddyError,
-                       match='only takes 192×192'): check(load('swinv2_base_squish', ['aug_size=(288,224)']))
+                       match='only takes 192×192'): check_experiment(load('swinv2_base_squish', ['aug_size=(288,224)']))
 
 
 def test_convnext_takes_rectangles():
-    assert check(load('convnext_small_rect')) == []
+    assert check_experiment(load('convnext_small_rect')) == []
 
 
 def test_side_not_multiple_of_32_warns(capsys):
-    msgs = check(load('convnext_small_squish', ['aug_size=(300,224)']))
+    msgs = check_experiment(load('convnext_small_squish', ['aug_size=(300,224)']))
     assert len(msgs) == 1 and 'aug_size=(300, 224)' in msgs[0]
     assert 'not a multiple of 32' in capsys.readouterr().err
 
@@ -99,7 +99,7 @@ def test_torchvision_arch_is_accepted(comp):
     from paddy.train.weights import Weights
     exp = Experiment(name='x', arch='squeezenet1_1', pretrained=False, item_size=32, aug_size=32)  # not in timm
     assert not timm.is_model(exp.arch) and _torchvision(exp.arch) is torchvision.models.squeezenet1_1
-    assert check(exp) == []
+    assert check_experiment(exp) == []
     learn = learner(dataloaders(read_train(comp), exp, [], 4), exp, Weights(False))
     assert any(type(m).__name__ == 'Fire' for m in learn.model.modules())  # squeezenet's own block
 
@@ -109,4 +109,4 @@ def test_torchvision_arch_is_accepted(comp):
                           ('aug_size', '(0,224)')])
 def test_impossible_values_are_errors(field, value):
     with pytest.raises(PaddyError, match=field.split('_')[-1]):
-        check(load('convnext_small_squish', [f'{field}={value}']))
+        check_experiment(load('convnext_small_squish', [f'{field}={value}']))

@@ -10,7 +10,7 @@ from paddy.errors import PaddyError
 from paddy.predict import load_preds, predict
 from paddy.spec import load
 from paddy.train import Settings, train
-from paddy.train.learner import check
+from paddy.train.learner import check_experiment
 
 
 @pytest.fixture(scope='module')
@@ -19,7 +19,7 @@ def compiled(tmp_path_factory):
     import torch
     from conftest import TINY, make_comp, weights_file, with_variety
     from test_train_resume import stop_after_the_row
-    import paddy.train.run as R
+    import paddy.train.trainer as R
     d = tmp_path_factory.mktemp('compiled')
     comp = with_variety(make_comp(d / 'comp'))
     spec = d / 'tiny.py'
@@ -74,5 +74,5 @@ def test_a_compiled_run_predicts_and_its_preds_are_whole(compiled, tmp_path):
     (['compile=True', 'compile_backend=nope'], "compile_backend='nope' is not a torch.compile backend"),
 ])
 def test_a_compile_setting_torch_lacks_is_refused(tiny_spec, sets, says):
-    with pytest.raises(PaddyError, match=says): check(load(str(tiny_spec), sets))
+    with pytest.raises(PaddyError, match=says): check_experiment(load(str(tiny_spec), sets))
     assert not Path('models').exists()

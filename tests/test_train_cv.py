@@ -22,7 +22,7 @@ K = 5
 def project(tmp_path_factory):
     from conftest import TINY, make_comp
     from test_train_resume import stop_after_the_row
-    import paddy.train.run as R
+    import paddy.train.trainer as R
     from paddy.train import cv
     d = tmp_path_factory.mktemp('cv')
     comp = make_comp(d / 'comp')
@@ -196,7 +196,7 @@ def test_a_fold_predicts_by_its_path_and_its_predictions_stay_with_its_cv_run(pr
 
 
 def test_a_cv_run_that_fails_before_any_fold_leaves_nothing(comp, tiny_spec, monkeypatch):
-    import paddy.train.run as R
+    import paddy.train.trainer as R
     from paddy.train import cv
     def fails(*a, **k): raise RuntimeError('out of memory')
     monkeypatch.setattr(R, 'fit_run', fails)

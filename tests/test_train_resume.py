@@ -111,7 +111,7 @@ def stop_after_the_row(epoch: int):
 
 
 def test_an_epoch_whose_row_was_printed_is_saved(comp, tiny_spec, monkeypatch):
-    import paddy.train.run as R
+    import paddy.train.trainer as R
     real = R.learner
     monkeypatch.setattr(R, 'learner', lambda *a, **k: real(*a, **k).add_cb(stop_after_the_row(0)))
     with pytest.raises(KeyboardInterrupt): tiny_run(tiny_spec, comp)
@@ -132,7 +132,7 @@ def test_a_stop_during_the_save_waits_for_it(comp, tiny_spec, monkeypatch):
 
 def nan_losses(monkeypatch):
     "Make every Learner that training builds compute NaN losses, as a rate far too high would."
-    import paddy.train.run as R
+    import paddy.train.trainer as R
     real = R.learner
     def nan_loss(*a, **k):
         learn = real(*a, **k)
@@ -190,7 +190,7 @@ def test_a_run_stopped_and_resumed_ends_as_an_unbroken_one(comp, tiny_spec, monk
     import numpy as np
     import torch
     from paddy.predict import load_model, load_preds
-    import paddy.train.run as R
+    import paddy.train.trainer as R
     unbroken = tiny_run(tiny_spec, comp, 'train_seed=5', 'mixup=0.4')  # MixUp: numpy's and python's draws too
     real = R.learner
     monkeypatch.setattr(R, 'learner', lambda *a, **k: real(*a, **k).add_cb(stop_after_the_row(1)))

@@ -11,7 +11,7 @@ def test_argv_reads_back_into_the_same_settings(monkeypatch):
     def start(exp, sets, settings, resume_run):
         got.update(exp=exp, sets=sets, settings=settings, resume=resume_run)
         return 0
-    monkeypatch.setattr('paddy.train.run.start', start)
+    monkeypatch.setattr('paddy.train.trainer.start', start)
     every = Settings(data='/d', cache=False, gpu_cache=False, precision='bf16', channels_last=False, sweep='s/j-1',
                      wandb=True, fit_memory=12.5, processes=3)
     cases = ((every, ('train', 'tiny'), ['epochs=1', 'lr=0.1']), (Settings(), ('train', '--resume', 'r-1'), []))

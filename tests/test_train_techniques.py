@@ -31,7 +31,7 @@ def run(tmp_path_factory):
     model beside it, and the checkpoint's EMA steps at the stop."""
     from conftest import TINY, make_comp, weights_file, with_variety
     from test_train_resume import stop_after_the_row
-    import paddy.train.run as R
+    import paddy.train.trainer as R
     d = tmp_path_factory.mktemp('techniques')
     comp = with_variety(make_comp(d / 'comp', size=(64, 48)))
     spec = d / 'tiny.py'

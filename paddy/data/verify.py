@@ -110,7 +110,7 @@ def verify(path: Path, deep: bool = False, workers: int = 0) -> list[Problem]:
     return out
 
 
-def fatal(problems: list[Problem]) -> list[Problem]:
+def fatal_only(problems: list[Problem]) -> list[Problem]:
     "Print the notes among `problems` (what paddy handles itself); return the rest."
     for p in problems:
         if not p.fatal: print(f'note: {p}', file=sys.stderr)
@@ -136,18 +136,18 @@ def ensure(path: Path, workers: int = 0):
     raise with every fatal problem, one a line, and their count; print the notes."""
     seen = contents(path)
     if seen in _PASSED: return
-    bad = fatal(verify(path, workers=workers))
+    bad = fatal_only(verify(path, workers=workers))
     if bad:
         total = f"{sum(p.n for p in bad)} problems in {path}: see `paddy check --deep --data {path}`"
         raise PaddyError('\n'.join([str(p) for p in bad] + [total]))
     _PASSED.add(seen)
 
 
-def check(data=None, deep: bool = False) -> str:
+def check_folder(data=None, deep: bool = False) -> str:
     "`paddy check`: print the notes, raise with the problems one a line, or say the folder in use is fine."
     path = find_data(data)
     problems = verify(path, deep=deep, workers=num_workers())
-    bad = fatal(problems)
+    bad = fatal_only(problems)
     if bad: raise PaddyError('\n'.join(map(str, bad)))
     return (f"{path}: no problems{' (every image decoded)' if deep else ''}"
             + (f', {len(problems)} notes' if problems else ''))

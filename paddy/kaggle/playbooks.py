@@ -4,22 +4,22 @@ from the first unfinished stage and never retrains a run that was pulled."""
 import hashlib
 from pathlib import Path
 
-from ..playbook.book import Playbook, flat, load as load_book
-from ..playbook.run import ROOT
+from ..playbook.book import Playbook, flat, load_playbook
+from ..playbook.play import ROOT
 from ..spec import load
 from ..sweep import finished
-from ..train.learner import check
+from ..train.learner import check_experiment
 from . import bundle, kernel
 
 
 def checked(name: str, accelerator: str, title: str | None) -> tuple[Playbook, list, str]:
     """The playbook, its candidates' experiments as shipped (without the stages' sets, which the playbook applies) and
     the kernel's title; what would fail on Kaggle is refused here, before any call to it."""
-    book = load_book(name)
+    book = load_playbook(name)
     for exp, sets in book.candidate_sets():  # as the kernel will train them, screening and final
         for stage in (book.screen_sets, book.final_sets):
             spec = load(exp, [*stage, *sets])
-            check(spec)
+            check_experiment(spec)
             bundle.check_portable(spec)
     specs = [load(exp) for exp in dict.fromkeys(exp for exp, _ in book.candidate_sets())]
     kernel.check_accelerator(accelerator)

@@ -30,7 +30,7 @@ def read_log(log: Path = LOG) -> pd.DataFrame:
     return pd.read_csv(log, dtype=str, keep_default_na=False) if log.is_file() else pd.DataFrame(columns=COLUMNS)
 
 
-def submit(sub: Path, message: str, comp: str = COMPETITION, data=None, log: Path = LOG, again: bool = False) -> dict:
+def upload(sub: Path, message: str, comp: str = COMPETITION, data=None, log: Path = LOG, again: bool = False) -> dict:
     "Lint `sub`, upload it with `message`, and append what it was made from to `log`."
     sub = Path(sub)
     if not message.strip():

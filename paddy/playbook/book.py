@@ -58,18 +58,18 @@ def path_of(name: str) -> Path:
 FIELDS = {f.name: f for f in fields(Playbook) if f.name != 'name'}
 
 
-def load(name: str) -> Playbook:
+def load_playbook(name: str) -> Playbook:
     "Read playbook `name` and check every candidate's experiment, with its sets, before anything trains."
     p = path_of(name)
     vals = read_assignments(p, FIELDS)  # lists come back as tuples
     if 'candidates' not in vals or not vals['candidates']:
         raise PaddyError(f"{p}: set `candidates`, e.g. candidates = ['convnext_small_squish', 'vit_small_squish']")
     book = Playbook(name=p.stem, **vals)
-    check(book, p)
+    check_playbook(book, p)
     return book
 
 
-def check(book: Playbook, where: Path):
+def check_playbook(book: Playbook, where: Path):
     "Raise, naming the file, on a field out of range or a candidate that does not load."
     for key in ('screen_epochs', 'final_epochs', 'repeat'):
         if getattr(book, key) < 1: raise PaddyError(f"{where}: {key}={getattr(book, key)} must be 1 or more")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..data import num_workers, read_train, tst_items
 from ..data.resize import resize
-from ..data.verify import check as check_data
+from ..data.verify import check_folder
 from ..ensemble import ensemble as make_ensemble
 from ..errors import PaddyError
 from ..files import read_json, write_json
@@ -19,7 +19,7 @@ from . import plan as P
 from .book import Playbook, label
 
 
-class Run:
+class PlaybookRun:
     "A playbook run's context: the book, where it writes, the data, the budget and the clock of this session."
     def __init__(self, book: Playbook, name: str, folder: Path, data: Path, hours: float | None, gpus=None,
                  spent: float = 0.0, models: Path = Path('models')):
@@ -45,7 +45,7 @@ def spec_file(exp, folder: Path) -> Path:
     return f
 
 
-def experiments(r: Run, stage: str, labels: list[str] | None = None, epochs: int | None = None) -> list:
+def experiments(r: PlaybookRun, stage: str, labels: list[str] | None = None, epochs: int | None = None) -> list:
     """The candidates (or those of `labels`) as experiments of `stage` (screen or final), named by their labels; a
     final one with `epochs` where given (the budget's), else the playbook's."""
     b, out = r.book, []
@@ -58,14 +58,14 @@ def experiments(r: Run, stage: str, labels: list[str] | None = None, epochs: int
     return out if labels is None else sorted(out, key=lambda e: labels.index(e.name))
 
 
-def check(r: Run) -> dict:
-    report = check_data(r.data)
+def check(r: PlaybookRun) -> dict:
+    report = check_folder(r.data)
     (r.folder / 'check.txt').write_text(report + '\n')
     print(report)
     return dict(report='check.txt')
 
 
-def shrink(r: Run) -> dict:
+def shrink(r: PlaybookRun) -> dict:
     "The small copy, under data/, reused when it exists (`paddy resize` resumes and checks it)."
     if not r.book.screen_size: return dict(data=str(r.data))
     dest = Path('data') / f'{r.data.name}-{r.book.screen_size}'
@@ -76,7 +76,7 @@ def counts(data: Path) -> tuple[int, int]:
     return len(read_train(data)), len(tst_items(data)[0])
 
 
-def screen_estimates(r: Run, data: Path) -> list[P.Estimate]:
+def screen_estimates(r: PlaybookRun, data: Path) -> list[P.Estimate]:
     """Each screening run's time, from the rate of any run measured before (else a prior for this device), and the
     device's start-up per run; its TTA on the test set only when the screening runs are the ensemble's (top = 0)."""
     n, n_test = counts(data)
@@ -102,7 +102,7 @@ def measured_rate(models: Path) -> tuple[float, str]:
     return P.PRIOR_PX_PER_S[dev], f'a prior for {dev}: no run measured yet'
 
 
-def screen_plan(r: Run, data: Path) -> tuple[list[P.Estimate], str]:
+def screen_plan(r: PlaybookRun, data: Path) -> tuple[list[P.Estimate], str]:
     """The screening runs the budget's share holds (`plan.screen_share`), and why; every candidate when the screening
     runs are themselves the ensemble's (top = 0)."""
     est = screen_estimates(r, data)
@@ -110,7 +110,7 @@ def screen_plan(r: Run, data: Path) -> tuple[list[P.Estimate], str]:
     return P.screen_share(est, budget, len(devices(r.gpus)))
 
 
-def affordable(r: Run, data: Path):
+def affordable(r: PlaybookRun, data: Path):
     "Raise, saying how much it needs, when the time left cannot hold the planned screening and one final run."
     est, _ = screen_plan(r, data)
     need = sum(e.seconds for e in est) / max(1, len(devices(r.gpus)))
@@ -124,7 +124,7 @@ def affordable(r: Run, data: Path):
                          f"{(need + r.spent) / 3600 / (1 - P.MARGIN) * 1.2:.2g} or more, or fewer candidates")
 
 
-def screen(r: Run, data: Path) -> dict:
+def screen(r: PlaybookRun, data: Path) -> dict:
     est, why = screen_plan(r, data)
     print(f'{r.name}: {why}')
     if not est: return dict(runs={}, skipped=True, why=why, estimate=0.0, wall_per_run=None, data=str(data))
@@ -138,7 +138,7 @@ def screen(r: Run, data: Path) -> dict:
     return dict(runs=runs, estimate=sum(e.seconds for e in est), wall_per_run=wall, data=str(data), why=why)
 
 
-def rank(r: Run, screened: dict) -> dict:
+def rank(r: PlaybookRun, screened: dict) -> dict:
     """The screening runs by TTA error, with the bootstrap's interval; the top ones go on: first those within noise of
     the best (`choose`), then the rest by error. With no screening, the playbook's first candidate."""
     if screened.get('skipped'):
@@ -176,7 +176,7 @@ def choose(p, k: int) -> tuple[list[str], list[str]]:
     return chosen, tied.experiment.tolist()
 
 
-def final_plan(r: Run, chosen: list[str], screened: dict,
+def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
                seconds_left: float | None = None) -> tuple[list[P.Estimate], list[P.Estimate], int]:
     """Each chosen candidate's final runs, estimated from its own screening run (else the rate on record), those that
     fit `seconds_left` (default: the time left now, less `plan.MARGIN` of the budget), and their epochs: with a
@@ -209,7 +209,7 @@ def final_plan(r: Run, chosen: list[str], screened: dict,
     return keep, drop, epochs
 
 
-def final(r: Run, chosen: list[str], screened: dict) -> dict:
+def final(r: PlaybookRun, chosen: list[str], screened: dict) -> dict:
     "The final sweep, as planned once: a session that goes on from a stop trains what that plan said."
     f = r.folder / 'final-plan.json'
     if f.exists(): plan = read_json(f, "move it aside: the final stage plans again")
@@ -232,7 +232,7 @@ def final(r: Run, chosen: list[str], screened: dict) -> dict:
                 estimate=sum(e.seconds for e in keep), epochs=plan['epochs'])
 
 
-def ensemble(r: Run, runs: list[str]) -> dict:
+def ensemble(r: PlaybookRun, runs: list[str]) -> dict:
     "The final runs' ensemble as submissions/<run>.csv (one left by an earlier session is taken as it is)."
     sub = Path('submissions') / f'{r.name}.json'
     if sub.exists(): meta = read_json(sub)
@@ -247,5 +247,5 @@ def ensemble(r: Run, runs: list[str]) -> dict:
                 valid_error=meta['valid_error']['ensemble'], interpret=where)
 
 
-def final_runs(r: Run) -> list[str]:
+def final_runs(r: PlaybookRun) -> list[str]:
     return sorted(m['run'] for m in finished(r.sweep_name('final'), r.models).values())

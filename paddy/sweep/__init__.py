@@ -2,6 +2,6 @@
 run by one engine, this machine's GPUs one run each (`local`, the default) or a Ray cluster's (`ray`)."""
 from .jobs import Sweep, execute, finished, job_of, run_env, stopped
 from .local import devices, run_queue
-from .run import sweep
+from .driver import sweep
 
 __all__ = ['Sweep', 'devices', 'execute', 'finished', 'job_of', 'run_env', 'run_queue', 'stopped', 'sweep']

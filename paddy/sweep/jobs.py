@@ -12,7 +12,7 @@ from ..folds import check_k
 from ..provenance import stamp
 from ..results import metas
 from ..spec import load_sweep, recipe
-from ..train.resume import lock as run_lock
+from ..train.resume import run_lock
 from ..train.settings import Settings
 
 

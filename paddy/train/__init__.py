@@ -1,3 +1,3 @@
 """Stage 3, training: the Learner and its weights, heads, memory preflight, resume, several processes, and `train`."""
-from .run import train
+from .trainer import train
 from .settings import Settings

@@ -6,7 +6,7 @@ from ..errors import PaddyError
 from ..spec import Experiment
 
 
-def check(exp: Experiment):
+def check_compile(exp: Experiment):
     "Raise when `exp.compile_backend` is not one of torch's."
     import torch._dynamo
     if not exp.compile: return

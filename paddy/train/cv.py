@@ -17,10 +17,10 @@ from ..predict import error, load_preds, save_preds
 from ..provenance import stamp
 from ..results import metas, recipe
 from ..spec import Experiment, load
-from . import run
-from .learner import check
+from . import trainer
+from .learner import check_experiment
 from .resume import owned, recorded
-from .run import train
+from .trainer import train
 from .settings import Settings
 
 
@@ -38,11 +38,11 @@ def is_cv(name: str, models: Path) -> bool: return plan_file(name, models).is_fi
 def begin(exp: Experiment, settings: Settings, k: int, models: Path, preds: Path) -> dict:
     """Check what every fold's run checks (the spec, weights, data and images) and K, save the fold plan and name the
     CV run: bad input fails here, before anything is written."""
-    check(exp)
+    check_experiment(exp)
     seed, path = split_seed(exp.seed), find_data(settings.data)
     plan = F.make(read_train(path), k, seed)  # a bad K fails first, as it is the option just given
     if (F.FOLDS / f'{F.digest(plan)}.csv').exists(): F.load(F.digest(plan))  # and a damaged plan of this one
-    run.checked(exp, settings)  # then what each fold checks: weights, data and images
+    trainer.checked(exp, settings)  # then what each fold checks: weights, data and images
     plan = F.save(plan)
     cv = new_run(exp.name, models, preds)
     info = dict(run=cv, experiment=dataclasses.asdict(exp), settings=dataclasses.asdict(settings), folds=k,
@@ -147,7 +147,7 @@ def full_fit(exp: Experiment, settings: Settings, models: Path = Path('models'),
 def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run: str | None = None,
           folds: int | None = None, full: bool = False, models: Path = Path('models')) -> int:
     """`paddy train`: with `folds`, a CV run of `exp`; with `full`, its final fit; `resume_run` finishes a stopped CV
-    run or plain run; else one plain run (`run.start`). Exit code."""
+    run or plain run; else one plain run (`trainer.start`). Exit code."""
     cv = resume_run is not None and is_cv(resume_run, models)
     if resume_run and (folds is not None or full):
         raise PaddyError(f"--resume {resume_run} finishes the run as it was started: drop --folds and --full")
@@ -156,7 +156,7 @@ def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run:
     if settings.processes != 1 and (folds is not None or full or cv):
         raise PaddyError("--processes trains one run over several GPUs, and a CV run or final fit is not one: drop "
                          "--processes, or run CV runs side by side with `paddy sweep EXP… --folds K`")
-    if not (folds is not None or full or cv): return run.start(exp, sets, settings, resume_run)
+    if not (folds is not None or full or cv): return trainer.start(exp, sets, settings, resume_run)
     # a CV run's test predictions are the mean of its folds', made as each fold ends
     settings = dataclasses.replace(settings, test_preds=True)
     if resume_run and sets: raise PaddyError(f"--resume {resume_run} finishes the run as it was started: drop --set")

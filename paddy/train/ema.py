@@ -7,7 +7,7 @@ from fastai.callback.core import Callback
 WARMUP_POWER = 3 / 4  # timm's advice for runs of well under a million steps: decay 0.999 after 10K steps
 
 
-def bare(model):
+def unwrapped(model):
     "The module under a DDP wrapper, which `--processes` puts around the model while it fits."
     return getattr(model, 'module', model) if type(model).__name__ == 'DistributedDataParallel' else model
 
@@ -20,7 +20,7 @@ class EMA(Callback):
     def _start(self, model):
         from timm.utils.model_ema import ModelEmaV3
         from .compiled import plain
-        with plain(bare(model)) as m:  # the copy must not share the model's compiled call
+        with plain(unwrapped(model)) as m:  # the copy must not share the model's compiled call
             self.average = ModelEmaV3(m, decay=self.decay, use_warmup=True, warmup_power=WARMUP_POWER)
 
     def before_fit(self):
@@ -30,7 +30,7 @@ class EMA(Callback):
         if self.skipped: self.skipped = False
         else:
             self.steps += 1
-            self.average.update(bare(self.learn.model), step=self.steps)
+            self.average.update(unwrapped(self.learn.model), step=self.steps)
 
     def decay_now(self) -> float: return self.average.get_decay(self.steps) if self.average else 0.0
     def saved(self) -> dict: return dict(model=self.average.module.state_dict(), steps=self.steps)
@@ -41,7 +41,7 @@ class EMA(Callback):
 
     def copy_to(self, model):
         "Load the averaged weights and statistics into `model`."
-        bare(model).load_state_dict(self.average.module.state_dict())
+        unwrapped(model).load_state_dict(self.average.module.state_dict())
 
 
 def callbacks(exp) -> list: return [EMA(exp.ema)] if exp.ema else []

@@ -40,10 +40,10 @@ def check_arch(exp: Experiment):
                          f"{h if h == w else (h, w)}" + (" and aug_sizes = ()" if exp.aug_sizes else ''))
 
 
-def check(exp: Experiment) -> list[str]:
+def check_experiment(exp: Experiment) -> list[str]:
     """Raise on a spec that cannot train (its fields, or an arch that cannot take them); return warnings for one that
     trains badly."""
-    from .compiled import check as check_compile
+    from .compiled import check_compile
     msgs = validate(exp)
     check_arch(exp)
     check_compile(exp)
@@ -63,16 +63,17 @@ def adamw():
 
 def learner(dls, exp: Experiment, weights, cbs=(), **kwargs):
     """A fastai `vision_learner` for `exp` on `dls`, with `weights` from `paddy.weights.resolve`, that reads no loss
-    back to the host while it trains (`syncs.lean`); `kwargs` go to `vision_learner`."""
+    back to the host while it trains (`syncs.without_host_reads`); `kwargs` go to `vision_learner`."""
     import timm
     from fastai.vision.all import AccumMetric, error_rate, vision_learner
-    from .syncs import lean
+    from .syncs import without_host_reads
     arch = exp.arch if timm.is_model(exp.arch) else _torchvision(exp.arch)
     # accumulated, not averaged per batch: across processes fastai then gathers the predictions and drops the padding
     # its DistributedDL adds, so the epoch table's error is that of the validation set itself
     kwargs = {"opt_func": adamw(), "metrics": AccumMetric(error_rate, flatten=False), **kwargs}
     kwargs.update(loss(dls, exp))
-    return lean(vision_learner(dls, arch, pretrained=weights.pretrained, cbs=list(cbs), **weights.kwargs, **kwargs))
+    return without_host_reads(vision_learner(dls, arch, pretrained=weights.pretrained, cbs=list(cbs),
+                                             **weights.kwargs, **kwargs))
 
 
 def precision(name: str = 'auto') -> str:

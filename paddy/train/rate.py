@@ -7,7 +7,7 @@ from ..files import write_json
 from ..provenance import stamp
 from ..spec import load
 from . import lr_find
-from .run import prepare
+from .trainer import prepare
 from .settings import Settings
 
 

@@ -17,7 +17,7 @@ def paths(run: str, models: Path) -> tuple[Path, Path]:
     return models / f'{run}.state' / 'run.json', models / f'{run}.state' / 'model.pth'
 
 
-def lock(run: str, models: Path) -> Path:
+def run_lock(run: str, models: Path) -> Path:
     "The lock that the process training `run` holds: in a CV run's folder of folds, else in the run's state."
     cv = models / f'{run}.folds'
     return (cv if cv.is_dir() else paths(run, models)[0].parent) / 'lock'
@@ -28,7 +28,7 @@ def owned(run: str, models: Path):
     """Hold `run`'s lock while training it: a second process that would train it too (a `--resume` in another
     terminal, a sweep started again beside an orphan) is refused, naming the one that holds it. A run with no folder
     yet has nothing to hold: what reads it says why."""
-    f = lock(run, models)
+    f = run_lock(run, models)
     if not f.parent.is_dir():
         yield
         return
@@ -52,16 +52,16 @@ def read(run: str, models: Path) -> dict:
         raise PaddyError(f"--resume {run}: it finished; its model is {models / run}.pkl")
     if not info_file.exists():
         raise PaddyError(f"--resume {run}: no saved state {info_file}: check the name with `ls {models}`")
-    info = read_json(info_file, again(run, models, info_file))
+    info = read_json(info_file, resume_hint(run, models, info_file))
     for k in ('experiment', 'split_seed', 'settings'):
-        if k not in info: raise damaged(info_file, ValueError(f'it has no {k}'), again(run, models, info_file))
+        if k not in info: raise damaged(info_file, ValueError(f'it has no {k}'), resume_hint(run, models, info_file))
     if pth.exists():
         info.update({k: v for k, v in load(pth, run, models).items() if k in ('epochs_done', 'fit_time', 'history')})
         info['pth'] = pth
     return {'epochs_done': 0, 'fit_time': 0.0, 'pth': None, 'history': [], **info}
 
 
-def again(run: str, models: Path, what: Path) -> str:
+def resume_hint(run: str, models: Path, what: Path) -> str:
     """How to go on from a state whose `what` cannot be read: only the last epoch is kept, so there is no earlier one to
     resume from; the experiment is trained again."""
     exp = run.rsplit('-', 1)[0] if re.fullmatch(r'.+-[0-9a-f]{6}', run) else 'EXP'
@@ -79,9 +79,9 @@ def load(pth: Path, run: str, models: Path) -> dict:
     import torch
     try: ck = torch.load(pth, map_location='cpu', weights_only=True)  # tensors and numbers only: no code runs
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        raise damaged(pth, e, again(run, models, pth)) from None
+        raise damaged(pth, e, resume_hint(run, models, pth)) from None
     lacks = [k for k in KEPT if not isinstance(ck, dict) or k not in ck]
-    if lacks: raise damaged(pth, ValueError(f"it lacks {', '.join(lacks)}"), again(run, models, pth))
+    if lacks: raise damaged(pth, ValueError(f"it lacks {', '.join(lacks)}"), resume_hint(run, models, pth))
     return ck
 
 
@@ -112,7 +112,7 @@ def restore(learn, pth: Path):
             if name in ck.get('cbs', {}): cb.load_saved(ck['cbs'][name], learn)
         if 'rng' in ck: set_random_states(learn, ck['rng'])  # last: nothing above may draw after it
     except (RuntimeError, KeyError, ValueError, TypeError) as e:
-        raise damaged(pth, e, again(run, pth.parent.parent, pth)) from None
+        raise damaged(pth, e, resume_hint(run, pth.parent.parent, pth)) from None
 
 
 def random_states(learn) -> dict:

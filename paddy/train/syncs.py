@@ -84,7 +84,7 @@ class HostSlot:
     def read(self) -> str: return f'{float(self.view.mean()):.4f}'  # one loss, or one per process where gathered
 
 
-def lean(learn):
+def without_host_reads(learn):
     "`learn` without fastai's per-batch loss reads: the device smooth loss and the lagging bar in place of fastai's."
     if hasattr(learn, 'progress'):
         learn.remove_cb(learn.progress)

@@ -9,7 +9,7 @@ from ..files import is_run_name
 from . import plan as P
 from . import stages as S
 from . import summary
-from .book import load
+from .book import load_playbook
 from .state import STAGES, State, locked
 
 ROOT = Path('playbooks')
@@ -21,7 +21,7 @@ def run_name(book_name: str, data: Path, name: str | None) -> str:
     return name
 
 
-def dry_run(r: S.Run, state: dict | None) -> dict:
+def dry_run(r: S.PlaybookRun, state: dict | None) -> dict:
     "The plan, from the runs on record; nothing trains and nothing is written."
     est, why = S.screen_plan(r, r.data)
     stages = (state or {}).get('stages', {})
@@ -38,14 +38,14 @@ def dry_run(r: S.Run, state: dict | None) -> dict:
                 epochs=epochs)
 
 
-def playbook(name: str, data=None, hours: float | None = None, run: str | None = None, dry: bool = False,
+def play(name: str, data=None, hours: float | None = None, run: str | None = None, dry: bool = False,
              message: str | None = None, gpus: str | None = None, check=None, submit=None,
              models: Path = Path('models')) -> dict:
     """Run playbook `name` on `data` within `hours` as run `run` (default NAME-DATASET), from its first unfinished
     stage. `check(csv, data)` and `submit(csv, message, data)` are the submission's lint and upload (the CLI passes
     the Kaggle client's), so the playbook itself never reaches Kaggle."""
     check_hours(hours)
-    book = load(name)  # an unknown candidate fails here, before anything trains
+    book = load_playbook(name)  # an unknown candidate fails here, before anything trains
     path = find_data(data)
     name = run_name(book.name, path, run)
     folder = ROOT / name
@@ -53,11 +53,11 @@ def playbook(name: str, data=None, hours: float | None = None, run: str | None =
     if dry:
         f = folder / 'state.json'
         state = State.read(f) if f.exists() else None
-        return dry_run(S.Run(book, name, folder, path, hours, gpus, state.spent() if state else 0.0, models),
+        return dry_run(S.PlaybookRun(book, name, folder, path, hours, gpus, state.spent() if state else 0.0, models),
                        state and state.info)
     with locked(folder):
         s = State.open(folder, args)
-        r = S.Run(book, name, folder, path, hours, gpus, s.spent(), models)
+        r = S.PlaybookRun(book, name, folder, path, hours, gpus, s.spent(), models)
         todo = s.first_unfinished()
         if todo in ('check', 'shrink', 'screen'): S.affordable(r, path)  # before any stage: the copy has as many images
         s.save()
@@ -78,7 +78,7 @@ def playbook(name: str, data=None, hours: float | None = None, run: str | None =
         return s.info
 
 
-def step(stage: str, r: S.Run, s: State, message, check, submit) -> dict:
+def step(stage: str, r: S.PlaybookRun, s: State, message, check, submit) -> dict:
     "What stage `stage` records, done now."
     st = s.info['stages']
     if stage == 'check': return S.check(r)
@@ -102,9 +102,9 @@ def step(stage: str, r: S.Run, s: State, message, check, submit) -> dict:
     return out
 
 
-def status(name: str, data=None, run: str | None = None) -> str:
+def progress(name: str, data=None, run: str | None = None) -> str:
     "Where a playbook run stands: each stage, done (with its time) or to do, and the budget left."
-    book = load(name)
+    book = load_playbook(name)
     path = find_data(data)
     name = run_name(book.name, path, run)
     f = ROOT / name / 'state.json'

@@ -21,7 +21,7 @@ from ..spec import Experiment, load
 from . import distributed, lr_find, preflight, resume, techniques
 from .compiled import Compiling, compile_model, plain
 from .ema import EMA
-from .learner import check, learner, precision, speedups
+from .learner import check_experiment, learner, precision, speedups
 from .loop import accum_setup, fit, unfinished, whole_or_nothing
 from .progressive import Progressive
 from .settings import Settings
@@ -65,8 +65,8 @@ class Run:
 def checked(exp: Experiment, settings: Settings) -> tuple[Settings, Path, object, Weights]:
     """Everything that can fail before the first epoch, checked now: the spec, the weights, the data and its images;
     `settings` with the data folder and precision resolved, the folder, its train.csv and the weights."""
-    check(exp)
-    if settings.wandb: wandb_io.check()
+    check_experiment(exp)
+    if settings.wandb: wandb_io.check_installed()
     path = find_data(settings.data)
     weights = resolve(exp.arch, exp.pretrained)  # fails fast offline, before any data is read
     settings = replace(settings, data=str(path.resolve()), precision=precision(settings.precision))

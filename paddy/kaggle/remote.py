@@ -12,7 +12,7 @@ from ..provenance import git_commit
 from ..spec import load_sweep, recipe
 from ..sweep import finished
 from ..train import Settings
-from ..train.learner import check
+from ..train.learner import check_experiment
 from . import bundle, kernel, playbooks
 from .client import api, kaggle_errors, rules_url
 
@@ -58,7 +58,7 @@ def checked(exps: list[str], repeat: int, sets, accelerator: str, title: str | N
                                   "--playbook NAME")
     specs = load_sweep(exps, sets, repeat)
     for s in specs:
-        check(s)
+        check_experiment(s)
         bundle.check_portable(s)
     kernel.check_accelerator(accelerator)
     return specs, kernel.check_title(title or kernel.default_title([s.name for s in specs]))
@@ -87,7 +87,7 @@ def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerat
     return dict(meta=meta, manifest=manifest)
 
 
-def run(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.ACCELERATOR, title: str | None = None,
+def push(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.ACCELERATOR, title: str | None = None,
         dry_run: Path | None = None, log: Path = LOG, fit_memory: float | None = None, hours: float = HOURS,
         playbook: str | None = None) -> dict:
     """Push a kernel that sweeps `exps` (or runs `playbook`) on Kaggle's GPU, with paddy's dataset versioned first if
@@ -171,7 +171,7 @@ def state(kaggle_api, ref: str) -> tuple[str, str | None]:
     return r.status.name.lower(), r.failure_message
 
 
-def status(kernel_: str | None = None, log: Path = LOG) -> str:
+def kernel_status(kernel_: str | None = None, log: Path = LOG) -> str:
     "The kernel's state in one line."
     kernel_ = target(kernel_, log)
     kaggle_api = api()
@@ -212,13 +212,13 @@ def pattern(models: bool) -> str:
             + (r'|models/[^/]+\.pkl' if models else '') + ')$')
 
 
-def kept(folder: Path) -> list[Path]:
+def fetched_files(folder: Path) -> list[Path]:
     """The files under a fetched `folder` but its locks (a sweep's or playbook's, left by a kernel stopped at its time
     limit): a lock names a process of the kernel's, not of this machine."""
     return [f for f in sorted(folder.rglob('*')) if f.is_file() and f.name != 'lock']
 
 
-def moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tuple[Path, Path]]:
+def pull_moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tuple[Path, Path]]:
     "(fetched, destination) for every finished run and log, predictions first; raises on a run that doesn't fit here."
     out = []
     for j in sorted((got / 'models').glob('*.json')):
@@ -231,9 +231,9 @@ def moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tupl
         pkl = got / 'models' / f'{run}.pkl'
         out += [(npz, Path('preds') / npz.name)] + ([(pkl, Path('models') / pkl.name)] if models
                                                     and pkl.is_file() else []) + [(j, Path('models') / j.name)]
-    out += [(f, logs / f.relative_to(got / 'sweeps')) for f in kept(got / 'sweeps')]
+    out += [(f, logs / f.relative_to(got / 'sweeps')) for f in fetched_files(got / 'sweeps')]
     for top in ('playbooks', 'submissions', 'reports'):  # a playbook run's, as `paddy playbook` left them there
-        out += [(f, Path(top) / f.relative_to(got / top)) for f in kept(got / top)
+        out += [(f, Path(top) / f.relative_to(got / top)) for f in fetched_files(got / top)
                 if top != 'playbooks' or f.parent != got / top]  # the playbook itself is yours, written flat
     if (got / RECORD).is_file(): out.append((got / RECORD, logs / RECORD))
     return out
@@ -249,7 +249,7 @@ def continued(got: Path) -> set[Path]:
     return out
 
 
-def same(x: Path, y: Path) -> bool:
+def same_bytes(x: Path, y: Path) -> bool:
     return x.stat().st_size == y.stat().st_size and x.read_bytes() == y.read_bytes()
 
 
@@ -273,19 +273,19 @@ def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path 
         if st != 'complete':
             print(f'{ref} ended {st}' + (f' ({why})' if why else '') + '; the end of its log:')
             for line in lines[-20:]: print(f'  | {line}')
-        plan = moves(tmp, models, test_ids, logs)
+        plan = pull_moves(tmp, models, test_ids, logs)
         if lines:
             (tmp / 'kernel.log').write_text('\n'.join(lines) + '\n')
             plan.append((tmp / 'kernel.log', logs / 'kernel.log'))
         further = continued(tmp)
-        clash = [d for s, d in plan if d.exists() and not same(s, d) and Path(*d.parts[:2]) not in further]
+        clash = [d for s, d in plan if d.exists() and not same_bytes(s, d) and Path(*d.parts[:2]) not in further]
         if clash:
             raise PaddyError(f"{clash[0]} exists with other "
                              f"contents{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}: "
                              "nothing was pulled; move it aside and pull again")
         brought = []
         for s, d in plan:
-            if d.exists() and same(s, d): continue
+            if d.exists() and same_bytes(s, d): continue
             if d.exists():  # a playbook's state that the kernel took further: replaced whole
                 with replaced(d) as t: shutil.copyfile(s, t)
             else:

@@ -9,10 +9,10 @@ SUB ?=
 MSG ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test download check sizes resize cache train sweep kaggle results report ensemble submit submissions list
+.PHONY: help install demo test test-fast download check sizes resize cache train sweep kaggle results report ensemble submit submissions list
 
 help: ## show these targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## make .venv and install paddy with its test tools (skipped when up to date)
 
@@ -28,6 +28,9 @@ demo: install ## run the whole pipeline offline on scikit-learn's digits → sub
 test: install ## lint with ruff, then run the test suite (CPU, no network)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+test-fast: install ## the tests to run while you work: no subprocess training, no slow module (under 90 s)
+	$(BIN)/pytest -m 'not slow' -q
 
 download: install ## download and unzip the competition into data/ once (needs a Kaggle token: see README)
 	$(BIN)/paddy download $(ARGS)

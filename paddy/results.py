@@ -1,11 +1,12 @@
 """Every finished run's metadata (models/*.json) as one table, with each architecture's family."""
-import hashlib, json, re, sys
+import re, sys
 from pathlib import Path
 
 import pandas as pd
 
 from .errors import PaddyError
 from .files import Damaged, open_new, read_json
+from .spec import recipe
 
 COLUMNS = ['run', 'dataset', 'experiment', 'recipe', 'arch', 'family', 'resize', 'item_size', 'size', 'accum', 'epochs',
            'split', 'error_rate', 'tta_error_rate', 'tta_helped', 'fit', 'fold_mean', 'fold_std', 'fit_time',
@@ -25,14 +26,9 @@ def family(arch: str) -> str:
     return fam
 
 
-def recipe(exp: dict) -> str:
-    """A short hash of every field but name and seeds: runs of one recipe are repeats; `--set` makes another. A
-    field at its default counts as absent, so a run recorded before the field existed repeats one recorded after."""
-    from .spec import FIELDS
-    def default(k, v): return k in FIELDS and (tuple(v) if isinstance(v, list) else v) == FIELDS[k].default
-    return hashlib.sha1(json.dumps({k: v for k, v in exp.items()
-                                    if k not in ('name', 'seed', 'train_seed') and not default(k, v)},
-                                   sort_keys=True).encode()).hexdigest()[:6]
+def repeats_of(exp: dict) -> str:
+    "What runs that repeat one another share: the recipe of a run's recorded experiment but its seeds (`spec.recipe`)."
+    return recipe(exp, without=('seed', 'train_seed'), n=6)
 
 
 def _size(s) -> str:
@@ -52,7 +48,7 @@ def row(meta: dict) -> dict:
     exp = meta.get('experiment', {})
     err, tta = meta.get('error_rate'), meta.get('tta_error_rate')
     return dict(run=meta.get('run'), dataset=Path(str(meta.get('data', ''))).name, experiment=exp.get('name'),
-                recipe=recipe(exp), arch=exp.get('arch'),
+                recipe=repeats_of(exp), arch=exp.get('arch'),
                 family=family(str(exp.get('arch', ''))), resize=exp.get('resize'),
                 item_size=_size(exp.get('item_size')),
                 size=_size((exp.get('aug_sizes') or [exp.get('aug_size')])[-1]), accum=exp.get('accum'),

@@ -1,7 +1,7 @@
 """Experiment specs: `experiments/<name>.py` files of plain assignments, one experiment each."""
-import ast, difflib, hashlib, math, os, runpy, sys, typing
+import ast, difflib, hashlib, json, math, os, runpy, sys, typing
 import types as types_
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from .errors import PaddyError
@@ -52,10 +52,15 @@ def assignments(exp: Experiment) -> str:
     return ''.join(f'{k} = {getattr(exp, k)!r}\n' for k in FIELDS)
 
 
-def recipe(exp: Experiment) -> str:
-    """A short id of what `exp` trains, from its resolved fields: equal whichever files, bases and --set made it, and
-    new when any of them changes, so that a sweep of an edited experiment is a new sweep."""
-    return hashlib.sha1(assignments(exp).encode()).hexdigest()[:12]
+def recipe(exp: 'Experiment | dict', without: typing.Sequence[str] = (), n: int = 12) -> str:
+    """A short id of what `exp` (an Experiment, or one as a run's record holds it) trains: a hash of its fields but its
+    name and `without`, equal whichever files, bases and --set made it. A field at its default counts as absent, so a
+    field added to paddy later leaves the recipes recorded before it as they were. A sweep's identity takes every
+    field; the runs that repeat one another (results, a CV run's stand-in) leave out the seeds."""
+    d = asdict(exp) if isinstance(exp, Experiment) else exp
+    def default(k, v): return k in FIELDS and tuples(v) == FIELDS[k].default
+    kept = {k: v for k, v in d.items() if k != 'name' and k not in without and not default(k, v)}
+    return hashlib.sha1(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:n]
 
 
 def experiments_dir() -> Path:

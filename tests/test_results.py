@@ -1,7 +1,7 @@
 """Every finished run as one row, and each architecture's family."""
 import pytest
 from conftest import TINY
-from paddy.results import family, recipe, row
+from paddy.results import family, repeats_of, row
 
 SPECS = {'tiny_convnext': TINY, 'tiny_effnet': TINY.replace('test_convnext', 'test_efficientnet')}
 
@@ -21,15 +21,16 @@ def test_family_from_the_timm_name(arch, fam):
 def test_a_field_added_later_keeps_older_runs_repeats_of_newer_ones():
     old = dict(name='a', arch='convnext_small', item_size=[640, 480], epochs=12, seed=42)  # before `compile` existed
     new = dict(old, compile=False, compile_mode='default', compile_backend='inductor', seed=7, aug_size=224)
-    assert recipe(old) == recipe(new)
-    assert recipe(dict(new, compile=True)) != recipe(new) != recipe(dict(new, epochs=1))
+    assert repeats_of(old) == repeats_of(new)
+    assert repeats_of(dict(new, compile=True)) != repeats_of(new) != repeats_of(dict(new, epochs=1))
 
 
 def test_the_techniques_off_keep_the_recipe_and_progressive_runs_show_their_last_size():
     old = dict(name='a', arch='convnext_small', aug_size=224, epochs=12, seed=42)  # before the techniques existed
     off = dict(old, mixup=0.0, cutmix=0.0, mix_switch=0.5, mix_off_epochs=0, label_smoothing=0.0, ema=0.0,
                aug_sizes=[])  # as a run's .json writes them
-    assert recipe(old) == recipe(off) != recipe(dict(off, ema=0.999)) != recipe(dict(off, aug_sizes=[128, 224]))
+    assert (repeats_of(old) == repeats_of(off) != repeats_of(dict(off, ema=0.999))
+            != repeats_of(dict(off, aug_sizes=[128, 224])))
     assert row(dict(experiment=off))['size'] == '224'
     assert row(dict(experiment=dict(off, aug_sizes=[[128, 96], [256, 192]])))['size'] == '256x192'
 

@@ -110,3 +110,13 @@ def test_torchvision_arch_is_accepted(comp):
 def test_impossible_values_are_errors(field, value):
     with pytest.raises(PaddyError, match=field.split('_')[-1]):
         check_experiment(load('convnext_small_squish', [f'{field}={value}']))
+
+
+def test_a_recipe_is_its_fields_however_made_and_a_field_added_later_leaves_it():
+    from dataclasses import asdict
+    from paddy.spec import recipe
+    exp = load('convnext_small_rect')
+    assert recipe(exp) == recipe(asdict(exp)) == recipe(load('convnext_small_rect', ['epochs=12']))  # 12: its own
+    assert recipe(load('convnext_small_rect', ['lr=0.002'])) != recipe(exp)
+    older = {k: v for k, v in asdict(exp).items() if k != 'deterministic'}  # recorded before the field existed
+    assert recipe(older) == recipe(exp)

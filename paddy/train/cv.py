@@ -15,7 +15,7 @@ from ..errors import PaddyError
 from ..files import new_run, read_json, write_json
 from ..predict import error, load_preds, save_preds
 from ..provenance import stamp
-from ..results import metas, recipe
+from ..results import metas, repeats_of
 from ..spec import Experiment, load
 from . import trainer
 from .learner import check_experiment
@@ -125,9 +125,9 @@ def finish(info: dict, models: Path, preds: Path) -> dict:
 
 def matching(exp: Experiment, data: str, models: Path) -> dict | None:
     "The newest finished CV run of `exp`'s recipe on `data`: the one that stands for a final fit's validation."
-    want = recipe(dataclasses.asdict(exp))
+    want = repeats_of(dataclasses.asdict(exp))
     cvs = [m for _, m in metas(models, warn=False) if (m.get('split') or {}).get('kind') == 'cv'
-           and m.get('data') == data and recipe(m.get('experiment', {})) == want]
+           and m.get('data') == data and repeats_of(m.get('experiment', {})) == want]
     return max(cvs, key=lambda m: m.get('created', ''), default=None)
 
 

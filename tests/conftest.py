@@ -5,6 +5,10 @@ os.environ['CUDA_VISIBLE_DEVICES'] = ''   # the tests must pass, and mean the sa
 os.environ['PADDY_WORKERS'] = '0'
 os.environ['HF_ENDPOINT'] = 'http://127.0.0.1:9'  # a closed port: offline for sure, and it fails at once
 os.environ.pop('PADDY_DATA', None)
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # `make test` runs two workers on the two cores: one thread each, in the workers and in the processes they start
+    # (tiny models gain nothing from a second thread; two workers fighting for four threads lose)
+    os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = '1'
 
 from pathlib import Path
 
@@ -15,6 +19,13 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 RICE = ROOT.parent / 'shared' / 'data' / 'rice'
+
+
+@pytest.fixture(scope='session', autouse=True)
+def one_thread_a_worker():
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        import torch
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -33,10 +33,9 @@ KERNEL = Annotated[Optional[str], typer.Argument(
 
 
 def show(df, digits: int):
-    "A table in full on stdout: no wrapping, no elided rows, blanks for missing values."
-    import pandas as pd
-    with pd.option_context('display.width', 250, 'display.max_colwidth', 60, 'display.max_rows', 500):
-        typer.echo(df.to_string(index=False, na_rep='', float_format=lambda x: f'{x:.{digits}f}'))
+    "A table in full on stdout."
+    from .tables import table_text
+    typer.echo(table_text(df, digits))
 
 
 def plain_logs():

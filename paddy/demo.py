@@ -7,6 +7,7 @@ import pandas as pd
 from .ensemble import ensemble
 from .predict import load_preds
 from .spec import load
+from .tables import table_text
 from .train import Settings, train
 
 LABELS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
@@ -63,6 +64,6 @@ def demo(root: Path = Path('data/demo'), overrides=(), models: Path = Path('mode
     rows.append(dict(model='ensemble', weights='mean', valid_acc=1 - sub['valid_error']['ensemble'],
                      test_acc=accuracy(pd.read_csv(sub['csv'], dtype=str).label, path)))
     table = pd.DataFrame(rows)
-    print(f"\n{table.to_string(index=False, float_format='%.4f')}\n\nwrote {sub['csv']}; test labels held aside in "
+    print(f"\n{table_text(table)}\n\nwrote {sub['csv']}; test labels held aside in "
           f"{path/'test_labels.csv'}")
     return table

@@ -11,6 +11,7 @@ from .errors import PaddyError
 from .files import folder_once, never_overwrite, write_json
 from .predict import confusion, most_confused
 from .provenance import stamp
+from .tables import table_text
 
 
 def per_class(cm: np.ndarray, vocab) -> pd.DataFrame:
@@ -77,7 +78,7 @@ def interpret(run: str | None = None, ensemble: str | None = None, out: Path | N
                     files={k: str(out / f) for k, f in (('confusion', 'confusion.png'), ('classes', 'classes.csv'),
                                                         ('top_losses', 'top_losses.png'))}, **stamp())
         write_json(tmp / 'interpret.json', meta)
-    print(table.to_string(index=False, na_rep='', float_format=lambda x: f'{x:.4f}'))
+    print(table_text(table))
     if pairs: print('most confused (true → predicted): ' + ', '.join(f'{a} → {b} ×{n}' for a, b, n in pairs))
     print(f'wrote {out}/: confusion.png, classes.csv, top_losses.png')
     return meta

@@ -9,6 +9,7 @@ from .errors import PaddyError
 from .files import never_overwrite, open_new, write_json
 from .provenance import stamp
 from .results import results
+from .tables import table_text
 
 KEYS = ['dataset', 'family', 'experiment', 'arch', 'resize', 'size']
 
@@ -139,20 +140,19 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
     name = name or time.strftime(f'report-{dataset or "all"}-%Y%m%d-%H%M%S')
     files = {k: out / f'{name}.{k}' for k in ('png', 'csv', 'json')}
     never_overwrite(*files.values(), hint='pass --name OTHER')
-    with pd.option_context('display.width', 250, 'display.max_rows', 500, 'display.float_format', '{:.4f}'.format):
-        print(f'{len(df)} runs of {len(p)} experiments; score = TTA error (else error_rate) × (fit_time + '
-              f'{constant:g}), {agg} over repeats, spread: their standard deviation; lo–hi: the 95% interval of the '
-              'TTA error over the shared validation images, same_as_best: within that noise of the best\n')
-        print(p.drop(columns='run_names').to_string(index=False), '\n')
-        shown = p.head(top)[KEYS[1:3] + ["runs", "error_rate", "tta_error_rate", "spread", "lo", "hi",
-                                         "same_as_best", "fit_time", "score"]]
-        print(f'top {top} by score:\n{shown.to_string(index=False)}\n')
-        print('better and faster than the median:\n'
-              + (fast[KEYS[1:3] + ['error_rate', 'fit_time']].to_string(index=False) if len(fast) else '(none)'))
-        for flag, why in (('underfits', 'training loss above validation loss at the end: more epochs'),
-                          ('overfits', 'validation loss rose over the last two epochs')):
-            runs = df.run[df.fit == flag].tolist() if 'fit' in df else []
-            if runs: print(f"\n{flag} ({why}): {', '.join(runs)}")
+    print(f'{len(df)} runs of {len(p)} experiments; score = TTA error (else error_rate) × (fit_time + '
+          f'{constant:g}), {agg} over repeats, spread: their standard deviation; lo–hi: the 95% interval of the '
+          'TTA error over the shared validation images, same_as_best: within that noise of the best\n')
+    print(table_text(p.drop(columns='run_names')), '\n')
+    shown = p.head(top)[KEYS[1:3] + ["runs", "error_rate", "tta_error_rate", "spread", "lo", "hi",
+                                     "same_as_best", "fit_time", "score"]]
+    print(f'top {top} by score:\n{table_text(shown)}\n')
+    print('better and faster than the median:\n'
+          + (table_text(fast[KEYS[1:3] + ['error_rate', 'fit_time']]) if len(fast) else '(none)'))
+    for flag, why in (('underfits', 'training loss above validation loss at the end: more epochs'),
+                      ('overfits', 'validation loss rose over the last two epochs')):
+        runs = df.run[df.fit == flag].tolist() if 'fit' in df else []
+        if runs: print(f"\n{flag} ({why}): {', '.join(runs)}")
     out.mkdir(parents=True, exist_ok=True)
     plot(p, files['png'], df)
     with open_new(files['csv']) as f: p.to_csv(f, index=False)

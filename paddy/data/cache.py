@@ -13,6 +13,7 @@ from ..files import Damaged, damaged
 from ..owner import if_free, turn
 from .. import environ
 from ..provenance import stamp
+from ..tables import table_text
 from .pool import pmap
 from .sizes import headers
 
@@ -289,8 +290,7 @@ def describe(clear_all: bool = False) -> str:
         head += (f"\nstale builds, killed before they finished: {len(dead)}, {gb(sum(n for _, n in dead))} on disk "
                  f"({', '.join(t.name for t, _ in dead)}); the next build removes them, as does `paddy cache --clear`")
     if not rows: return head
-    with pd.option_context('display.width', 250, 'display.max_colwidth', 60):
-        return head + '\n' + pd.DataFrame(rows).drop(columns='bytes').to_string(index=False, na_rep='')
+    return head + '\n' + table_text(pd.DataFrame(rows).drop(columns='bytes'))
 
 
 def clear(where: Path | None = None) -> tuple[int, list[str]]:

@@ -14,6 +14,7 @@ from ..files import read_json, write_json
 from ..report import plot, ranking
 from ..results import metas, results
 from ..spec import assignments, load as load_experiment
+from ..tables import table_text
 from ..sweep import devices, finished, sweep
 from . import plan as P
 from .book import Playbook, label
@@ -151,8 +152,7 @@ def rank(r: PlaybookRun, screened: dict) -> dict:
     p.drop(columns='run_names').to_csv(r.folder / 'rank.csv', index=False)
     plot(p, r.folder / 'rank.png', df)
     chosen, tied = choose(p, r.book.top)
-    print(p[['experiment', 'runs', 'error_rate', 'tta_error_rate', 'lo', 'hi', 'same_as_best', 'fit_time']].to_string(
-        index=False, float_format=lambda x: f'{x:.4f}'))
+    print(table_text(p[['experiment', 'runs', 'error_rate', 'tta_error_rate', 'lo', 'hi', 'same_as_best', 'fit_time']]))
     why = (f"{len(tied)} within noise of the best ({', '.join(tied)}): the faster first, and another family or "
            "resize method before a second of one already taken" if len(tied) > 1 else
            f"{tied[0]} is better than the others beyond noise" if len(p) > 1 else "one candidate")

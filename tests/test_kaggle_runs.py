@@ -139,6 +139,7 @@ def kaggle_log(*lines: str) -> str:
     return json.dumps([dict(stream_name='stdout', time=0.5 * k, data=line + '\n') for k, line in enumerate(lines)])
 
 
+@pytest.mark.slow
 def test_script_trains_here_then_pull_brings_its_runs_to_ensemble(stub, local, tmp_path):
     """Done when: the dry run's script, run against a fake /kaggle/input, trains; pull brings its runs; ensemble uses
     them."""
@@ -200,6 +201,7 @@ def rehearse(dry: str, inp: Path, work: Path, tmp_path: Path) -> subprocess.Comp
                           env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_a_session_limit_skips_what_would_not_fit_and_the_same_push_runs_the_rest(stub, local, tmp_path):
     """Done when: a rehearsal with a small session limit skips a run that would not fit, exits 0 and records it; pull
     brings the finished run and status names the skipped one; the same push again runs only the one skipped."""
@@ -363,6 +365,7 @@ final_epochs = 1
 """
 
 
+@pytest.mark.slow
 def test_a_playbook_runs_in_the_kernel_and_the_next_push_goes_on_from_what_was_pulled(stub, local, tmp_path,
                                                                                       tiny_spec):
     """`paddy kaggle run --playbook`: the kernel runs the whole playbook and pull brings its state, runs and

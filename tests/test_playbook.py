@@ -40,6 +40,7 @@ def runs_of(sweep: str) -> dict[str, list]:
     return out
 
 
+@pytest.mark.slow
 def test_a_playbook_stopped_in_its_final_sweep_finishes_without_retraining(comp, book):
     cmd = [sys.executable, '-m', 'paddy.cli', 'playbook', str(book), '--data', str(comp), '--hours', '1']
     env = dict(os.environ, PYTHONUNBUFFERED='1')

@@ -39,6 +39,7 @@ def test_each_parallel_run_gets_its_gpu_and_a_share_of_the_cores(monkeypatch):
 
 
 
+@pytest.mark.slow
 def test_a_stop_raised_in_a_running_job_stops_its_process_with_sigterm(comp, tiny_spec, monkeypatch):
     """Ray's cancel raises KeyboardInterrupt in the task's thread, which a plain wait on the child never lets in: the
     job waits a second at a time, and on the stop sends its process SIGTERM (which `paddy train` saves its epoch on)."""
@@ -122,6 +123,7 @@ def swept(tmp_path_factory):
     return dict(root=root, first=proc.returncode, first_out=first_out, before=before, second=second)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_stopped_sweep_resumes_without_redoing_finished_runs(swept):
     root = swept['root']
@@ -142,6 +144,7 @@ def test_a_stopped_sweep_resumes_without_redoing_finished_runs(swept):
     assert all('--sweep tiny/' in (root / 'sweeps' / 'tiny' / l).read_text() for l in logs)
 
 
+@pytest.mark.slow
 def test_results_and_report_over_the_swept_runs(swept, monkeypatch):
     monkeypatch.chdir(swept['root'])
     df = results()

@@ -9,6 +9,8 @@ import pytest
 from conftest import TINY, make_comp
 from paddy.sweep import stopped
 
+pytestmark = pytest.mark.slow  # every test here trains in subprocesses: left out of make test-fast
+
 RAY = Path(sys.executable).parent / 'ray'
 FAST = dict(RAY_USAGE_STATS_ENABLED='0', OMP_NUM_THREADS='1',  # two runs at once share this machine's cores
             RAY_AUTH_MODE='disabled',  # loopback only; else a token in ~/.ray from an earlier Ray would turn it on

@@ -11,6 +11,8 @@ from paddy.errors import PaddyError
 from paddy.spec import Experiment
 from paddy.train.loop import accum_setup
 
+pytestmark = pytest.mark.slow  # every test here trains in subprocesses: left out of make test-fast
+
 
 @pytest.mark.timeout(600)
 def test_accelerate_launch_on_two_processes_writes_one_run(comp, tiny_spec):

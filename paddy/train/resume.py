@@ -126,10 +126,15 @@ def random_states(learn) -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     return dict(python=_py(random.getstate()), numpy=[kind, keys.tolist(), pos, has_gauss, gauss],
                 torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                loaders=[_py(dl.rng.getstate()) for dl in learn.dls.loaders])
+                loaders=[_py(_loader(dl).rng.getstate()) for dl in learn.dls.loaders])
 
 
 def _py(state: tuple) -> list: return [state[0], list(state[1]), state[2]]
+
+
+def _loader(dl):
+    "The loader that draws `dl`'s shuffle: fastai's `DistributedDL` (--processes) leaves it to the one it wraps."
+    return dl.dl if type(dl).__name__ == 'DistributedDL' else dl
 
 
 def set_random_states(learn, st: dict):
@@ -143,7 +148,7 @@ def set_random_states(learn, st: dict):
     torch.set_rng_state(st['torch'])
     if st['cuda'] and torch.cuda.is_available() and len(st['cuda']) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(st['cuda'])
-    for dl, (v, internal, g) in zip(learn.dls.loaders, st['loaders']): dl.rng.setstate((v, tuple(internal), g))
+    for dl, (v, internal, g) in zip(learn.dls.loaders, st['loaders']): _loader(dl).rng.setstate((v, tuple(internal), g))
 
 
 def plain(obj):

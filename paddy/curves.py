@@ -5,6 +5,7 @@ from pathlib import Path
 
 from .errors import PaddyError
 from .files import Damaged, is_run_name, read_json, written_once
+from .record import read_record
 from .train.resume import paths
 
 
@@ -13,9 +14,9 @@ def history(run: str, models: Path) -> tuple[str, list[dict]]:
     if not is_run_name(run): raise PaddyError(f"'{run}' is not a run name: see `ls {models}`")
     meta_file, state = models / f'{run}.json', paths(run, models)[0]
     if meta_file.is_file():
-        meta = read_json(meta_file, f"restore it from a copy: its history is in {models}/{run}.state only while it "
-                                    "runs")
-        exp, rows = (meta.get('experiment') or {}).get('name', run), meta.get('history')
+        rec = read_record(meta_file, f"restore it from a copy: its history is in {models}/{run}.state only while it "
+                                     "runs")
+        exp, rows = rec.name or run, rec.history
     elif state.is_file():
         exp = (read_json(state).get('experiment') or {}).get('name', run)
         h = state.with_name('history.json')

@@ -6,7 +6,8 @@ import numpy as np
 
 from .data import find_data, num_workers, read_train, tst_items
 from .errors import PaddyError
-from .files import damaged, is_run_name, never_overwrite, open_new, read_json, replaced, write_json
+from .files import damaged, is_run_name, never_overwrite, open_new, replaced
+from .record import read_record, write_record
 
 
 def tta(learn, files, n: int = 4) -> np.ndarray:
@@ -66,10 +67,10 @@ def with_test(f: Path, p: dict | None = None, models: Path = Path('models')) -> 
     p.update(test_tta(learn, Path(str(p['data'])), len(p['vocab']), seconds))
     with replaced(f) as tmp:
         with open(tmp, 'wb') as out: np.savez(out, **p)
-    meta = read_json(meta_file)
-    meta['test_preds'] = dict(made='by an ensemble', at=time.strftime('%Y-%m-%dT%H:%M:%S'),
-                              seconds=round(seconds['tta_test'], 1))
-    write_json(meta_file, meta, replace=True)
+    rec = read_record(meta_file)
+    rec.test_preds = dict(made='by an ensemble', at=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                          seconds=round(seconds['tta_test'], 1))
+    write_record(meta_file, rec, replace=True)
     return p
 
 
@@ -155,14 +156,14 @@ def predict(run: str, data=None, out: Path | None = None, models: Path = Path('m
     pkl, run = model_file(run, models, trust)
     meta_file = pkl.with_suffix('.json')
     fix = f"restore it, or move it aside and pass --trust to predict from {pkl} alone"
-    meta = read_json(meta_file, fix) if meta_file.exists() else {}
+    rec = read_record(meta_file, fix) if meta_file.exists() else None
     if pkl.parent.name.endswith('.folds'): preds = preds / pkl.parent.name  # a fold's stay with its CV run's
-    out = out or default_out(run, preds, ours=bool(meta))
+    out = out or default_out(run, preds, ours=rec is not None)
     never_overwrite(out, hint='pass --out OTHER.npz')  # before the TTA, not after it
-    if meta: path = find_data(data, recorded=meta.get('data'))  # by default, the folder it was trained on
-    learn = load_model(pkl, ours=bool(meta) or trust)
-    if not meta: path = find_data(data, recorded=getattr(learn, 'trained_on', {}).get('data'))  # what the model says
-    p = tta_preds(learn, path, meta.get('valid_ids', []))
+    if rec: path = find_data(data, recorded=rec.data)  # by default, the folder it was trained on
+    learn = load_model(pkl, ours=rec is not None or trust)
+    if not rec: path = find_data(data, recorded=getattr(learn, 'trained_on', {}).get('data'))  # what the model says
+    p = tta_preds(learn, path, rec.valid_ids if rec else [])
     save_preds(out, run, p)
     err = error(p)
     print(f"{run}: wrote {out}" + (f"; TTA error {err:.4f}" if err is not None else ''))

@@ -5,7 +5,8 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import PaddyError
-from .files import Damaged, open_new, read_json
+from .files import Damaged, open_new
+from .record import RunRecord, read_record
 from .spec import recipe
 
 COLUMNS = ['run', 'dataset', 'experiment', 'recipe', 'arch', 'family', 'resize', 'item_size', 'size', 'accum', 'epochs',
@@ -35,30 +36,27 @@ def _size(s) -> str:
     return 'x'.join(map(str, s)) if isinstance(s, (list, tuple)) else str(s)
 
 
-def split(meta: dict) -> str:
+def split(rec: RunRecord) -> str:
     "How a run was validated: on a held-out share ('single'), out of fold ('cv5', one row for 5 runs), or not ('full')."
-    s = meta.get('split') or {}
-    return f"cv{s['folds']}" if s.get('kind') == 'cv' else 'full' if s.get('kind') == 'full' else 'single'
+    return f"cv{rec.split['folds']}" if rec.kind == 'cv' else 'full' if rec.kind == 'full' else 'single'
 
 
-def row(meta: dict) -> dict:
+def row(rec: RunRecord) -> dict:
     """One run's metadata as a table row: `size` is the last the model saw (progressive resizing's last); `tta_helped`
     compares at 6 places: fastai's error is float32, TTA's float64. A CV run's errors are its out-of-fold ones, with the
     spread of its folds' TTA errors and the sum of their fit times."""
-    exp = meta.get('experiment', {})
-    err, tta = meta.get('error_rate'), meta.get('tta_error_rate')
-    return dict(run=meta.get('run'), dataset=Path(str(meta.get('data', ''))).name, experiment=exp.get('name'),
+    exp = rec.experiment
+    err, tta = rec.error_rate, rec.tta_error_rate
+    return dict(run=rec.run, dataset=Path(str(rec.data or '')).name, experiment=exp.get('name'),
                 recipe=repeats_of(exp), arch=exp.get('arch'),
                 family=family(str(exp.get('arch', ''))), resize=exp.get('resize'),
                 item_size=_size(exp.get('item_size')),
                 size=_size((exp.get('aug_sizes') or [exp.get('aug_size')])[-1]), accum=exp.get('accum'),
-                epochs=exp.get('epochs'), split=split(meta), error_rate=err, fold_mean=meta.get('fold_mean'),
-                fold_std=meta.get('fold_std'),
+                epochs=exp.get('epochs'), split=split(rec), error_rate=err, fold_mean=rec.fold_mean,
+                fold_std=rec.fold_std,
                 tta_error_rate=tta, tta_helped=None if err is None or tta is None else round(tta, 6) < round(err, 6),
-                fit=fit_flag(meta.get('history')),
-                fit_time=meta.get('fit_time'),
-                gpu_mem_gb=meta.get('peak_gpu_mem_gb'), device=meta.get('device'), sweep=meta.get('sweep'),
-                created=meta.get('created'))
+                fit=fit_flag(rec.history), fit_time=rec.fit_time, gpu_mem_gb=rec.peak_gpu_mem_gb, device=rec.device,
+                sweep=rec.sweep, created=rec.created)
 
 
 def fit_flag(history: list | None) -> str | None:
@@ -72,14 +70,16 @@ def fit_flag(history: list | None) -> str | None:
     return 'overfits' if len(v) == 3 and v[0] < v[1] < v[2] else ''
 
 
-def metas(models: Path = Path('models'), warn: bool = True) -> list[tuple[Path, dict]]:
-    "Every finished run's metadata file and contents (a run is finished when its .json exists); others are skipped."
+def metas(models: Path = Path('models'), warn: bool = True) -> list[tuple[Path, RunRecord]]:
+    "Every finished run's record file and record (a run is finished when its .json exists); others are skipped."
     out = []
     for f in sorted(Path(models).glob('*.json')):
-        try: out.append((f, read_json(f)))
+        try: out.append((f, read_record(f)))
         except Damaged as e:
             if warn: print(f"warning: skipping {f}: not a run's metadata ({str(e).split('(')[1].split(':')[0]})",
                            file=sys.stderr)
+        except PaddyError as e:  # a record of a newer schema: the others are still read
+            if warn: print(f"warning: skipping {f}: {e}", file=sys.stderr)
     return out
 
 

@@ -4,6 +4,7 @@ import dataclasses, os
 import pandas as pd
 
 from .errors import PaddyError
+from .record import RunRecord
 from .results import COLUMNS, row
 
 NEEDS = "--wandb needs wandb: `pip install wandb`, then `wandb login` (or set WANDB_MODE=offline to log locally)"
@@ -45,10 +46,10 @@ def start(run: str, exp, data: str, sweep: str | None = None):
     return LogEpochs()
 
 
-def finish(meta: dict):
-    "Record the numbers `paddy report` ranks by in the run's summary, then close it."
+def finish(rec):
+    "Record the numbers `paddy report` ranks by in the run's summary (from its `RunRecord`), then close it."
     wandb = _wandb()
-    wandb.run.summary.update({k: meta[k] for k in SUMMARY if k in meta})
+    wandb.run.summary.update({k: getattr(rec, k) for k in SUMMARY})
     wandb.finish()
 
 
@@ -60,9 +61,9 @@ def from_run(name: str, config: dict, summary: dict) -> dict:
                                            epochs=config.get('epochs'))
     fit = summary.get('fit_time', summary.get('_runtime'))
     mem = summary.get('peak_gpu_mem_gb', summary.get('GPU_mem'))
-    return row(dict(run=name, experiment=exp, data=config.get('data') or config.get('dataset') or 'wandb',
-                    error_rate=summary.get('error_rate'), tta_error_rate=summary.get('tta_error_rate'), fit_time=fit,
-                    peak_gpu_mem_gb=mem))
+    return row(RunRecord(run=name, experiment=exp, data=config.get('data') or config.get('dataset') or 'wandb',
+                         error_rate=summary.get('error_rate'), tta_error_rate=summary.get('tta_error_rate'),
+                         fit_time=fit, peak_gpu_mem_gb=mem))
 
 
 def sweep_results(path: str) -> pd.DataFrame:

@@ -31,8 +31,9 @@ def test_the_techniques_off_keep_the_recipe_and_progressive_runs_show_their_last
                aug_sizes=[])  # as a run's .json writes them
     assert (repeats_of(old) == repeats_of(off) != repeats_of(dict(off, ema=0.999))
             != repeats_of(dict(off, aug_sizes=[128, 224])))
-    assert row(dict(experiment=off))['size'] == '224'
-    assert row(dict(experiment=dict(off, aug_sizes=[[128, 96], [256, 192]])))['size'] == '256x192'
+    from paddy.record import RunRecord
+    assert row(RunRecord(run='x', experiment=off))['size'] == '224'
+    assert row(RunRecord(run='x', experiment=dict(off, aug_sizes=[[128, 96], [256, 192]])))['size'] == '256x192'
 
 
 def test_the_fit_flag_reads_the_last_epochs_of_a_history():
@@ -42,3 +43,24 @@ def test_the_fit_flag_reads_the_last_epochs_of_a_history():
     assert fit_flag([row(2.0, 1.5), row(1.6, 1.2)]) == 'underfits'  # still above validation at the end
     assert fit_flag([row(1.0, 0.9), row(0.5, 1.0), row(0.3, 1.1)]) == 'overfits'  # validation rose twice
     assert fit_flag([row(1.0, 1.2), row(0.8, 1.0), row(0.6, 1.1)]) == ''
+
+
+def test_the_run_record_reads_older_records_and_refuses_newer_ones_in_one_line(tmp_path, capsys):
+    import json
+    from paddy.errors import PaddyError
+    from paddy.record import SCHEMA, RunRecord, read_record, write_record
+    from paddy.results import metas
+    models = tmp_path / 'models'
+    write_record(models / 'a-000001.json', RunRecord(run='a-000001', experiment=dict(name='a', arch='resnet18'),
+                                                     error_rate=0.25, history=[dict(epoch=0, train_loss=1.0)]))
+    back = read_record(models / 'a-000001.json')
+    assert back.error_rate == 0.25 and back.name == 'a' and back.kind == 'seed' and back.schema == SCHEMA
+    # a record written before the schema existed, with a key this paddy no longer knows: read, the key left out
+    (models / 'b-000002.json').write_text(json.dumps(dict(run='b-000002', experiment=dict(name='b'), gone=1)))
+    assert read_record(models / 'b-000002.json').run == 'b-000002'
+    (models / 'c-000003.json').write_text(json.dumps(dict(run='c-000003', schema=SCHEMA + 1)))
+    with pytest.raises(PaddyError, match=f'c-000003.json is a run record of schema {SCHEMA + 1}, newer than this '
+                                         f"paddy's {SCHEMA}: upgrade paddy"):
+        read_record(models / 'c-000003.json')
+    assert [r.run for _, r in metas(models)] == ['a-000001', 'b-000002']  # the others are still listed
+    assert 'warning: skipping' in capsys.readouterr().err

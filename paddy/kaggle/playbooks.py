@@ -36,7 +36,7 @@ def earlier(run: str, models: Path = Path('models'), preds: Path = Path('preds')
     """What earlier sessions of `run` left here: its finished runs' .json (run → text), their predictions and its state
     folder's files as extra dataset files, and the manifest's record of them."""
     done = [m for stage in ('screen', 'final') for m in finished(f'{run}-{stage}', models).values()]  # jobs alike
-    runs = {m['run']: (models / f"{m['run']}.json").read_text() for m in done}
+    runs = {m.run: (models / f"{m.run}.json").read_text() for m in done}
     predicted = [r for r in sorted(runs) if (preds / f'{r}.npz').is_file()]
     extra = {f'finished-{r}.npz': (preds / f'{r}.npz').read_bytes() for r in predicted}
     folder = ROOT / run

@@ -75,7 +75,7 @@ def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerat
     """Write `folder/dataset` and `folder/kernel` for a sweep of `specs` within `hours`; runs of that sweep already
     pulled into `models` go along, so the kernel skips them."""
     name = sweep_name(specs, repeat, sets, fit_memory)
-    done = {m['run']: (models / f"{m['run']}.json").read_text() for m in finished(name, models).values()}
+    done = {m.run: (models / f"{m.run}.json").read_text() for m in finished(name, models).values()}
     print(f"building paddy's wheel and the dataset of {', '.join(s.name for s in specs)}"
           + (f" ({len(done)} runs already pulled, which the kernel skips)" if done else '') + '…', flush=True)
     manifest = bundle.build(folder / 'dataset', owner_, specs, sets, done)

@@ -51,11 +51,11 @@ class Estimate:
     def __str__(self): return f'{self.label}: {duration(self.seconds)} ({self.source})'
 
 
-def rate(meta: dict, exp: dict | None = None) -> float:
-    "The `cost` a second that a finished run's `.json` says it trained at."
+def rate(rec, exp: dict | None = None) -> float:
+    "The `cost` a second that a finished run's record (a `RunRecord`) says it trained at."
     from ..spec import Experiment as E
-    e = E(**{k: tuple(v) if isinstance(v, list) else v for k, v in (exp or meta['experiment']).items()})
-    return meta['img_per_s'] * cost(e)
+    e = E(**{k: tuple(v) if isinstance(v, list) else v for k, v in (exp or rec.experiment).items()})
+    return rec.img_per_s * cost(e)
 
 
 def estimate(exp: Experiment, label: str, n_train: int, n_test: int, px_per_s: float, source: str, folds: int = 0,

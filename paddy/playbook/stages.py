@@ -12,6 +12,7 @@ from ..ensemble import ensemble as make_ensemble
 from ..errors import PaddyError
 from ..files import read_json, write_json
 from ..report import plot, ranking
+from ..record import read_record
 from ..results import metas, results
 from ..spec import assignments, load as load_experiment
 from ..tables import table_text
@@ -95,7 +96,7 @@ def device() -> str:
 
 def measured_rate(models: Path) -> tuple[float, str]:
     "The median pixels a second of the finished runs on record, else the prior for this device."
-    done = [m for _, m in metas(models, warn=False) if m.get('img_per_s') and m.get('experiment')]
+    done = [m for _, m in metas(models, warn=False) if m.img_per_s and m.experiment]
     if done:
         rates = sorted(P.rate(m) for m in done)
         return rates[len(rates) // 2], f'the median rate of {len(rates)} finished runs'
@@ -186,11 +187,11 @@ def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
     rates = {}
     for e in experiments(r, 'final', chosen):
         run = (screened.get('runs') or {}).get(e.name)
-        meta = read_json(r.models / f'{run}.json') if run and (r.models / f'{run}.json').exists() else None
-        if meta:
-            px, source, wall = P.rate(meta), f"its screening run {run}", screened.get('wall_per_run')
+        rec = read_record(r.models / f'{run}.json') if run and (r.models / f'{run}.json').exists() else None
+        if rec:
+            px, source, wall = P.rate(rec), f"its screening run {run}", screened.get('wall_per_run')
             shot = experiments(r, 'screen', [e.name])[0]
-            overhead = max(0.0, wall - meta['fit_time'] - P.tta(shot, meta['n_valid'], 0, px)) if wall else 0.0
+            overhead = max(0.0, wall - rec.fit_time - P.tta(shot, rec.n_valid, 0, px)) if wall else 0.0
         else: (px, source), overhead = measured_rate(r.models), P.PRIOR_STARTUP_S[device()]
         rates[e.name] = px, source, overhead
 
@@ -248,4 +249,4 @@ def ensemble(r: PlaybookRun, runs: list[str]) -> dict:
 
 
 def final_runs(r: PlaybookRun) -> list[str]:
-    return sorted(m['run'] for m in finished(r.sweep_name('final'), r.models).values())
+    return sorted(m.run for m in finished(r.sweep_name('final'), r.models).values())

@@ -77,7 +77,7 @@ def _sweep(s: Sweep, runner, models: Path, hours: float | None) -> dict:
             if rc == 0: counter[0] += 1
             if rc == 0 and not out.get('already'): took.append(out['seconds'])
             meta = finished(s.name, models).get(job) if rc == 0 else None
-            what = (f"error {meta['error_rate']:.4f}, {meta['run']}" if meta else
+            what = (f"error {meta.error_rate:.4f}, {meta.run}" if meta else
                     f"FAILED ({out['lost']})" if out.get('lost') else
                     f'FAILED (exit {rc}), see {s.folder / job}.log')
             if out.get('node'): what += f", on {out['where']}" + (', resumed' if out.get('resumed') else '')

@@ -22,11 +22,11 @@ def job_of(tag, name: str) -> str | None:
     return tag.split('/', 1)[1] if tag.startswith(f'{name}/') else None
 
 
-def finished(name: str, models: Path = Path('models')) -> dict[str, dict]:
-    "Job → metadata of the runs this sweep has finished: a run is finished once its .json is written, last."
+def finished(name: str, models: Path = Path('models')) -> dict:
+    "Job → the record (`RunRecord`) of each run this sweep has finished: a run is finished once its .json is written."
     out = {}
     for _, meta in metas(models, warn=False):
-        job = job_of(meta.get('sweep'), name)
+        job = job_of(meta.sweep, name)
         if job: out[job] = meta
     return out
 
@@ -126,7 +126,7 @@ def execute(s: Sweep, job: str, models: Path, dev: str | None, n_devices: int, w
     end = time.time() + wait
     while True:
         meta = finished(s.name, models).get(job)  # by an earlier attempt that lived on when its node was lost
-        if meta: return dict(rc=0, seconds=0.0, where=where, resumed=None, already=meta['run'])
+        if meta: return dict(rc=0, seconds=0.0, where=where, resumed=None, already=meta.run)
         run = stopped(s.name, models).get(job)
         held = owner.holder(run_lock(run, models)) if run else None
         if not held: break

@@ -15,6 +15,7 @@ from ..errors import PaddyError
 from ..files import new_run, read_json, write_json
 from ..predict import error, load_preds, save_preds
 from ..provenance import stamp
+from ..record import RunRecord, read_record, write_record
 from ..results import metas, repeats_of
 from ..spec import Experiment, load
 from . import trainer
@@ -89,7 +90,7 @@ def finish(info: dict, models: Path, preds: Path) -> dict:
     preds/<cv>.npz; the OOF error, the folds' spread and the summed fit time into models/<cv>.json."""
     cv, k = info['run'], info['folds']
     fm, fp = folder(cv, models), folder(cv, preds)
-    runs = [read_json(fm / f'{cv}-f{j}.json') for j in range(1, k + 1)]
+    runs = [read_record(fm / f'{cv}-f{j}.json') for j in range(1, k + 1)]
     ps = [load_preds(fp / f'{cv}-f{j}.npz') for j in range(1, k + 1)]
     ids = np.concatenate([p['valid_ids'] for p in ps])
     order = np.argsort(ids, kind='stable')
@@ -98,37 +99,36 @@ def finish(info: dict, models: Path, preds: Path) -> dict:
              valid_probs=np.concatenate([p['valid_probs'] for p in ps])[order],
              valid_targets=np.concatenate([p['valid_targets'] for p in ps])[order],
              test_ids=ps[0]['test_ids'], test_probs=np.mean([p['test_probs'] for p in ps], 0),
-             folds=np.array(info['plan']), members=np.array([r['run'] for r in runs]))
+             folds=np.array(info['plan']), members=np.array([r.run for r in runs]))
     # made from the folds, and finished only with the .json: one left by a stop between the two is made again
     if not (models / f'{cv}.json').exists(): (preds / f'{cv}.npz').unlink(missing_ok=True)
     save_preds(preds / f'{cv}.npz', cv, p)
-    n = np.array([r['n_valid'] for r in runs])
-    errs = np.array([r['tta_error_rate'] for r in runs])
+    n = np.array([r.n_valid for r in runs])
+    errs = np.array([r.tta_error_rate for r in runs])
     first = runs[0]
-    meta = dict(run=cv, experiment=info['experiment'], vocab=first['vocab'], data=first['data'],
-                split_seed=info['split_seed'], split=dict(kind='cv', plan=info['plan'], folds=k),
-                n_train=int(n.sum()), n_valid=int(n.sum()), n_pseudo=first.get('n_pseudo', 0),
-                # every image is held out once, so the folds' errors weighted by their sizes are the OOF errors
-                error_rate=float(np.dot(n, [r['error_rate'] for r in runs]) / n.sum()), tta_error_rate=error(p),
-                fold_errors=errs.tolist(), fold_mean=float(errs.mean()), fold_std=float(errs.std(ddof=1)),
-                fit_time=float(sum(r['fit_time'] for r in runs)), runs=[r['run'] for r in runs],
-                peak_gpu_mem_gb=max(r.get('peak_gpu_mem_gb') or 0.0 for r in runs), device=first['device'],
-                weights=first.get('weights'), sweep=info['settings'].get('sweep'),
-                files=dict(preds=str(preds / f'{cv}.npz'), folds=str(fm), plan=str(F.FOLDS / f"{info['plan']}.csv")),
-                **stamp())
-    write_json(models / f'{cv}.json', meta)
-    print(f"{cv}: OOF error {meta['error_rate']:.4f}, TTA OOF error {meta['tta_error_rate']:.4f} over "
-          f"{meta['n_valid']} images; folds' TTA error {meta['fold_mean']:.4f} ± {meta['fold_std']:.4f}, "
-          f"fit {meta['fit_time']:.0f}s → {preds / cv}.npz")
-    return meta
+    rec = RunRecord(run=cv, experiment=info['experiment'], vocab=first.vocab, data=first.data,
+                    split_seed=info['split_seed'], split=dict(kind='cv', plan=info['plan'], folds=k),
+                    n_train=int(n.sum()), n_valid=int(n.sum()), n_pseudo=first.n_pseudo,
+                    # every image is held out once, so the folds' errors weighted by their sizes are the OOF errors
+                    error_rate=float(np.dot(n, [r.error_rate for r in runs]) / n.sum()), tta_error_rate=error(p),
+                    fold_errors=errs.tolist(), fold_mean=float(errs.mean()), fold_std=float(errs.std(ddof=1)),
+                    fit_time=float(sum(r.fit_time for r in runs)), runs=[r.run for r in runs],
+                    peak_gpu_mem_gb=max(r.peak_gpu_mem_gb or 0.0 for r in runs), device=first.device,
+                    weights=first.weights, sweep=info['settings'].get('sweep'),
+                    files=dict(preds=str(preds / f'{cv}.npz'), folds=str(fm),
+                               plan=str(F.FOLDS / f"{info['plan']}.csv")), **stamp())
+    write_record(models / f'{cv}.json', rec)
+    print(f"{cv}: OOF error {rec.error_rate:.4f}, TTA OOF error {rec.tta_error_rate:.4f} over {rec.n_valid} images; "
+          f"folds' TTA error {rec.fold_mean:.4f} ± {rec.fold_std:.4f}, fit {rec.fit_time:.0f}s → {preds / cv}.npz")
+    return rec.to_dict()
 
 
-def matching(exp: Experiment, data: str, models: Path) -> dict | None:
+def matching(exp: Experiment, data: str, models: Path) -> RunRecord | None:
     "The newest finished CV run of `exp`'s recipe on `data`: the one that stands for a final fit's validation."
     want = repeats_of(dataclasses.asdict(exp))
-    cvs = [m for _, m in metas(models, warn=False) if (m.get('split') or {}).get('kind') == 'cv'
-           and m.get('data') == data and repeats_of(m.get('experiment', {})) == want]
-    return max(cvs, key=lambda m: m.get('created', ''), default=None)
+    cvs = [m for _, m in metas(models, warn=False) if m.kind == 'cv' and m.data == data
+           and repeats_of(m.experiment) == want]
+    return max(cvs, key=lambda m: m.created or '', default=None)
 
 
 def full_fit(exp: Experiment, settings: Settings, models: Path = Path('models'), preds: Path = Path('preds')) -> dict:
@@ -136,11 +136,11 @@ def full_fit(exp: Experiment, settings: Settings, models: Path = Path('models'),
     of the same recipe and data stands for its validation; without one it trains all the same, and says so."""
     data = str(find_data(settings.data).resolve())
     cv = matching(exp, data, models)
-    if cv: print(f"{exp.name}: a final fit on every image; CV run {cv['run']} (OOF TTA error "
-                 f"{cv['tta_error_rate']:.4f}) stands for its validation")
+    if cv: print(f"{exp.name}: a final fit on every image; CV run {cv.run} (OOF TTA error "
+                 f"{cv.tta_error_rate:.4f}) stands for its validation")
     else: print(f"{exp.name}: a final fit on every image; no finished CV run of this recipe on {data} (train one with "
                 f"`paddy train {exp.name} --folds 5`), so ensembles cannot choose by its validation", file=sys.stderr)
-    split = dict(kind='full', stand_in=cv['run'] if cv else None, plan=cv['split']['plan'] if cv else None)
+    split = dict(kind='full', stand_in=cv.run if cv else None, plan=cv.split['plan'] if cv else None)
     return train(exp, settings, models, preds, split=split)
 
 

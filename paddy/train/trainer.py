@@ -12,11 +12,12 @@ from ..data import dataloaders, find_data, num_workers, read_train, split_seed, 
 from ..data.sizes import against
 from ..data.verify import ensure
 from ..errors import PaddyError
-from ..files import new_run, torch_write, write_json, written_once
+from ..files import new_run, torch_write, written_once
 from ..folds import check_data, held_out, is_pseudo
 from ..folds import load as load_plan
 from ..predict import confused, error, load_preds, save_preds, tta_preds
 from ..provenance import stamp
+from ..record import RunRecord, write_record
 from ..spec import Experiment, load
 from . import distributed, lr_find, preflight, resume, techniques
 from .compiled import Compiling, compile_model, plain
@@ -213,13 +214,13 @@ def process_age() -> float | None:
 def pseudo_count(r: Run) -> int: return int(is_pseudo(r.df).sum())
 
 
-def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path, raw=None) -> dict:
+def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path, raw=None) -> RunRecord:
     """The run's .json: its recipe, split, scores (`raw`: the model's own, where an EMA's are the run's), speed and
     where it ran, with the provenance every artefact carries."""
     import torch
     cuda, dls, s = torch.cuda.is_available(), r.learn.dls, r.settings
     avg, sizes = techniques.find(r.tricks, EMA), techniques.find(r.tricks, Progressive)
-    return dict(run=r.name, experiment=dataclasses.asdict(r.exp), vocab=p['vocab'].tolist(), data=s.data,
+    return RunRecord(run=r.name, experiment=dataclasses.asdict(r.exp), vocab=p['vocab'].tolist(), data=s.data,
                 split_seed=r.seed, train_seed=r.train_seed, split=r.split, valid_ids=r.valid, n_train=len(dls.train_ds),
                 n_valid=len(dls.valid_ds), n_pseudo=pseudo_count(r),
                 error_rate=float(scores[1]) if scores else None, tta_error_rate=error(p) if r.valid else None,
@@ -270,20 +271,20 @@ def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
     if r.split['kind'] != 'seed': p['split'] = np.array(r.split['kind'])
     if r.split.get('stand_in'): p.update(stand_in(r.split['stand_in'], preds))
     save_preds(preds / f'{r.name}.npz', r.name, p)
-    meta = metadata(r, scores, p, fit_now, models, preds, raw)
-    if r.settings.wandb: wandb_io.finish(meta)
-    write_json(models / f'{r.name}.json', meta)
+    rec = metadata(r, scores, p, fit_now, models, preds, raw)
+    if r.settings.wandb: wandb_io.finish(rec)
+    write_record(models / f'{r.name}.json', rec)
     resume.finish(r.name, models)
-    if meta['ema'] and r.valid: print(f"{r.name}: the EMA of the weights is exported; the model's own error was "
-                                      f"{meta['ema']['raw_error_rate']:.4f}")
-    if r.valid: print(f"{r.name}: error {meta['error_rate']:.4f}, TTA error {meta['tta_error_rate']:.4f}, "
-                      f"fit {meta['fit_time']:.0f}s → {models / r.name}.pkl")
-    else: print(f"{r.name}: trained on every image, fit {meta['fit_time']:.0f}s → {models / r.name}.pkl; "
+    if rec.ema and r.valid: print(f"{r.name}: the EMA of the weights is exported; the model's own error was "
+                                  f"{rec.ema['raw_error_rate']:.4f}")
+    if r.valid: print(f"{r.name}: error {rec.error_rate:.4f}, TTA error {rec.tta_error_rate:.4f}, "
+                      f"fit {rec.fit_time:.0f}s → {models / r.name}.pkl")
+    else: print(f"{r.name}: trained on every image, fit {rec.fit_time:.0f}s → {models / r.name}.pkl; "
                 + (f"CV run {r.split['stand_in']} stands for its validation" if r.split.get('stand_in') else
                    "no CV run of this recipe stands for its validation, so an ensemble cannot choose by it"))
-    if meta['confused']: print(f"{r.name}: most confused (true → predicted, validation images): "
-                               + ', '.join(f"{a} → {b} ×{n}" for a, b, n in meta['confused']))
-    return meta
+    if rec.confused: print(f"{r.name}: most confused (true → predicted, validation images): "
+                           + ', '.join(f"{a} → {b} ×{n}" for a, b, n in rec.confused))
+    return rec.to_dict()  # what callers (a CV run, the demo, scripts) index as JSON
 
 
 def stand_in(cv: str, preds: Path) -> dict:

@@ -25,13 +25,13 @@ $(STAMP): pyproject.toml
 demo: install ## run the whole pipeline offline on scikit-learn's digits → submissions/demo.csv
 	$(BIN)/paddy demo
 
-test: install ## lint with ruff, then the test suite (CPU, no network): in-process tests on two workers, then the slow ones alone
+test: install ## lint with ruff, then the test suite (CPU, no network): on two workers, then the ones that kill processes alone
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 --dist loadgroup -m 'not slow'
-	$(BIN)/pytest -m slow
+	$(BIN)/pytest -n 2 --dist loadfile -m 'not serial'
+	$(BIN)/pytest -m serial
 
 test-fast: install ## the tests to run while you work: none that trains in a subprocess (under 90 s)
-	$(BIN)/pytest -n 2 --dist loadgroup -m 'not slow' -q
+	$(BIN)/pytest -n 2 --dist loadfile -m 'not slow' -q
 
 download: install ## download and unzip the competition into data/ once (needs a Kaggle token: see README)
 	$(BIN)/paddy download $(ARGS)

@@ -119,11 +119,3 @@ def tiny_spec(tmp_path):
     p.write_text(TINY)
     return p
 
-
-def pytest_collection_modifyitems(config, items):
-    """For `make test`'s two workers (`--dist loadgroup`): a module's tests stay on one worker, so its module fixtures
-    are made once, and the modules that serve the stand-in Kaggle on port 7777 share a worker, so never at once."""
-    for item in items:
-        mod = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group('kaggle-port-7777' if mod in ('test_kaggle', 'test_kaggle_runs')
-                                                 else mod))

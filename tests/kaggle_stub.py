@@ -1,13 +1,25 @@
 """A stand-in Kaggle on loopback port 7777, where kagglesdk's TEST environment points: it answers the endpoints that
 download, submit, the submissions list, datasets, kernels and the GPU quota use, the way api.kaggle.com does, and
 records what it received."""
-import json, re, threading
+import contextlib, fcntl, json, re, tempfile, threading
 from email.utils import formatdate
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = 7777
 BASE = f'http://localhost:{PORT}'
 API = re.compile(r'^/api/v1/[\w.]+/(\w+)$')  # /api/v1/<service>/<method>, as kagglesdk posts them
+# `make test`'s two workers take turns on the one port: a stand-in holds this lock while it serves (the path is fixed
+# at import, before any test moves the temporary folder)
+LOCK = Path(tempfile.gettempdir()) / f'paddy-kaggle-stub-{PORT}.lock'
+
+
+@contextlib.contextmanager
+def offline():
+    "The port with nothing on it for the block: a test of an unreachable Kaggle holds the turn no stand-in serves in."
+    with open(LOCK, 'a') as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        yield
 
 
 class StubKaggle(ThreadingHTTPServer):
@@ -15,7 +27,12 @@ class StubKaggle(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, zip_bytes: bytes = b'', comp: str = 'paddy-disease-classification'):
-        super().__init__(('127.0.0.1', PORT), Handler)
+        self.turn = open(LOCK, 'a')
+        fcntl.flock(self.turn, fcntl.LOCK_EX)
+        try: super().__init__(('127.0.0.1', PORT), Handler)
+        except BaseException:
+            self.turn.close()
+            raise
         self.zip_bytes, self.comp = zip_bytes, comp
         self.calls: list[tuple[str, dict]] = []     # (endpoint, JSON body) of every API call
         self.auth: list[str | None] = []            # the Authorization header of every API call
@@ -45,9 +62,14 @@ class StubKaggle(ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
         return self
 
-    def __exit__(self, *exc):
+    def stop(self):
+        "Stop serving, but keep the turn: the port stays unanswered (Kaggle unreachable) until the test ends."
         self.shutdown()
         self.server_close()
+
+    def __exit__(self, *exc):
+        self.stop()
+        self.turn.close()  # the other worker's stand-in may bind now
 
 
 class Handler(BaseHTTPRequestHandler):

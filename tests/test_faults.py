@@ -9,7 +9,8 @@ import pytest
 from conftest import TINY, make_comp
 from test_cli import one_line_error, run
 
-pytestmark = pytest.mark.slow  # every test here trains in subprocesses: left out of make test-fast
+# every test here trains in subprocesses (left out of make test-fast) and kills them at chosen moments (run alone)
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW = {**os.environ, 'PYTHONUNBUFFERED': '1'}

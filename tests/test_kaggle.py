@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import make_comp
-from kaggle_stub import StubKaggle
+from kaggle_stub import StubKaggle, offline
 from paddy.predict import save_preds
 from test_cli import one_line_error, run
 
@@ -160,7 +160,7 @@ def test_missing_credentials_name_the_fix(stub, monkeypatch):
 
 
 def test_unreachable_kaggle_is_one_line():
-    one_line_error(run('download'), 'could not reach Kaggle at http://localhost:7777')
+    with offline(): one_line_error(run('download'), 'could not reach Kaggle at http://localhost:7777')
 
 
 def good_submission(data: Path) -> pd.DataFrame:
@@ -271,7 +271,7 @@ def test_submissions_reads_every_page_by_token(stub, comp):
 
 def test_submissions_offline_shows_the_log_alone(stub, comp):
     assert run('submit', write(good_submission(comp)), '-m', 'logged', '--data', comp).exit_code == 0
-    stub.__exit__()
+    stub.stop()
     r = run('submissions')
     assert r.exit_code == 0, r.output
     assert 'scores could not be fetched' in r.output and 'could not reach Kaggle' in r.output
@@ -279,4 +279,4 @@ def test_submissions_offline_shows_the_log_alone(stub, comp):
 
 
 def test_submissions_with_nothing_logged_and_offline_is_one_line():
-    one_line_error(run('submissions'), 'nothing to show', 'could not reach Kaggle')
+    with offline(): one_line_error(run('submissions'), 'nothing to show', 'could not reach Kaggle')

@@ -298,7 +298,7 @@ def test_a_model_carried_away_predicts_with_trust_alone(trained, tmp_path, monke
     (got,) = Path('preds/predicted').glob('model-*.npz')
     assert load_preds(got)['test_ids'].tolist() == pd.read_csv(comp / 'sample_submission.csv').image_id.tolist()
     shutil.move(comp, tmp_path / 'moved')  # the data it was trained on is gone too: one line that names --data
-    r = CliRunner().invoke(app, ['predict', 'model.pkl', '--trust'])
+    r = CliRunner().invoke(app, ['predict', 'model.pkl', '--trust', '--out', 'again.npz'])
     assert r.exit_code == 2 and '--data' in r.output and len(r.output.strip().splitlines()) == 1, r.output
 
 

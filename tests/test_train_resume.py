@@ -20,6 +20,7 @@ def state_epochs(models: Path) -> int:
     except Exception: return 0  # caught between writes of the temporary file: try again
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 def test_a_killed_run_resumes_and_finishes(comp, tiny_spec):
     cmd = [sys.executable, '-m', 'paddy', 'train', str(tiny_spec), '--data', str(comp), '--set', 'epochs=40']
@@ -68,6 +69,7 @@ def test_resume_refuses_what_it_cannot_go_on_with(tiny_spec):
         assert r.exit_code == 2 and needle in r.output and r.output.count('\n') == 1, (args, r.output)
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 def test_a_stopped_sweep_resumes_its_stopped_run(comp, tiny_spec):
     """Ctrl-C stops a sweep's running job with its state saved; the same sweep command then resumes that run, not a new
@@ -174,6 +176,7 @@ def test_a_folder_paddy_may_not_write_is_one_line(comp, tiny_spec, monkeypatch):
     assert line.startswith('paddy: error: models/tiny-') and 'Permission denied: paddy may not write there' in line
 
 
+@pytest.mark.serial
 @pytest.mark.slow
 def test_a_stop_sent_to_the_whole_group_is_one_line(comp, tiny_spec):
     "`timeout` and schedulers send SIGTERM to every process of the group, the loader workers too."

@@ -134,7 +134,7 @@ def screen(r: PlaybookRun, data: Path) -> dict:
     t0, before = time.time(), len(finished(r.sweep_name('screen'), r.models))
     done = sweep([str(s) for s in specs], gpus=r.gpus, data=str(data), name=r.sweep_name('screen'),
                  hours=r.left() / 3600 if r.hours else None, models=r.models, test_preds=not r.book.top)
-    runs = {m['experiment']['name']: m['run'] for m in done.values()}
+    runs = {m.name: m.run for m in done.values()}
     # a run's wall time beyond its fit and TTA (start-up, the item cache): what the final estimates add to each run
     wall = (time.time() - t0) / max(1, len(done) - before) if len(done) > before else None
     return dict(runs=runs, estimate=sum(e.seconds for e in est), wall_per_run=wall, data=str(data), why=why)
@@ -229,7 +229,7 @@ def final(r: PlaybookRun, chosen: list[str], screened: dict) -> dict:
                                   for lab in labels) else 1
     done = sweep([str(s) for s in specs], repeat=repeat, gpus=r.gpus, data=str(r.data), name=r.sweep_name('final'),
                  hours=r.left() / 3600 if r.hours else None, models=r.models, folds=r.book.folds or None)
-    return dict(runs=sorted(m['run'] for m in done.values()), planned=plan['keep'], dropped=plan['drop'],
+    return dict(runs=sorted(m.run for m in done.values()), planned=plan['keep'], dropped=plan['drop'],
                 estimate=sum(e.seconds for e in keep), epochs=plan['epochs'])
 
 

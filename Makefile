@@ -27,7 +27,7 @@ demo: install ## run the whole pipeline offline on scikit-learn's digits → sub
 
 test: install ## lint with ruff, then the test suite (CPU, no network): on two workers, then the ones that kill processes alone
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 --dist loadfile -m 'not serial'
+	$(BIN)/pytest -n 3 --dist loadfile -m 'not serial'
 	$(BIN)/pytest -m serial
 
 test-fast: install ## the tests to run while you work: none that trains in a subprocess (under 90 s)

@@ -215,3 +215,15 @@ def test_a_state_whose_stage_lacks_a_field_is_one_line(comp, book, how):
     r = CliRunner().invoke(app, ['playbook', str(book), '--data', str(comp)] + ([how] if how else []))
     assert r.exit_code == 2 and "its stage 'shrink' lacks data" in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and json.loads(f.read_text()) == state
+
+
+def test_a_runs_rate_comes_from_its_whole_model_epochs():
+    "fine_tune's frozen epoch trains the head alone: counting it flatters a short run's rate."
+    from paddy.record import RunRecord
+    exp = dict(name='x', arch='resnet18', aug_size=96)
+    rec = RunRecord(run='x-000001', experiment=exp, n_train=100, img_per_s=6.0,  # 300 images in 50 s, all epochs
+                    history=[dict(epoch=0, frozen=True, seconds=10.0), dict(epoch=1, frozen=False, seconds=20.0),
+                             dict(epoch=2, frozen=False, seconds=20.0)])
+    px = float(96 * 96) ** P.PIXEL_POWER
+    assert P.rate(rec) == pytest.approx(5.0 * px)  # 100 images in 20 s
+    assert P.rate(RunRecord(run='y-000002', experiment=exp, n_train=100, img_per_s=6.0)) == pytest.approx(6.0 * px)

@@ -52,10 +52,16 @@ class Estimate:
 
 
 def rate(rec, exp: dict | None = None) -> float:
-    "The `cost` a second that a finished run's record (a `RunRecord`) says it trained at."
+    """The `cost` a second that a finished run's record (a `RunRecord`) says it trained at: from its whole-model
+    epochs where its history has them, since fine_tune's frozen epoch trains the head alone, far cheaper, and flattered
+    a short screening run's rate (the cpu playbook's final run took a third longer than planned); else its `img_per_s`
+    over every epoch."""
+    from statistics import median
     from ..spec import Experiment as E
     e = E(**{k: tuple(v) if isinstance(v, list) else v for k, v in (exp or rec.experiment).items()})
-    return rec.img_per_s * cost(e)
+    whole = [h['seconds'] for h in rec.history if not h.get('frozen') and h.get('seconds')]
+    ips = rec.n_train / median(whole) if whole and rec.n_train else rec.img_per_s
+    return ips * cost(e)
 
 
 def estimate(exp: Experiment, label: str, n_train: int, n_test: int, px_per_s: float, source: str, folds: int = 0,

@@ -40,7 +40,8 @@ def stoppable():
         if not STOPS:
             # a stop sent to the whole process group kills the loader workers too: torch's SIGCHLD handler would raise
             # their deaths anywhere in the clean-up, and the loaders' own clean-up report them; both are the stop
-            before[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            # (a Python no-op, not SIG_DFL: a SIGCHLD already caught would then raise "ignored due to race condition")
+            before[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda signum, frame: None)
             sys.unraisablehook = partial(quiet_loaders, hook)
         STOPS.append(signum)
         raise KeyboardInterrupt

@@ -4,7 +4,7 @@ import time
 from pathlib import Path
 
 from .errors import PaddyError
-from .files import Damaged, is_run_name, read_json, written_once
+from .files import is_run_name, read_json, written_once
 from .record import read_record
 from .train.resume import paths
 
@@ -45,10 +45,7 @@ def draw(runs: list[str], models: Path = Path('models'), out: Path | None = None
     from matplotlib.ticker import MaxNLocator
     runs = runs or every_run(models)
     if not runs: raise PaddyError(f"no runs in {models}/: train one with `paddy train EXP`")
-    got = []
-    for r in runs:
-        try: got.append((r, *history(r, models)))
-        except Damaged as e: raise PaddyError(str(e)) from None
+    got = [(r, *history(r, models)) for r in runs]  # a damaged record is already one line (Damaged)
     metrics = sorted({k for _, _, rows in got for row in rows for k in row} - {'epoch', 'frozen', 'train_loss',
                                                                               'valid_loss', 'lr', 'seconds'})
     exps = sorted({e for _, e, _ in got})

@@ -263,8 +263,8 @@ def caches(where: Path | None = None) -> list[dict]:
     for m in sorted(where.glob('*/meta.json')):
         c = whole(m.parent)
         if c is None:
-            rows.append(dict(cache=m.parent.name, item='damaged: built again when next needed', bytes=_size(m.parent),
-                             size=gb(_size(m.parent))))
+            n = _size(m.parent)
+            rows.append(dict(cache=m.parent.name, item='damaged: built again when next needed', bytes=n, size=gb(n)))
             continue
         meta = c.meta
         rows.append(dict(cache=m.parent.name, data=meta.get('data'),

@@ -12,6 +12,7 @@ import pandas as pd
 
 from paddy.ensemble import ensemble
 from paddy.predict import save_preds
+from paddy.workspace import Workspace
 
 LABELS = ['bacterial_leaf_blight', 'bacterial_leaf_streak', 'bacterial_panicle_blight', 'blast', 'brown_spot',
           'dead_heart', 'downy_mildew', 'hispa', 'normal', 'tungro']
@@ -43,7 +44,7 @@ def main(runs: int, repeats: int):
         times = []
         for k in range(repeats):
             t = time.perf_counter()
-            ensemble(data=data, name=f'e{k}', preds=root / 'preds', submissions=root / 'submissions')
+            ensemble(data=data, name=f'e{k}', ws=Workspace(root))
             times.append(time.perf_counter() - t)
         print(f'in process: {runs} runs of 3469×10 → CSV in {min(times):.3f} s best, {np.median(times):.3f} s median '
               f'of {repeats}')

@@ -1,5 +1,5 @@
 """`paddy`: one thin command per library function; bad input ends in one line and exit code 2."""
-import functools, sys, warnings
+import dataclasses, functools, sys, warnings
 from pathlib import Path
 from typing import Annotated, List, Optional, Tuple
 
@@ -8,6 +8,7 @@ import typer
 from .data import COMPETITION
 from .errors import PaddyError, from_os_error
 from .kaggle.kernel import ACCELERATOR, GPUS
+from .workspace import Workspace, here
 
 # rich markup, whatever typer's default: a `[` in a help text is written `\[` (tests/test_cli.py tries every --help)
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode='rich',
@@ -26,7 +27,12 @@ FIT_MEMORY = Annotated[Optional[float], typer.Option(
 NO_TEST_PREDS = Annotated[bool, typer.Option(
     '--no-test-preds', help="skip the test set's TTA (a run only screened): `paddy ensemble` makes it when it takes "
     'the run')]
-MODELS = Annotated[Path, typer.Option('--models', help="where the runs' .json files are")]
+def project(models: Path | None = None) -> Workspace:
+    "The workspace a command works in: the current folder's (`workspace.here`), its models elsewhere with --models."
+    return here() if models is None else dataclasses.replace(here(), models=models)
+
+
+MODELS = Annotated[Optional[Path], typer.Option('--models', help="where the runs' .json files are (default models/)")]
 COMP = Annotated[str, typer.Option('--competition', '-c', help="the competition's slug, as in its URL")]
 KERNEL = Annotated[Optional[str], typer.Argument(
     help=r'owner/slug\[/version] (default: the last pushed, from kaggle-runs.csv)', show_default=False)]
@@ -215,7 +221,8 @@ def pseudo(ensemble: Annotated[str, typer.Argument(help='an ensemble in submissi
 @app.command()
 @friendly
 def download(competition: COMP = COMPETITION,
-             dest: Annotated[Path, typer.Option(help='the files go to DEST/COMPETITION/')] = Path('data')):
+             dest: Annotated[Optional[Path], typer.Option(help='the files go to DEST/COMPETITION/ (default data/)')]
+             = None):
     "Download and unzip the competition's files once (inside a Kaggle notebook, use /kaggle/input/COMPETITION)."
     from .kaggle.download import download
     download(competition, dest)
@@ -286,11 +293,11 @@ def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or sp
 
 @app.command()
 @friendly
-def results(models: MODELS = Path('models'),
+def results(models: MODELS = None,
             csv: Annotated[Optional[Path], typer.Option(help='also write the table to this CSV')] = None):
     "Every finished run as one table: experiment, arch, family, transforms, error rates, fit time, GPU memory."
     from .results import table
-    show(table(models, csv), 4)
+    show(table(project(models), csv), 4)
 
 
 @app.command()
@@ -303,7 +310,7 @@ def report(dataset: Annotated[Optional[str], typer.Option(
                help='over repeated runs: mean (as the seed notebook), or min: the best run whole')] = 'mean',
            name: Annotated[Optional[str], typer.Option(
                help='reports/NAME.{png,csv,json} (default report-DATASET-DATE-TIME)')] = None,
-           models: MODELS = Path('models'),
+           models: MODELS = None,
            wandb: Annotated[Optional[str], typer.Option(
                '--wandb', help='also import the runs of a W&B sweep: entity/project/sweep_id')] = None,
            gist: Annotated[bool,
@@ -315,8 +322,9 @@ def report(dataset: Annotated[Optional[str], typer.Option(
     """Rank experiments: pivot by family and model, top N by TTA error × time with each one's interval, the
     better-and-faster-than-median subset, and a plot; or, with --vs A B, the paired difference of two."""
     from .report import collect, publish, versus
-    if vs: versus(collect(models, wandb)[0], *vs, dataset=dataset)
-    else: publish(models, wandb, gist, dataset=dataset, top=top, constant=score_constant, agg=agg, name=name)
+    ws = project(models)
+    if vs: versus(collect(ws, wandb)[0], *vs, dataset=dataset, ws=ws)
+    else: publish(ws, wandb, gist, dataset=dataset, top=top, constant=score_constant, agg=agg, name=name)
 
 
 @app.command('lr-find')
@@ -336,12 +344,12 @@ def lr_find(exp: Annotated[str, typer.Argument(help='an experiment name (see pad
 def curves(runs: Annotated[Optional[List[str]], typer.Argument(
                metavar='[RUN]...', help='runs in models/, finished or stopped (default: every run with a history)')]
            = None,
-           models: MODELS = Path('models'),
+           models: MODELS = None,
            out: Annotated[Optional[Path], typer.Option(help='the PNG (default reports/curves-DATE-TIME.png)')] = None):
     """Learning curves: each run's training and validation loss and metrics by epoch, one colour per experiment, the
     frozen epoch hollow, into one PNG."""
     from .curves import draw
-    typer.echo(f'wrote {draw(runs or [], models, out)}')
+    typer.echo(f'wrote {draw(runs or [], project(models), out)}')
 
 
 @app.command()

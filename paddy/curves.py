@@ -6,36 +6,35 @@ from pathlib import Path
 from .errors import PaddyError
 from .files import is_run_name, read_json, written_once
 from .record import read_record
-from .train.resume import paths
+from .workspace import Workspace, here
 
 
-def history(run: str, models: Path) -> tuple[str, list[dict]]:
+def history(run: str, ws: Workspace) -> tuple[str, list[dict]]:
     "`run`'s experiment and epoch rows: a finished run's from its .json, a stopped one's from its saved state."
-    if not is_run_name(run): raise PaddyError(f"'{run}' is not a run name: see `ls {models}`")
-    meta_file, state = models / f'{run}.json', paths(run, models)[0]
+    if not is_run_name(run): raise PaddyError(f"'{run}' is not a run name: see `ls {ws.models}`")
+    meta_file, state = ws.record(run), ws.state_info(run)
     if meta_file.is_file():
-        rec = read_record(meta_file, f"restore it from a copy: its history is in {models}/{run}.state only while it "
-                                     "runs")
+        rec = read_record(meta_file, f"restore it from a copy: its history is in {ws.state(run)} only while it runs")
         exp, rows = rec.name or run, rec.history
     elif state.is_file():
         exp = (read_json(state).get('experiment') or {}).get('name', run)
-        h = state.with_name('history.json')
+        h = ws.state_history(run)
         rows = read_json(h).get('epochs', []) if h.is_file() else []
-    else: raise PaddyError(f"no run {run} in {models}/ (finished or stopped): see `paddy results`")
+    else: raise PaddyError(f"no run {run} in {ws.models}/ (finished or stopped): see `paddy results`")
     if not rows:
         raise PaddyError(f"{run} kept no epoch history (a run trained before paddy kept it, or stopped before its "
                          "first epoch ended): train it again to draw it")
     return exp, rows
 
 
-def every_run(models: Path) -> list[str]:
+def every_run(ws: Workspace) -> list[str]:
     "The runs in `models/` that have a history to draw: finished, then stopped."
-    done = sorted(f.stem for f in models.glob('*.json'))
-    stopped = sorted(p.parent.name.removesuffix('.state') for p in models.glob('*.state/history.json'))
+    done = [f.stem for f in ws.records()]
+    stopped = [r for r in ws.stopped() if ws.state_history(r).is_file()]
     return done + [r for r in stopped if r not in done]
 
 
-def draw(runs: list[str], models: Path = Path('models'), out: Path | None = None) -> Path:
+def draw(runs: list[str], ws: Workspace | None = None, out: Path | None = None) -> Path:
     """Training and validation loss, and every metric, by epoch for each of `runs` (default: every run with a
     history), into one PNG: one colour per experiment, so its repeats show their spread; fine_tune's frozen epoch is
     marked with a hollow point. Returns the file."""
@@ -43,9 +42,10 @@ def draw(runs: list[str], models: Path = Path('models'), out: Path | None = None
     matplotlib.use('Agg')  # files only: no display on a server or in CI
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
-    runs = runs or every_run(models)
-    if not runs: raise PaddyError(f"no runs in {models}/: train one with `paddy train EXP`")
-    got = [(r, *history(r, models)) for r in runs]  # a damaged record is already one line (Damaged)
+    ws = ws or here()
+    runs = runs or every_run(ws)
+    if not runs: raise PaddyError(f"no runs in {ws.models}/: train one with `paddy train EXP`")
+    got = [(r, *history(r, ws)) for r in runs]  # a damaged record is already one line (Damaged)
     metrics = sorted({k for _, _, rows in got for row in rows for k in row} - {'epoch', 'frozen', 'train_loss',
                                                                               'valid_loss', 'lr', 'seconds'})
     exps = sorted({e for _, e, _ in got})
@@ -70,7 +70,7 @@ def draw(runs: list[str], models: Path = Path('models'), out: Path | None = None
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     fig.tight_layout()
-    out = out or Path('reports') / time.strftime('curves-%Y%m%d-%H%M%S.png')
+    out = out or ws.report(time.strftime('curves-%Y%m%d-%H%M%S'), 'png')
     with written_once(out, hint='pass --out OTHER.png') as tmp: fig.savefig(tmp, dpi=90, format='png')
     plt.close(fig)
     return out

@@ -9,6 +9,7 @@ from .predict import load_preds
 from .spec import load
 from .tables import table_text
 from .train import Settings, train
+from .workspace import Workspace, here
 
 LABELS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
 EXPERIMENTS = ('demo_lite0', 'demo_scratch')
@@ -43,18 +44,19 @@ def accuracy(labels, root: Path) -> float:
     return float((np.asarray(labels) == truth).mean())
 
 
-def demo(root: Path = Path('data/demo'), overrides=(), models: Path = Path('models'), preds: Path = Path('preds'),
-         submissions: Path = Path('submissions'), data_only: bool = False) -> pd.DataFrame | None:
-    """Build the digits, train the demo experiments, ensemble them into submissions/demo.csv; return the score table.
-    `data_only` stops once the digits are laid out."""
-    path = build_digits(root)
+def demo(root: Path | None = None, overrides=(), ws: Workspace | None = None,
+         data_only: bool = False) -> pd.DataFrame | None:
+    """Build the digits (in data/demo unless `root`), train the demo experiments, ensemble them into
+    submissions/demo.csv; return the score table. `data_only` stops once the digits are laid out."""
+    ws = ws or here()
+    path = build_digits(root or ws.demo_data())
     if data_only:
         print(f"{path}: the digits in the competition's layout")
         return None
-    metas = [train(load(e, overrides), Settings(data=str(path)), models, preds) for e in EXPERIMENTS]
-    files = [str(preds / f"{m['run']}.npz") for m in metas]
+    metas = [train(load(e, overrides), Settings(data=str(path)), ws) for e in EXPERIMENTS]
+    files = [str(ws.probs(m['run'])) for m in metas]
     # the demo always writes submissions/demo.csv, so rerunning it replaces its own last result
-    sub = ensemble(files, name='demo', data=path, preds=preds, submissions=submissions, replace=True)
+    sub = ensemble(files, name='demo', data=path, ws=ws, replace=True)
     rows = []
     for m, f in zip(metas, files):
         p = load_preds(Path(f))

@@ -13,10 +13,12 @@ from .predict import error, load_preds, with_test
 from .files import never_overwrite, open_new, read_json, replaced, sha256, write_json
 from .provenance import stamp
 from .selection import greedy, logloss
+from .workspace import Workspace, here
 
 
-def find_preds(patterns=(), preds: Path = Path("preds")) -> list[Path]:
+def find_preds(patterns=(), ws: Workspace | None = None) -> list[Path]:
     "Prediction files whose run name matches a pattern (a run, a glob, or a path); all of them by default."
+    preds = (ws or here()).preds
     found = sorted(preds.glob('*.npz'))
     if not patterns:
         if not found: raise PaddyError(f"no predictions in {preds}/: train a model first with `paddy train EXP`")
@@ -36,10 +38,10 @@ def data_folder(f: Path) -> str:
     return str(p['data']) if 'data' in p else ''
 
 
-def on_data_folder(preds: Path, data=None) -> list[Path]:
+def on_data_folder(ws: Workspace, data=None) -> list[Path]:
     """With no runs named: the runs predicted on the data folder in use (`data`, else the usual search), or, where no
     folder is in use, on the one folder they all share."""
-    found = find_preds((), preds)
+    found, preds = find_preds((), ws), ws.preds
     where = {f: data_folder(f) for f in found}
     try: path = find_data(data)
     except PaddyError:
@@ -108,9 +110,9 @@ def strays(members: dict[str, dict]) -> list[str]:
 def shared_split(members: dict[str, dict]) -> bool: return not strays(members)
 
 
-def recorded(name: str, submissions: Path, keys=None) -> tuple[dict, list[dict]]:
+def recorded(name: str, ws: Workspace | None = None, keys=None) -> tuple[dict, list[dict]]:
     "Ensemble `name`'s record and its members' predictions (only `keys`, where given), as it was written."
-    f = submissions / f'{name}.json'
+    f = (ws or here()).ensemble_record(name)
     if not f.is_file(): raise PaddyError(f"no ensemble {f}: write one with `paddy ensemble … --name {name}`")
     meta = read_json(f, f"make the ensemble again with `paddy ensemble … --name {name}`")
     return meta, [load_preds(Path(p), keys) for p in meta['preds']]
@@ -170,15 +172,15 @@ def choose(members: dict[str, dict], steps: int | None, select: str = 'greedy') 
 SELECT = ('greedy', 'logloss')
 
 
-def free_name(submissions: Path) -> str:
+def free_name(ws: Workspace) -> str:
     "ensemble-DATE-TIME, with -2, -3, … when ensembles started in the same second took it."
     base, k = time.strftime('ensemble-%Y%m%d-%H%M%S'), 1
     name = base
-    while any((submissions / f'{name}{ext}').exists() for ext in ('.csv', '.json')): k += 1; name = f'{base}-{k}'
+    while ws.submission(name).exists() or ws.ensemble_record(name).exists(): k += 1; name = f'{base}-{k}'
     return name
 
 
-def write_new(sub: pd.DataFrame, csv: Path, named: bool) -> Path:
+def write_new(sub: pd.DataFrame, csv: Path, named: bool, ws: Workspace) -> Path:
     "Write `sub` to `csv`, never over a file; a default name taken meanwhile by another ensemble moves to the next."
     while True:
         try:
@@ -186,7 +188,7 @@ def write_new(sub: pd.DataFrame, csv: Path, named: bool) -> Path:
             return csv
         except PaddyError:
             if named: raise
-            csv = csv.with_name(free_name(csv.parent) + '.csv')
+            csv = ws.submission(free_name(ws))
 
 
 def who_is_apart(members: dict[str, dict]) -> str:
@@ -205,8 +207,8 @@ def parse_weights(text: str | None) -> list[float] | None:
 
 
 def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = None, data=None,
-             preds: Path = Path('preds'), submissions: Path = Path('submissions'), replace: bool = False,
-             select: str | None = None, steps: int | None = None) -> dict:
+             ws: Workspace | None = None, replace: bool = False, select: str | None = None,
+             steps: int | None = None) -> dict:
     """Ensemble the runs matching `patterns` into `submissions/<name>.csv`, with its provenance beside it.
     `select='greedy'` picks members and integer weights on the shared validation split instead of `weights`, and
     `select='logloss'` fits weights that minimise its log loss; on CV runs, that split is their out-of-fold one."""
@@ -215,10 +217,11 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
         raise PaddyError(f"--select {select}: choose {' or '.join(SELECT)}")
     if select and (weights is not None or vote):
         raise PaddyError(f"--select {select} chooses the weights itself: drop --weights and --vote")
-    named, name = name is not None, name or free_name(submissions)
-    csv = submissions / f'{name}.csv'
-    if not replace: never_overwrite(csv, csv.with_suffix('.json'), hint='pass --name OTHER')  # before any work
-    files = find_preds(patterns, preds) if patterns else on_data_folder(preds, data)
+    ws = ws or here()
+    named, name = name is not None, name or free_name(ws)
+    csv = ws.submission(name)
+    if not replace: never_overwrite(csv, ws.ensemble_record(name), hint='pass --name OTHER')  # before any work
+    files = find_preds(patterns, ws) if patterns else on_data_folder(ws, data)
     members = {f.stem: load_preds(f) for f in files}  # keyed by file: one run may have several predictions
     _check_members(members)
     one_plan(members)
@@ -233,7 +236,7 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
         keep, runs = [k for k, x in enumerate(w) if x > 0], list(members)
         members, files, w = {runs[k]: members[runs[k]] for k in keep}, [files[k] for k in keep], w[keep]
     # a run only screened made no test predictions: made now, once, for the members alone
-    members = {r: with_test(f, m) for (r, m), f in zip(members.items(), files)}
+    members = {r: with_test(f, m, ws) for (r, m), f in zip(members.items(), files)}
     _check_tests(members)
     method = 'vote' if vote else select or 'mean'
     folders = {str(m.get('data', '')) for m in members.values()}
@@ -253,15 +256,15 @@ def ensemble(patterns=(), weights=None, vote: bool = False, name: str | None = N
         print(f"{report['ensemble']:.4f}  ensemble of {int((w > 0).sum())} ({method}), validation error")
     else: print(f"the runs do not share one validation split ({who_is_apart(members)}), so no ensemble validation "
                 "error is given")
-    submissions.mkdir(parents=True, exist_ok=True)
+    ws.submissions.mkdir(parents=True, exist_ok=True)
     if replace:  # whole or not at all: a kill mid-write leaves the old file, never half of the new one
         with replaced(csv) as tmp: sub.to_csv(tmp, index=False)
-    else: csv = write_new(sub, csv, named)
+    else: csv = write_new(sub, csv, named, ws)
     name = csv.stem
     meta = dict(name=name, csv=str(csv), sha256=sha256(csv), method=method,
                 runs=[str(m['run']) for m in members.values()],
                 weights=w.tolist(), selection=chosen, preds=[str(f) for f in files], valid_error=report,
                 data=str(path.resolve()), **stamp())
-    write_json(csv.with_suffix('.json'), meta, replace=replace)
+    write_json(ws.ensemble_record(name), meta, replace=replace)
     print(f'wrote {csv} ({len(sub)} rows)')
     return meta

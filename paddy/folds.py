@@ -8,8 +8,8 @@ import pandas as pd
 
 from .errors import PaddyError
 from .files import damaged, written_once
+from .workspace import Workspace, here
 
-FOLDS = Path('folds')
 COLUMNS = ['image_id', 'label', 'fold']
 
 
@@ -49,21 +49,21 @@ def digest(plan: pd.DataFrame) -> str:
     return hashlib.sha256(text(plan).encode()).hexdigest()[:12]
 
 
-def save(plan: pd.DataFrame, folder: Path = FOLDS) -> str:
-    "Write `plan` as `folder/<hash>.csv` once (an equal plan is already there); its hash."
-    h = digest(plan)
-    f = folder / f'{h}.csv'
+def save(plan: pd.DataFrame, ws: Workspace | None = None) -> str:
+    "Write `plan` as `folds/<hash>.csv` once (an equal plan is already there); its hash."
+    h, ws = digest(plan), ws or here()
+    f = ws.fold_plan(h)
     if not f.exists():
         try:
             with written_once(f) as tmp: tmp.write_text(text(plan))
         except PaddyError: pass  # another run wrote the same plan meanwhile: it is checked below, like any
-    load(h, folder)
+    load(h, ws)
     return h
 
 
-def load(h: str, folder: Path = FOLDS) -> pd.DataFrame:
+def load(h: str, ws: Workspace | None = None) -> pd.DataFrame:
     "The plan named `h`; a damaged or edited one is one line that says how to make it again."
-    f = folder / f'{h}.csv'
+    f = (ws or here()).fold_plan(h)
     fix = "delete it: the next `paddy train EXP --folds K` makes it again from the seed"
     if not f.is_file():
         raise PaddyError(f"no fold plan {f}: it was moved or deleted; `paddy train EXP --folds K` with the run's "

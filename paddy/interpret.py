@@ -12,6 +12,7 @@ from .files import folder_once, never_overwrite, write_json
 from .predict import confusion, most_confused
 from .provenance import stamp
 from .tables import table_text
+from .workspace import Workspace, here
 
 
 def per_class(cm: np.ndarray, vocab) -> pd.DataFrame:
@@ -24,7 +25,7 @@ def per_class(cm: np.ndarray, vocab) -> pd.DataFrame:
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
 
 
-def probabilities(run: str | None, ensemble: str | None, preds: Path, submissions: Path) -> tuple[dict, dict]:
+def probabilities(run: str | None, ensemble: str | None, ws: Workspace) -> tuple[dict, dict]:
     """The validation probabilities, targets, ids, vocab and data folder of `run`, or of the ensemble `ensemble` (its
     members' TTA probabilities combined with its weights), and what they came from."""
     from .ensemble import rebuilt, recorded, shared_split
@@ -33,11 +34,11 @@ def probabilities(run: str | None, ensemble: str | None, preds: Path, submission
         raise PaddyError("give a run (paddy interpret RUN) or an ensemble (paddy interpret --ensemble NAME), one of "
                          "the two")
     if run:
-        f = preds / f'{run}.npz'
+        f = ws.probs(run)
         if not f.is_file(): raise PaddyError(f"no predictions {f}: train the run, or `paddy predict {run}`")
         p, source = load_preds(f), dict(run=run, preds=[str(f)])
     else:
-        meta, members = recorded(ensemble, submissions)
+        meta, members = recorded(ensemble, ws)
         if not shared_split(dict(enumerate(members))):
             raise PaddyError(f"{ensemble}'s runs do not share one validation split, so it has no validation "
                              "predictions to interpret: interpret its runs one by one")
@@ -51,14 +52,14 @@ def probabilities(run: str | None, ensemble: str | None, preds: Path, submission
 
 
 def interpret(run: str | None = None, ensemble: str | None = None, out: Path | None = None, top: int = 9,
-              preds: Path = Path('preds'), submissions: Path = Path('submissions'), data=None) -> dict:
+              ws: Workspace | None = None, data=None) -> dict:
     """Write `out` (reports/interpret-NAME/): confusion.png, classes.csv and top_losses.png, with interpret.json
     naming what they came from; print the per-class table and the most confused pairs."""
     if top < 1: raise PaddyError(f"--top {top}: give 1 or more")
-    name = run or ensemble
-    out = out or Path('reports') / f'interpret-{name}'
+    name, ws = run or ensemble, ws or here()
+    out = out or ws.interpretation(name)
     never_overwrite(out, hint='pass --out OTHER')  # before any work
-    p, source = probabilities(run, ensemble, preds, submissions)
+    p, source = probabilities(run, ensemble, ws)
     vocab, targets, probs = [str(v) for v in p['vocab']], p['valid_targets'], p['valid_probs']
     cm = confusion(targets, probs.argmax(1), len(vocab))
     table = per_class(cm, vocab)

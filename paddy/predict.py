@@ -8,6 +8,7 @@ from .data import find_data, num_workers, read_train, tst_items
 from .errors import PaddyError
 from .files import damaged, is_run_name, never_overwrite, open_new, replaced
 from .record import read_record, write_record
+from .workspace import Workspace, here
 
 
 def tta(learn, files, n: int = 4) -> np.ndarray:
@@ -50,14 +51,14 @@ def test_tta(learn, path: Path, classes: int, seconds: dict) -> dict:
     return out
 
 
-def with_test(f: Path, p: dict | None = None, models: Path = Path('models')) -> dict:
+def with_test(f: Path, p: dict | None = None, ws: Workspace | None = None) -> dict:
     """The predictions in `f` (`p`, where already read), with the test set's made now from the run's model where its
     training left them out (a run only screened, `--no-test-preds`): `f` is rewritten whole with them, and the run's
     .json says when."""
     p = load_preds(f) if p is None else p
     if 'test_probs' in p: return p
-    run = str(p['run'])
-    pkl, meta_file = models / f'{run}.pkl', models / f'{run}.json'
+    run, ws = str(p['run']), ws or here()
+    pkl, meta_file = ws.model(run), ws.record(run)
     if not (pkl.is_file() and meta_file.is_file()):
         raise PaddyError(f"{f} holds no test predictions and its run's model {pkl} (with its .json) is not there to "
                          "make them: bring the model back, or leave this run out of the ensemble")
@@ -124,10 +125,10 @@ def load_preds(path: Path, keys=None) -> dict:
     return out
 
 
-def model_file(run: str, models: Path, trust: bool = False) -> tuple[Path, str]:
+def model_file(run: str, ws: Workspace, trust: bool = False) -> tuple[Path, str]:
     """The exported model of `run` and the run's name. A run is a name under `models/` whose .json says it finished;
     any other pickle loads only with `trust`, since unpickling runs whatever code the file holds."""
-    p = Path(run)
+    p, models = Path(run), ws.models
     if run.endswith('.pkl') or '/' in run or os.sep in run:
         ours = p.parent.resolve() == models.resolve() or (p.parent.parent.resolve() == models.resolve()
                                                           and p.parent.name.endswith('.folds'))  # a CV run's fold
@@ -138,10 +139,10 @@ def model_file(run: str, models: Path, trust: bool = False) -> tuple[Path, str]:
         if not p.is_file(): raise PaddyError(f"no file {run}: check the path")
         return p, p.stem
     if not is_run_name(run): raise PaddyError(f"'{run}' is not a run name: see `ls {models}`")
-    pkl, meta = models / f'{run}.pkl', models / f'{run}.json'
-    if not pkl.exists() and (models / f'{run}.folds').is_dir():
+    pkl, meta = ws.model(run), ws.record(run)
+    if not pkl.exists() and ws.cv(run).is_dir():
         raise PaddyError(f"{run} is a CV run, whose models are its folds': predict one by its path, e.g. "
-                         f"`paddy predict {models}/{run}.folds/{run}-f1.pkl`")
+                         f"`paddy predict {ws.folds_of(run).model(run + '-f1')}`")
     if not pkl.exists():
         raise PaddyError(f"no exported model {pkl}: train one with `paddy train EXP`, or check `ls {models}`")
     if not meta.exists() and not trust:
@@ -150,15 +151,15 @@ def model_file(run: str, models: Path, trust: bool = False) -> tuple[Path, str]:
     return pkl, run
 
 
-def predict(run: str, data=None, out: Path | None = None, models: Path = Path('models'), preds: Path = Path('preds'),
-            trust: bool = False) -> Path:
+def predict(run: str, data=None, out: Path | None = None, ws: Workspace | None = None, trust: bool = False) -> Path:
     "Recompute `run`'s TTA probabilities from its exported model, e.g. on CPU or on another test folder."
-    pkl, run = model_file(run, models, trust)
+    ws = ws or here()
+    pkl, run = model_file(run, ws, trust)
     meta_file = pkl.with_suffix('.json')
     fix = f"restore it, or move it aside and pass --trust to predict from {pkl} alone"
     rec = read_record(meta_file, fix) if meta_file.exists() else None
-    if pkl.parent.name.endswith('.folds'): preds = preds / pkl.parent.name  # a fold's stay with its CV run's
-    out = out or default_out(run, preds, ours=rec is not None)
+    if pkl.parent.name.endswith('.folds'): ws = ws.folds_of(pkl.parent.name.removesuffix('.folds'))  # a fold's
+    out = out or default_out(run, ws, ours=rec is not None)
     never_overwrite(out, hint='pass --out OTHER.npz')  # before the TTA, not after it
     if rec: path = find_data(data, recorded=rec.data)  # by default, the folder it was trained on
     learn = load_model(pkl, ours=rec is not None or trust)
@@ -167,7 +168,7 @@ def predict(run: str, data=None, out: Path | None = None, models: Path = Path('m
     save_preds(out, run, p)
     err = error(p)
     print(f"{run}: wrote {out}" + (f"; TTA error {err:.4f}" if err is not None else ''))
-    if out.parent != preds: print(f"`paddy ensemble` takes it where named, e.g. paddy ensemble {out} …")
+    if out.parent != ws.preds: print(f"`paddy ensemble` takes it where named, e.g. paddy ensemble {out} …")
     return out
 
 
@@ -181,8 +182,8 @@ def load_model(pkl: Path, ours: bool):
         return load_learner(pkl, cpu=not torch.cuda.is_available())
 
 
-def default_out(run: str, preds: Path, ours: bool) -> Path:
+def default_out(run: str, ws: Workspace, ours: bool) -> Path:
     """preds/RUN.npz, where ensembles look, for a run of ours that has none; else preds/predicted/RUN-DATE-TIME.npz,
     so that a second prediction, or one of an outside model, joins an ensemble only when named."""
-    if ours and not (preds / f'{run}.npz').exists(): return preds / f'{run}.npz'
-    return preds / 'predicted' / time.strftime(f'{run}-%Y%m%d-%H%M%S.npz')
+    if ours and not ws.probs(run).exists(): return ws.probs(run)
+    return ws.predicted(run, time.strftime('%Y%m%d-%H%M%S'))

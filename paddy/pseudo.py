@@ -12,6 +12,7 @@ from .errors import PaddyError
 from .files import folder_once, never_overwrite, sha256
 from .folds import is_pseudo
 from .provenance import stamp
+from .workspace import Workspace, here
 
 
 def confident(probs: np.ndarray, threshold: float, cap: int) -> np.ndarray:
@@ -29,9 +30,9 @@ def check_threshold(threshold: float, max_share: float):
                          "and at most 1, e.g. --max-share 0.2")
 
 
-def test_probs(name: str, submissions: Path) -> tuple[dict, np.ndarray]:
+def test_probs(name: str, ws: Workspace) -> tuple[dict, np.ndarray]:
     "Ensemble `name`'s record and its test probabilities, its members' combined with its weights."
-    meta, members = recorded(name, submissions, ('vocab', 'test_ids', 'test_probs'))
+    meta, members = recorded(name, ws, ('vocab', 'test_ids', 'test_probs'))
     if meta.get('method') == 'vote':
         raise PaddyError(f"{name} is a vote, whose scores are not probabilities: pseudo-label from a mean, greedy or "
                          "logloss ensemble")
@@ -40,7 +41,7 @@ def test_probs(name: str, submissions: Path) -> tuple[dict, np.ndarray]:
 
 
 def pseudo(ensemble: str, dest: Path, threshold: float = 0.95, max_share: float = 0.2, data=None,
-           submissions: Path = Path('submissions')) -> dict:
+           ws: Workspace | None = None) -> dict:
     """Write `dest`: the data folder of `ensemble` with its test images whose ensemble probability reaches `threshold`
     added to train_images/<predicted label>/, at most `max_share` of the labelled training images, most confident
     first. Every image is a symbolic link to the original; the folder is built beside `dest` and renamed into place
@@ -48,7 +49,7 @@ def pseudo(ensemble: str, dest: Path, threshold: float = 0.95, max_share: float 
     check_threshold(threshold, max_share)
     dest = Path(dest)
     never_overwrite(dest, hint='pass another --dest')
-    meta, probs = test_probs(ensemble, submissions)
+    meta, probs = test_probs(ensemble, ws or here())
     path = find_data(data, meta.get('data'))
     df = read_train(path)
     sample = pd.read_csv(path / 'sample_submission.csv', dtype=str)

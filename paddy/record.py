@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .errors import PaddyError
 from .files import damaged, read_json, write_json
+from .spec import Experiment, from_record
 
 SCHEMA = 1  # raise when a field changes meaning or a reader could not read an older record
 
@@ -15,7 +16,7 @@ SCHEMA = 1  # raise when a field changes meaning or a reader could not read an o
 class RunRecord:
     "One finished run (or CV run): its recipe, split, scores, time and provenance."
     run: str
-    experiment: dict = field(default_factory=dict)  # every Experiment field, as JSON holds it (spec.py)
+    experiment: Experiment = field(default_factory=lambda: Experiment('', ''))  # what it trained, every field
     data: str | None = None                         # the data folder it trained on
     vocab: list = field(default_factory=list)
     weights: str | None = None                      # where the pretrained weights came from
@@ -68,10 +69,14 @@ class RunRecord:
     git_commit: str | None = None
     schema: int = SCHEMA
 
+    def __post_init__(self):
+        # as JSON, a W&B config or a test gives it: the one place a record's experiment is read from a dict
+        if isinstance(self.experiment, dict): self.experiment = from_record(self.experiment)
+
     @property
     def name(self) -> str | None:
         "The experiment's name."
-        return self.experiment.get('name')
+        return self.experiment.name or None
 
     @property
     def kind(self) -> str:

@@ -10,6 +10,7 @@ from .files import never_overwrite, open_new, write_json
 from .provenance import stamp
 from .results import results
 from .tables import table_text
+from .workspace import Workspace, here
 
 KEYS = ['dataset', 'family', 'experiment', 'arch', 'resize', 'size']
 
@@ -56,19 +57,19 @@ def better_and_faster(p: pd.DataFrame) -> pd.DataFrame:
     return p[(p.ranked < med.ranked) & (p.fit_time < med.fit_time)].sort_values('ranked').drop(columns='ranked')
 
 
-def pred_files(run_names: str, preds: Path) -> list[Path]:
-    "The prediction files in `preds` of a pivot row's `run_names` (space-separated), those that are there."
-    return [f for f in (preds / f'{r}.npz' for r in str(run_names).split()) if f.exists()]
+def pred_files(run_names: str, ws: Workspace) -> list[Path]:
+    "The prediction files of a pivot row's `run_names` (space-separated), those that are there."
+    return [f for f in map(ws.probs, str(run_names).split()) if f.exists()]
 
 
-def with_noise(p: pd.DataFrame, preds: Path = Path('preds')) -> pd.DataFrame:
+def with_noise(p: pd.DataFrame, ws: Workspace | None = None) -> pd.DataFrame:
     """`p` with each experiment's TTA error interval (`lo`, `hi`) from a paired bootstrap over its dataset's shared
     validation images, and whether it is indistinguishable from that dataset's best (`same_as_best`); empty where its
     runs' predictions are not in `preds`."""
     from .compare import noise, right
     out = p.assign(lo=float('nan'), hi=float('nan'), same_as_best=None)
     for ds, g in p.groupby('dataset'):
-        members = {i: right(pred_files(names, preds)) for i, names in g.run_names.items()}
+        members = {i: right(pred_files(names, ws or here())) for i, names in g.run_names.items()}
         t = noise(members)
         for row in t.itertuples():
             out.loc[row.member, ['lo', 'hi', 'same_as_best']] = row.lo, row.hi, row.indistinguishable
@@ -114,20 +115,19 @@ def plot(p: pd.DataFrame, path: Path, runs: pd.DataFrame | None = None):
 
 
 def ranking(df: pd.DataFrame, by: str = 'score', constant: float = 80, agg: str = 'mean',
-            preds: Path = Path('preds')) -> tuple[pd.DataFrame, pd.DataFrame]:
+            ws: Workspace | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The experiments of runs `df`, one row each (`pivot`) with their `score` and their intervals (`with_noise`),
     best first `by` score (error × time) or by `error` (TTA's, then the faster); and those better and faster than the
     median. What `paddy report` prints and the playbook ranks its screening by."""
     p = pivot(df, agg)
     p['score'] = score(p, constant)
     order = ['score'] if by == 'score' else ['ranked', 'fit_time']
-    p = with_noise(p.assign(ranked=ranked(p)).sort_values(order).drop(columns='ranked').reset_index(drop=True), preds)
+    p = with_noise(p.assign(ranked=ranked(p)).sort_values(order).drop(columns='ranked').reset_index(drop=True), ws)
     return p, better_and_faster(p)
 
 
 def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant: float = 80, agg: str = 'mean',
-           name: str | None = None, out: Path = Path('reports'), sources: dict | None = None,
-           preds: Path = Path('preds')) -> dict:
+           name: str | None = None, sources: dict | None = None, ws: Workspace | None = None) -> dict:
     """Print the pivot, the top `top` by score (TTA error × time) with each one's interval and whether it is within
     noise of the best, and the better-and-faster subset; write reports/<name>.{png,csv,json}."""
     if dataset is not None:
@@ -136,9 +136,10 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
         df = df[df.dataset == dataset]
     df = df.dropna(subset=['error_rate', 'fit_time'])
     if df.empty: raise PaddyError("no run has both an error rate and a fit time to rank")
-    p, fast = ranking(df, 'score', constant, agg, preds)
+    ws = ws or here()
+    p, fast = ranking(df, 'score', constant, agg, ws)
     name = name or time.strftime(f'report-{dataset or "all"}-%Y%m%d-%H%M%S')
-    files = {k: out / f'{name}.{k}' for k in ('png', 'csv', 'json')}
+    files = {k: ws.report(name, k) for k in ('png', 'csv', 'json')}
     never_overwrite(*files.values(), hint='pass --name OTHER')
     print(f'{len(df)} runs of {len(p)} experiments; score = TTA error (else error_rate) × (fit_time + '
           f'{constant:g}), {agg} over repeats, spread: their standard deviation; lo–hi: the 95% interval of the '
@@ -153,7 +154,7 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
                       ('overfits', 'validation loss rose over the last two epochs')):
         runs = df.run[df.fit == flag].tolist() if 'fit' in df else []
         if runs: print(f"\n{flag} ({why}): {', '.join(runs)}")
-    out.mkdir(parents=True, exist_ok=True)
+    ws.reports.mkdir(parents=True, exist_ok=True)
     plot(p, files['png'], df)
     with open_new(files['csv']) as f: p.to_csv(f, index=False)
     write_json(files['json'],
@@ -163,29 +164,30 @@ def report(df: pd.DataFrame, dataset: str | None = None, top: int = 15, constant
     return dict(pivot=p, top=p.head(top), better_and_faster=fast, files=files)
 
 
-def collect(models: Path = Path('models'), wandb: str | None = None) -> tuple[pd.DataFrame, dict]:
+def collect(ws: Workspace | None = None, wandb: str | None = None) -> tuple[pd.DataFrame, dict]:
     "This project's runs, plus a W&B sweep's when `wandb` names one; and where they came from."
-    frames, sources = [], {}
+    frames, sources, ws = [], {}, ws or here()
     if wandb:
         frames.append(wandb_io.sweep_results(wandb)); sources['wandb'] = wandb
-    if Path(models).is_dir() or not frames: frames.append(results(models)); sources['models'] = str(models)
+    if ws.models.is_dir() or not frames: frames.append(results(ws)); sources['models'] = str(ws.models)
     return pd.concat(frames, ignore_index=True), sources
 
 
-def versus(df: pd.DataFrame, a: str, b: str, dataset: str | None = None, preds: Path = Path('preds')) -> dict:
+def versus(df: pd.DataFrame, a: str, b: str, dataset: str | None = None, ws: Workspace | None = None) -> dict:
     """`paddy report --vs A B`: experiment `a`'s TTA error less `b`'s on the validation images they share, its 95%
     interval, and on how many images each is right where the other is wrong."""
     from .compare import paired, right
     if dataset is not None: df = df[df.dataset == dataset]
     p = pivot(df.dropna(subset=['error_rate']))
-    files = {}
+    files, ws = {}, ws or here()
     for n in (a, b):
         rows = p[p.experiment == n]
         if rows.empty: raise PaddyError(f"--vs: no experiment '{n}' among the runs; there are "
                                         f"{', '.join(sorted(set(p.experiment)))}")
         if len(rows) > 1: raise PaddyError(f"--vs: '{n}' has runs on {len(rows)} datasets: pass --dataset")
-        files[n] = pred_files(rows.run_names.iloc[0], preds)
-        if not files[n]: raise PaddyError(f"--vs: {n}'s runs have no predictions in {preds}/: run `paddy predict RUN`")
+        files[n] = pred_files(rows.run_names.iloc[0], ws)
+        if not files[n]:
+            raise PaddyError(f"--vs: {n}'s runs have no predictions in {ws.preds}/: run `paddy predict RUN`")
     v = paired(right(files[a]), right(files[b]))
     verdict = ('indistinguishable: the interval holds 0' if v['indistinguishable'] else
                f"{a if v['diff'] < 0 else b} is better beyond the noise")
@@ -195,11 +197,11 @@ def versus(df: pd.DataFrame, a: str, b: str, dataset: str | None = None, preds: 
     return v
 
 
-def publish(models: Path = Path('models'), wandb: str | None = None, to_gist: bool = False, **kwargs) -> dict:
-    "`report` the runs in `models` (and a W&B sweep's); with `to_gist`, publish its CSV as a secret gist."
+def publish(ws: Workspace | None = None, wandb: str | None = None, to_gist: bool = False, **kwargs) -> dict:
+    "`report` the runs in `ws`'s models (and a W&B sweep's); with `to_gist`, publish its CSV as a secret gist."
     if to_gist: gist.token()  # fail before any work
-    df, sources = collect(models, wandb)
-    r = report(df, sources=sources, **kwargs)
+    df, sources = collect(ws, wandb)
+    r = report(df, sources=sources, ws=ws, **kwargs)
     if to_gist:
         csv = r['files']['csv']
         print(f"published {csv} as {gist.publish([csv], 'paddy report ' + csv.stem)}")

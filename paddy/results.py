@@ -7,7 +7,8 @@ import pandas as pd
 from .errors import PaddyError
 from .files import Damaged, open_new
 from .record import RunRecord, read_record
-from .spec import recipe
+from .spec import Experiment, final_size, recipe
+from .workspace import Workspace, here
 
 COLUMNS = ['run', 'dataset', 'experiment', 'recipe', 'arch', 'family', 'resize', 'item_size', 'size', 'accum', 'epochs',
            'split', 'error_rate', 'tta_error_rate', 'tta_helped', 'fit', 'fold_mean', 'fold_std', 'fit_time',
@@ -27,7 +28,7 @@ def family(arch: str) -> str:
     return fam
 
 
-def repeats_of(exp: dict) -> str:
+def repeats_of(exp: 'Experiment | dict') -> str:
     "What runs that repeat one another share: the recipe of a run's recorded experiment but its seeds (`spec.recipe`)."
     return recipe(exp, without=('seed', 'train_seed'), n=6)
 
@@ -47,12 +48,10 @@ def row(rec: RunRecord) -> dict:
     spread of its folds' TTA errors and the sum of their fit times."""
     exp = rec.experiment
     err, tta = rec.error_rate, rec.tta_error_rate
-    return dict(run=rec.run, dataset=Path(str(rec.data or '')).name, experiment=exp.get('name'),
-                recipe=repeats_of(exp), arch=exp.get('arch'),
-                family=family(str(exp.get('arch', ''))), resize=exp.get('resize'),
-                item_size=_size(exp.get('item_size')),
-                size=_size((exp.get('aug_sizes') or [exp.get('aug_size')])[-1]), accum=exp.get('accum'),
-                epochs=exp.get('epochs'), split=split(rec), error_rate=err, fold_mean=rec.fold_mean,
+    return dict(run=rec.run, dataset=Path(str(rec.data or '')).name, experiment=rec.name,
+                recipe=repeats_of(exp), arch=exp.arch or None, family=family(str(exp.arch or '')), resize=exp.resize,
+                item_size=_size(exp.item_size), size=_size(final_size(exp)), accum=exp.accum,
+                epochs=exp.epochs, split=split(rec), error_rate=err, fold_mean=rec.fold_mean,
                 fold_std=rec.fold_std,
                 tta_error_rate=tta, tta_helped=None if err is None or tta is None else round(tta, 6) < round(err, 6),
                 fit=fit_flag(rec.history), fit_time=rec.fit_time, gpu_mem_gb=rec.peak_gpu_mem_gb, device=rec.device,
@@ -70,10 +69,10 @@ def fit_flag(history: list | None) -> str | None:
     return 'overfits' if len(v) == 3 and v[0] < v[1] < v[2] else ''
 
 
-def metas(models: Path = Path('models'), warn: bool = True) -> list[tuple[Path, RunRecord]]:
+def metas(ws: Workspace | None = None, warn: bool = True) -> list[tuple[Path, RunRecord]]:
     "Every finished run's record file and record (a run is finished when its .json exists); others are skipped."
     out = []
-    for f in sorted(Path(models).glob('*.json')):
+    for f in (ws or here()).records():
         try: out.append((f, read_record(f)))
         except Damaged as e:
             if warn: print(f"warning: skipping {f}: not a run's metadata ({str(e).split('(')[1].split(':')[0]})",
@@ -83,21 +82,21 @@ def metas(models: Path = Path('models'), warn: bool = True) -> list[tuple[Path, 
     return out
 
 
-def results(models: Path = Path('models')) -> pd.DataFrame:
+def results(ws: Workspace | None = None) -> pd.DataFrame:
     "One row per finished run, oldest first."
-    rows = []
-    for f, meta in metas(models):
+    rows, ws = [], ws or here()
+    for f, meta in metas(ws):
         try: rows.append(row(meta))
         except (AttributeError, TypeError) as e:
             print(f"warning: skipping {f}: not a run's metadata ({type(e).__name__})", file=sys.stderr)
     if not rows:
-        raise PaddyError(f"no finished runs in {models}/: train some with `paddy train EXP` or `paddy sweep EXP…`")
+        raise PaddyError(f"no finished runs in {ws.models}/: train some with `paddy train EXP` or `paddy sweep EXP…`")
     return pd.DataFrame(rows, columns=COLUMNS).sort_values('created', kind='stable').reset_index(drop=True)
 
 
-def table(models: Path = Path('models'), csv: Path | None = None) -> pd.DataFrame:
+def table(ws: Workspace | None = None, csv: Path | None = None) -> pd.DataFrame:
     "`results` to show, and written to `csv` too when given (a new file: nothing is overwritten)."
-    df = results(models)
+    df = results(ws)
     if csv is not None:
         with open_new(csv, 'x', hint='choose another --csv') as f: df.to_csv(f, index=False)
         print(f'wrote {csv} ({len(df)} runs)', file=sys.stderr)

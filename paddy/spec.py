@@ -148,6 +148,13 @@ def tuples(v):
     return tuple(tuples(o) for o in v) if isinstance(v, (list, tuple)) else v
 
 
+def from_record(d: dict) -> Experiment:
+    """An experiment as a run's record or state holds it (JSON: lists for tuples): a field this paddy no longer has is
+    left out, one it lacks takes its default, and a record that names none (a W&B run of another tool) an empty name."""
+    known = {f.name for f in fields(Experiment)}
+    return Experiment(**{'name': '', 'arch': '', **{k: tuples(v) for k, v in d.items() if k in known}})
+
+
 def _tname(tp) -> str:
     return str(tp).replace('typing.', '').replace("<class '", '').replace("'>", '')
 

@@ -10,6 +10,7 @@ from paddy import folds as F
 from paddy.errors import PaddyError
 from paddy.files import Damaged
 from paddy.selection import _nll, logloss
+from paddy.workspace import Workspace
 
 
 def table(n=(13, 7, 20), seed=0) -> pd.DataFrame:
@@ -44,14 +45,15 @@ def test_the_plan_is_stable_across_runs_row_orders_and_machines():
 
 def test_a_plan_is_saved_once_by_its_hash_and_a_damaged_one_is_refused(tmp_path):
     plan = F.make(table(), 5, 42)
-    h = F.save(plan, tmp_path)
-    f = tmp_path / f'{h}.csv'
+    ws = Workspace(tmp_path)
+    h = F.save(plan, ws)
+    f = tmp_path / 'folds' / f'{h}.csv'
     before = f.stat().st_mtime_ns
-    assert F.save(F.make(table(seed=3), 5, 42), tmp_path) == h and f.stat().st_mtime_ns == before
-    assert F.load(h, tmp_path).equals(plan)
+    assert F.save(F.make(table(seed=3), 5, 42), ws) == h and f.stat().st_mtime_ns == before
+    assert F.load(h, ws).equals(plan)
     f.write_text(f.read_text().replace(',1\n', ',2\n', 1))  # one image moved to another fold
-    with pytest.raises(Damaged, match='no longer match its name'): F.load(h, tmp_path)
-    with pytest.raises(PaddyError, match='no fold plan'): F.load('000000000000', tmp_path)
+    with pytest.raises(Damaged, match='no longer match its name'): F.load(h, ws)
+    with pytest.raises(PaddyError, match='no fold plan'): F.load('000000000000', ws)
 
 
 def test_pseudo_labelled_rows_are_never_held_out_and_leave_the_plan_unchanged():

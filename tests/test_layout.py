@@ -1,6 +1,6 @@
 """The package reads as a pipeline: imports go one way (every import counts, those inside functions too), `spec` sits
 at the bottom, and only the CLI reaches the Kaggle stage."""
-import ast
+import ast, re
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / 'paddy'
@@ -91,3 +91,38 @@ def test_module_names_say_what_they_hold():
     "No module named run or runs (four were), and no two modules of one name: an import names one thing."
     stems = [p.stem for p in PKG.rglob('*.py') if p.name != '__init__.py']
     assert not {'run', 'runs'} & set(stems) and len(stems) == len(set(stems))
+
+
+FOLDERS = ('models', 'preds', 'folds', 'sweeps', 'playbooks', 'submissions', 'reports')
+BUILT = [re.compile(rf"Path\(['\"]({'|'.join(FOLDERS)}|data)['\"]"),     # a folder of the project, by name
+         re.compile(rf"/ ?['\"]({'|'.join(FOLDERS)})['\"]"),              # joined onto some root
+         re.compile(r"f['\"]\{[^}'\"]+\}\.(json|pkl|npz|state|folds)['\"]")]  # a run's file, named from its run
+# the Kaggle notebook's script runs before paddy is installed there, so it lays out the kernel's project by hand
+APART = {'workspace.py', 'kaggle/notebook.py'}
+
+
+def artefact_paths(text: str) -> list[str]:
+    """The lines of `text` that build a path of the project's layout themselves, instead of asking the workspace; a path
+    beside paddy's own files (`__file__`: the playbooks it ships) is the package's, not the project's."""
+    return [line.strip() for line in text.splitlines()
+            if any(p.search(line) for p in BUILT) and '__file__' not in line]
+
+
+def test_only_the_workspace_lays_out_the_project():
+    bad = "f = models / f'{run}.pkl'\nout = Path('reports') / name\nlog = root / 'sweeps' / job\nok = ws.model(run)\n"
+    assert artefact_paths(bad) == bad.splitlines()[:3]  # the check sees each way a path was built by hand
+    found = {str(p.relative_to(PKG)): artefact_paths(p.read_text()) for p in PKG.rglob('*.py')}
+    assert not {k: v for k, v in found.items() if v and k not in APART}
+
+
+def test_a_run_record_is_read_by_field():
+    "A RunRecord has no string keys to read, and its experiment is an Experiment: no `.get('…')` on either remains."
+    from paddy.record import RunRecord
+    from paddy.spec import Experiment
+    rec = RunRecord(run='a-000001', experiment=dict(name='a', arch='resnet18', aug_sizes=[[64, 48]], gone=1))
+    assert isinstance(rec.experiment, Experiment) and rec.experiment.aug_sizes == ((64, 48),) and rec.name == 'a'
+    for obj in (rec, rec.experiment):
+        assert not hasattr(obj, 'get') and not hasattr(obj, '__getitem__')
+    uses = [f"{p.relative_to(PKG)}: {line.strip()}" for p in PKG.rglob('*.py') for line in p.read_text().splitlines()
+            if re.search(r"\brec\.get\(|\bexperiment\.get\(", line)]  # a run record kept as a dict
+    assert not uses

@@ -11,6 +11,7 @@ from paddy.errors import PaddyError
 from paddy.predict import load_preds, predict, save_preds
 from paddy.spec import load
 from paddy.train import Settings, train
+from paddy.workspace import Workspace
 
 
 @pytest.fixture(scope='module')
@@ -20,9 +21,8 @@ def trained_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp('trained')
     comp = make_comp(d / 'comp')
     (d / 'tiny.py').write_text(TINY)
-    a = train(load(str(d / 'tiny.py')), Settings(data=comp), models=d / 'models', preds=d / 'preds')
-    b = train(load(str(d / 'tiny.py'), ['arch=test_efficientnet', 'epochs=2']), Settings(data=comp),
-              models=d / 'models', preds=d / 'preds')
+    a = train(load(str(d / 'tiny.py')), Settings(data=comp), Workspace(d))  # a project under tmp, no chdir
+    b = train(load(str(d / 'tiny.py'), ['arch=test_efficientnet', 'epochs=2']), Settings(data=comp), Workspace(d))
     return d, comp, a, b
 
 

@@ -205,6 +205,20 @@ def test_fewer_final_runs_with_enough_epochs_rather_than_all_of_them_at_one():
     assert (e, [k.label for k in keep], [d.label for d in drop]) == (3, ['a'], ['b', 'c'])
 
 
+def test_runs_that_still_underfit_get_epochs_before_more_runs():
+    "Where screening ended underfitting, one run trained longer beats an ensemble of runs that have not fitted."
+    def make(e): return [P.Estimate(x, 10 + 5 * e, 'm') for x in 'abc']
+    e, keep, drop = P.epochs_for(make, 4, 70.0, epochs_first=True)  # not two runs of 5: one of 12 (10 + 60 = 70)
+    assert (e, [k.label for k in keep], [d.label for d in drop]) == (12, ['a'], ['b', 'c'])
+    e, keep, drop = P.epochs_for(make, 4, 50.0, epochs_first=True)  # one run, the most epochs that fit
+    assert (e, [k.label for k in keep]) == (8, ['a'])
+    e, keep, drop = P.epochs_for(make, 4, 140.0, epochs_first=True)  # two runs each at the most: both go
+    assert (e, [k.label for k in keep], [d.label for d in drop]) == (12, ['a', 'b'], ['c'])
+    e, keep, drop = P.epochs_for(make, 4, 50.0, devices=2, epochs_first=True)  # a second device's run costs no time
+    assert (e, [k.label for k in keep]) == (8, ['a', 'b'])
+    assert P.epochs_for(make, 4, 70.0)[:2] == (5, P.epochs_for(make, 4, 70.0)[1])  # without it, as before
+
+
 @pytest.mark.parametrize('how', ['--status', '--dry-run', None])
 def test_a_state_whose_stage_lacks_a_field_is_one_line(comp, book, how):
     f = Path('playbooks/tinybook-comp/state.json')

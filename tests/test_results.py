@@ -2,6 +2,7 @@
 import pytest
 from conftest import TINY
 from paddy.results import family, repeats_of, row
+from paddy.workspace import Workspace
 
 SPECS = {'tiny_convnext': TINY, 'tiny_effnet': TINY.replace('test_convnext', 'test_efficientnet')}
 
@@ -62,5 +63,5 @@ def test_the_run_record_reads_older_records_and_refuses_newer_ones_in_one_line(t
     with pytest.raises(PaddyError, match=f'c-000003.json is a run record of schema {SCHEMA + 1}, newer than this '
                                          f"paddy's {SCHEMA}: upgrade paddy"):
         read_record(models / 'c-000003.json')
-    assert [r.run for _, r in metas(models)] == ['a-000001', 'b-000002']  # the others are still listed
+    assert [r.run for _, r in metas(Workspace(models=models))] == ['a-000001', 'b-000002']  # the others still are
     assert 'warning: skipping' in capsys.readouterr().err

@@ -55,7 +55,7 @@ def test_a_stop_raised_in_a_running_job_stops_its_process_with_sigterm(comp, tin
     outcome = {}
 
     def job():
-        try: outcome['out'] = execute(s, 'tiny-1', Path('models'), None, 1, 'here')
+        try: outcome['out'] = execute(s, 'tiny-1', None, 1, 'here')
         except KeyboardInterrupt: outcome['stopped'] = time.time()
 
     t = threading.Thread(target=job)
@@ -84,11 +84,11 @@ def test_a_job_started_again_beside_its_earlier_attempt_waits_for_it_and_never_t
     monkeypatch.setattr(subprocess, 'Popen', lambda *a, **k: pytest.fail('nothing may start'))
     with owner.owned(models / f'{run}.state' / 'lock', str):  # the earlier attempt, still training
         t0 = time.time()
-        out = execute(s, 'tiny-1', models, None, 1, 'here', wait=1.5)
+        out = execute(s, 'tiny-1', None, 1, 'here', wait=1.5)
         assert out['busy'].startswith(f'process {os.getpid()}') and out['resumed'] == run
         assert 1.5 <= time.time() - t0 < 5
         write_json(models / f'{run}.json', dict(run=run, sweep='lost/tiny-1'))  # it finishes the job meanwhile
-        assert execute(s, 'tiny-1', models, None, 1, 'here', wait=1.5)['already'] == run
+        assert execute(s, 'tiny-1', None, 1, 'here', wait=1.5)['already'] == run
 
 
 def test_sweep_arguments_are_checked_before_any_run(comp, monkeypatch):

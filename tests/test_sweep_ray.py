@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, make_comp
 from paddy.sweep import stopped
+from paddy.workspace import Workspace
 
 pytestmark = pytest.mark.slow  # every test here trains in subprocesses: left out of make test-fast
 
@@ -123,7 +124,7 @@ def swept(cluster, tmp_path_factory):
     lost, t0 = None, time.time()
     while lost is None and time.time() < t0 + 300 and r.poll() is None:
         time.sleep(0.2)
-        runs = stopped('r', root / 'models')
+        runs = stopped('r', Workspace(root))
         for job in ('slow-1', 'slow-2'):
             log = root / 'sweeps' / 'r' / f'{job}.log'
             on = attempts(log) if log.exists() else []

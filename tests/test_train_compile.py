@@ -11,6 +11,7 @@ from paddy.predict import load_preds, predict
 from paddy.spec import load
 from paddy.train import Settings, train
 from paddy.train.learner import check_experiment
+from paddy.workspace import Workspace
 
 
 @pytest.fixture(scope='module')
@@ -25,15 +26,16 @@ def compiled(tmp_path_factory):
     spec = d / 'tiny.py'
     spec.write_text(TINY.replace('pretrained = False', f"pretrained = '{weights_file(d / 'w.pth')}'")
                     + "epochs = 2\nvariety = True\ncompile = True\ncompile_backend = 'aot_eager'\n")
-    models, preds = d / 'models', d / 'preds'
+    ws = Workspace(d)
+    models = ws.models
     with pytest.MonkeyPatch.context() as mp:
         real = R.learner
         mp.setattr(R, 'learner', lambda *a, **k: real(*a, **k).add_cb(stop_after_the_row(0)))
-        with pytest.raises(KeyboardInterrupt): train(load(str(spec)), Settings(data=str(comp)), models, preds)
+        with pytest.raises(KeyboardInterrupt): train(load(str(spec)), Settings(data=str(comp)), ws)
     state = next(models.glob('*.state'))
     saved = list(torch.load(state / 'model.pth', weights_only=True)['model'])
     run = state.name.removesuffix('.state')
-    meta = train(settings=Settings(), models=models, preds=preds, resume_run=run)
+    meta = train(settings=Settings(), ws=ws, resume_run=run)
     return d, comp, meta, saved
 
 
@@ -63,7 +65,7 @@ def test_a_compiled_run_predicts_and_its_preds_are_whole(compiled, tmp_path):
     d, comp, meta, _ = compiled
     p = load_preds(d / 'preds' / f"{meta['run']}.npz")
     assert p['test_probs'].shape == (6, 3)
-    again = load_preds(predict(meta['run'], models=d / 'models', data=comp, out=tmp_path / 'again.npz'))
+    again = load_preds(predict(meta['run'], ws=Workspace(d), data=comp, out=tmp_path / 'again.npz'))
     assert again['test_probs'].shape == (6, 3) and again['vocab'].tolist() == ['cat', 'dog', 'fish']
     saved = json.loads((d / 'models' / f"{meta['run']}.json").read_text())
     assert saved['compile'] == meta['compile']

@@ -14,6 +14,7 @@ from paddy.predict import load_preds
 from paddy.selection import _nll
 from paddy.spec import load
 from paddy.train import Settings
+from paddy.workspace import Workspace
 
 K = 5
 
@@ -121,7 +122,7 @@ def test_the_cv_run_is_one_row_with_its_oof_error_spread_and_summed_time(project
     assert m['fold_std'] == pytest.approx(np.std([f['tta_error_rate'] for f in folds], ddof=1))
     from paddy.report import pivot
     from paddy.results import results
-    df = results(p.d / 'models')
+    df = results(Workspace(p.d))
     assert sorted(df.run) == sorted([p.a, p.b, p.full['run'], p.ps['run']])  # no fold run on its own
     row = df.set_index('run').loc[p.a]
     assert row.split == 'cv5' and row.error_rate == pytest.approx(m['error_rate'])

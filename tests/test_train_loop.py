@@ -1,6 +1,5 @@
 """The fit loop: `accum` changes memory, not maths (the step's gradients equal one full batch's), and a stopped run
 leaves no half files."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ from torch import nn
 
 from paddy.spec import Experiment
 from paddy.train.loop import accum_setup, whole_or_nothing
+from paddy.workspace import Workspace
 
 
 class Grab(Callback):
@@ -57,11 +57,12 @@ def test_accum_counts_samples_not_micro_batches():
 
 
 def test_an_unfinished_run_leaves_nothing(tmp_path):
-    m, p = Path('models'), Path('preds')
-    m.mkdir(); p.mkdir()
+    ws = Workspace(tmp_path / 'project')  # a project of its own, wherever the test runs
+    m, p = ws.models, ws.preds
+    m.mkdir(parents=True); p.mkdir()
     (m / 'r.pkl').write_text('half'); (p / 'r.npz').write_text('half')
-    with pytest.raises(KeyboardInterrupt), whole_or_nothing('r', m, p): raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), whole_or_nothing('r', ws): raise KeyboardInterrupt
     assert not (m / 'r.pkl').exists() and not (p / 'r.npz').exists()
     for f in (m / 's.pkl', p / 's.npz', m / 's.json'): f.write_text('whole')
-    with pytest.raises(RuntimeError), whole_or_nothing('s', m, p): raise RuntimeError
+    with pytest.raises(RuntimeError), whole_or_nothing('s', ws): raise RuntimeError
     assert all(f.exists() for f in (m / 's.pkl', p / 's.npz'))

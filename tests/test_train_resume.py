@@ -168,7 +168,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_state(comp, tiny_spec, monkeypatc
 def test_a_folder_paddy_may_not_write_is_one_line(comp, tiny_spec, monkeypatch):
     "Root ignores file modes, so a read-only models/ is what the kernel's answer to it would be."
     import paddy.train.resume as resume
-    def refused(run, models, info): raise PermissionError(13, 'Permission denied', str(models / f'{run}.state'))
+    def refused(run, ws, info): raise PermissionError(13, 'Permission denied', str(ws.state(run)))
     monkeypatch.setattr(resume, 'begin', refused)
     r = runner.invoke(app, ['train', str(tiny_spec), '--data', str(comp)])
     assert r.exit_code == 2 and 'Traceback' not in r.output, r.output

@@ -21,6 +21,7 @@ from paddy.train import Settings, train
 from paddy.train.ema import EMA
 from paddy.train.heads import TwoHeads
 from paddy.train.mixing import Mix
+from paddy.workspace import Workspace
 
 SIZES = [(32, 32), (64, 48)]
 
@@ -39,11 +40,12 @@ def run(tmp_path_factory):
                     .replace('item_size = 32', 'item_size = (64, 48)')
                     + f"epochs = 2\nvariety = True\nmixup = 0.8\ncutmix = 1.0\nmix_off_epochs = 1\n"
                     f"label_smoothing = 0.1\nema = 0.99\naug_sizes = {SIZES}\n")
-    models, preds, seen = d / 'models', d / 'preds', {}
+    ws, seen = Workspace(d), {}
+    models = ws.models
     with pytest.MonkeyPatch.context() as mp:
         real = R.learner
         mp.setattr(R, 'learner', lambda *a, **k: real(*a, **k).add_cb(stop_after_the_row(0)))
-        with pytest.raises(KeyboardInterrupt): train(load(str(spec)), Settings(data=str(comp)), models, preds)
+        with pytest.raises(KeyboardInterrupt): train(load(str(spec)), Settings(data=str(comp)), ws)
     state = next(models.glob('*.state'))
     stopped = torch.load(state / 'model.pth', weights_only=True)['cbs']
     copy_to = EMA.copy_to
@@ -54,7 +56,7 @@ def run(tmp_path_factory):
         seen['ema'] = {k: v.clone() for k, v in self.average.module.state_dict().items()}
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(EMA, 'copy_to', watched)
-        meta = train(settings=Settings(), models=models, preds=preds, resume_run=state.name.removesuffix('.state'))
+        meta = train(settings=Settings(), ws=ws, resume_run=state.name.removesuffix('.state'))
     return d, comp, meta, stopped, seen
 
 
@@ -199,7 +201,7 @@ def test_interpretation_counts_the_validation_set_and_its_pngs_open(run, tmp_pat
     from paddy.ensemble import ensemble
     from paddy.interpret import interpret
     d, comp, meta, _, _ = run
-    out = interpret(meta['run'], preds=d / 'preds', out=tmp_path / 'one', top=4)
+    out = interpret(meta['run'], ws=Workspace(d), out=tmp_path / 'one', top=4)
     cm = np.array(out['confusion'])
     assert cm.sum() == meta['n_valid'] == len(meta['valid_ids'])
     assert out['error_rate'] == pytest.approx(meta['tta_error_rate'])
@@ -209,9 +211,10 @@ def test_interpretation_counts_the_validation_set_and_its_pngs_open(run, tmp_pat
         with Image.open(tmp_path / 'one' / png) as im: assert im.size[0] > 100 and im.format == 'PNG'
     assert len(out['top_losses']) == 4 and out['top_losses'][0]['loss'] >= out['top_losses'][-1]['loss']
     assert [list(p) for p in out['most_confused']] == [list(p) for p in meta['confused']]
-    ensemble([meta['run']], name='both', data=comp, preds=d / 'preds', submissions=tmp_path / 'subs')
+    theirs = Workspace(d, submissions=tmp_path / 'subs')
+    ensemble([meta['run']], name='both', data=comp, ws=theirs)
     r = CliRunner().invoke(app, ['interpret', '--ensemble', 'both', '--out', str(tmp_path / 'ens'), '--top', '2'])
     assert r.exit_code == 2 and 'no ensemble submissions/both.json' in r.output
-    e = interpret(ensemble='both', preds=d / 'preds', submissions=tmp_path / 'subs', out=tmp_path / 'ens', top=2)
+    e = interpret(ensemble='both', ws=theirs, out=tmp_path / 'ens', top=2)
     assert e['confusion'] == out['confusion'] and e['runs'] == [meta['run']]  # one member: the run's own counts
     assert not list(tmp_path.glob('.*.tmp'))

@@ -7,12 +7,12 @@ import pandas as pd
 
 from .. import environ
 from ..errors import PaddyError
+from ..workspace import COMPETITION, Workspace, here
 from .mounts import mounts
 
-COMPETITION = 'paddy-disease-classification'
-LOCAL = Path('data') / COMPETITION
 LAYOUT = ('train_images', 'test_images', 'train.csv', 'sample_submission.csv')
-HOW_TO_GET = f"download it with `paddy download` (into {LOCAL}/), or pass --data DIR or set PADDY_DATA"
+HOW_TO_GET = (f"download it with `paddy download` (into {Workspace().competition()}/), or pass --data DIR or set "
+              "PADDY_DATA")
 
 
 def has_layout(path: Path) -> bool:
@@ -26,7 +26,7 @@ def find_data(data: str | Path | None = None, recorded: str | Path | None = None
     if data is not None: path, src = Path(data), '--data'
     elif environ.data(): path, src = environ.data(), 'PADDY_DATA'
     elif kaggle := [p for p in mounts(COMPETITION) if has_layout(p)]: path, src = kaggle[0], 'Kaggle input'
-    else: path, src = LOCAL, 'default'
+    else: path, src = here().competition(), 'default'
     if not path.is_dir(): raise PaddyError(f"no competition data at {path} ({src}): {HOW_TO_GET}")
     missing = [p for p in LAYOUT if not (path / p).exists()]
     if missing:

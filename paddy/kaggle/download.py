@@ -8,6 +8,7 @@ from ..data.mounts import input_root, mounts
 from ..environ import in_kaggle_notebook
 from ..errors import PaddyError
 from ..files import folder_once, sha256, write_json
+from ..workspace import here
 from .client import download_zip, endpoint
 
 
@@ -21,7 +22,7 @@ def unzip(archive: Path, dest: Path):
         raise PaddyError(f"{archive} is not a whole zip: delete it and run `paddy download` again") from None
 
 
-def download(comp: str = COMPETITION, dest: Path = Path('data')) -> Path:
+def download(comp: str = COMPETITION, dest: Path | None = None) -> Path:
     "The folder holding `comp`'s files: where a notebook mounts it, else `dest/<comp>`, downloaded if absent."
     if in_kaggle_notebook():
         found = [p for p in mounts(comp) if has_layout(p)]
@@ -32,7 +33,7 @@ def download(comp: str = COMPETITION, dest: Path = Path('data')) -> Path:
         path = found[0]
         print(f'inside a Kaggle notebook: using {path}, nothing to download')
         return path
-    dest = Path(dest)
+    dest = here().data if dest is None else Path(dest)
     out = dest / comp
     if has_layout(out):
         print(f'{out} already holds the competition files: nothing to download')

@@ -5,10 +5,10 @@ import hashlib
 from pathlib import Path
 
 from ..playbook.book import Playbook, flat, load_playbook
-from ..playbook.play import ROOT
 from ..spec import load
 from ..sweep import finished
 from ..train.learner import check_experiment
+from ..workspace import Workspace, here
 from . import bundle, kernel
 
 
@@ -32,24 +32,24 @@ def run_name(book: Playbook, specs: list) -> str:
     return f'kaggle-{book.name}-' + hashlib.sha1(key.encode()).hexdigest()[:6]
 
 
-def earlier(run: str, models: Path = Path('models'), preds: Path = Path('preds')) -> tuple[dict, dict, dict]:
+def earlier(run: str, ws: Workspace) -> tuple[dict, dict, dict]:
     """What earlier sessions of `run` left here: its finished runs' .json (run → text), their predictions and its state
     folder's files as extra dataset files, and the manifest's record of them."""
-    done = [m for stage in ('screen', 'final') for m in finished(f'{run}-{stage}', models).values()]  # jobs alike
-    runs = {m.run: (models / f"{m.run}.json").read_text() for m in done}
-    predicted = [r for r in sorted(runs) if (preds / f'{r}.npz').is_file()]
-    extra = {f'finished-{r}.npz': (preds / f'{r}.npz').read_bytes() for r in predicted}
-    folder = ROOT / run
+    done = [m for stage in ('screen', 'final') for m in finished(f'{run}-{stage}', ws).values()]  # jobs alike
+    runs = {m.run: ws.record(m.run).read_text() for m in done}
+    predicted = [r for r in sorted(runs) if ws.probs(r).is_file()]
+    extra = {f'finished-{r}.npz': ws.probs(r).read_bytes() for r in predicted}
+    folder = ws.playbook(run)
     state = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != 'lock') if folder.is_dir() else []
     extra.update({f'state-{f}': (folder / f).read_bytes() for f in state})
     return runs, extra, dict(state=state, preds=predicted)
 
 
 def prepare(folder: Path, owner: str, book: Playbook, specs: list, accelerator: str, title: str, hours: float,
-            models: Path = Path('models')) -> dict:
+            ws: Workspace | None = None) -> dict:
     "Write `folder/dataset` and `folder/kernel` for playbook `book` within the session's `hours`."
     run = run_name(book, specs)
-    done, extra, info = earlier(run, models)
+    done, extra, info = earlier(run, ws or here())
     extra[f'playbook-{book.name}.py'] = flat(book).encode()
     print(f"building paddy's wheel and the dataset of playbook {book.name} as run {run}"
           + (f" (its state and {len(done)} finished runs from earlier sessions, which the kernel goes on from)"

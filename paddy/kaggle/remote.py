@@ -13,10 +13,10 @@ from ..spec import load_sweep, recipe
 from ..sweep import finished
 from ..train import Settings
 from ..train.learner import check_experiment
+from ..workspace import Workspace, here
 from . import bundle, kernel, playbooks
 from .client import api, kaggle_errors, rules_url
 
-LOG = Path('kaggle-runs.csv')
 HOURS = 12.0  # a GPU session's limit on Kaggle
 RECORD = 'paddy-kaggle-run.json'  # what the kernel's script writes: what ran, what was skipped, how long it took
 COLUMNS = ('time', 'kernel', 'version', 'url', 'experiments', 'repeat', 'set', 'accelerator', 'bundle', 'paddy_commit')
@@ -71,11 +71,11 @@ def sweep_name(specs: list, repeat: int, sets, fit_memory: float | None) -> str:
 
 
 def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerator: str, title: str,
-            fit_memory: float | None = None, hours: float = HOURS, models: Path = Path('models')) -> dict:
+            fit_memory: float | None = None, hours: float = HOURS, ws: Workspace | None = None) -> dict:
     """Write `folder/dataset` and `folder/kernel` for a sweep of `specs` within `hours`; runs of that sweep already
     pulled into `models` go along, so the kernel skips them."""
-    name = sweep_name(specs, repeat, sets, fit_memory)
-    done = {m.run: (models / f"{m.run}.json").read_text() for m in finished(name, models).values()}
+    name, ws = sweep_name(specs, repeat, sets, fit_memory), ws or here()
+    done = {m.run: ws.record(m.run).read_text() for m in finished(name, ws).values()}
     print(f"building paddy's wheel and the dataset of {', '.join(s.name for s in specs)}"
           + (f" ({len(done)} runs already pulled, which the kernel skips)" if done else '') + '…', flush=True)
     manifest = bundle.build(folder / 'dataset', owner_, specs, sets, done)
@@ -88,7 +88,7 @@ def prepare(folder: Path, owner_: str, specs: list, repeat: int, sets, accelerat
 
 
 def push(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.ACCELERATOR, title: str | None = None,
-        dry_run: Path | None = None, log: Path = LOG, fit_memory: float | None = None, hours: float = HOURS,
+        dry_run: Path | None = None, log: Path | None = None, fit_memory: float | None = None, hours: float = HOURS,
         playbook: str | None = None) -> dict:
     """Push a kernel that sweeps `exps` (or runs `playbook`) on Kaggle's GPU, with paddy's dataset versioned first if
     it changed; `dry_run` only writes the folders. `fit_memory` (GB) lets each run raise its accum until it fits the
@@ -137,15 +137,16 @@ def push(exps: list[str], repeat: int = 1, sets=(), accelerator: str = kernel.AC
                experiments=' '.join(exps),
                repeat=repeat, set=' '.join(sets), accelerator=accelerator, bundle=p['manifest']['bundle'],
                paddy_commit=git_commit())
-    append_row(log, COLUMNS, row)
+    append_row(log or here().kaggle_log, COLUMNS, row)
     print(f"pushed {meta['id']} version {r.version_number}: {r.url}")
     print(quota(kaggle_api))
     return dict(p, row=row)
 
 
-def target(kernel_: str | None, log: Path = LOG) -> str:
+def target(kernel_: str | None, log: Path | None = None) -> str:
     "KERNEL as given (owner/slug, owner/slug/version or slug), else the last one pushed from here, at its version."
     if kernel_: return kernel_
+    log = log or here().kaggle_log
     rows = list(csv.DictReader(log.read_text().splitlines())) if log.is_file() else []
     if not rows:
         raise PaddyError(f"no kernel pushed from here ({log} is missing or empty): name one, e.g. paddy kaggle status "
@@ -171,7 +172,7 @@ def state(kaggle_api, ref: str) -> tuple[str, str | None]:
     return r.status.name.lower(), r.failure_message
 
 
-def kernel_status(kernel_: str | None = None, log: Path = LOG) -> str:
+def kernel_status(kernel_: str | None = None, log: Path | None = None) -> str:
     "The kernel's state in one line."
     kernel_ = target(kernel_, log)
     kaggle_api = api()
@@ -219,22 +220,24 @@ def fetched_files(folder: Path) -> list[Path]:
 
 
 def pull_moves(got: Path, models: bool, test_ids: list[str], logs: Path) -> list[tuple[Path, Path]]:
-    "(fetched, destination) for every finished run and log, predictions first; raises on a run that doesn't fit here."
-    out = []
-    for j in sorted((got / 'models').glob('*.json')):
-        run, npz = j.stem, got / 'preds' / f'{j.stem}.npz'
+    """(fetched, destination) for every finished run and log, predictions first; raises on a run that doesn't fit here.
+    What was fetched is laid out as a project is: a workspace of its own."""
+    out, theirs, ours = [], Workspace(got), here()
+    for j in theirs.records():
+        run, npz = j.stem, theirs.probs(j.stem)
         if not is_run_name(run) or not npz.is_file(): continue  # not a finished run
         ids = load_preds(npz, ('test_ids',)).get('test_ids')  # a run only screened has none until an ensemble
         if ids is not None and ids.tolist() != test_ids:
             raise PaddyError(f"{run}'s predictions are not of the test ids in your sample_submission.csv: pull into "
                              "the project of the same competition")
-        pkl = got / 'models' / f'{run}.pkl'
-        out += [(npz, Path('preds') / npz.name)] + ([(pkl, Path('models') / pkl.name)] if models
-                                                    and pkl.is_file() else []) + [(j, Path('models') / j.name)]
-    out += [(f, logs / f.relative_to(got / 'sweeps')) for f in fetched_files(got / 'sweeps')]
+        pkl = theirs.model(run)
+        out += [(npz, ours.probs(run))] + ([(pkl, ours.model(run))] if models and pkl.is_file() else []) + [
+            (j, ours.record(run))]
+    out += [(f, logs / f.relative_to(theirs.sweeps)) for f in fetched_files(theirs.sweeps)]
     for top in ('playbooks', 'submissions', 'reports'):  # a playbook run's, as `paddy playbook` left them there
-        out += [(f, Path(top) / f.relative_to(got / top)) for f in fetched_files(got / top)
-                if top != 'playbooks' or f.parent != got / top]  # the playbook itself is yours, written flat
+        there, mine = getattr(theirs, top), getattr(ours, top)
+        out += [(f, mine / f.relative_to(there)) for f in fetched_files(there)
+                if top != 'playbooks' or f.parent != there]  # the playbook itself is yours, written flat
     if (got / RECORD).is_file(): out.append((got / RECORD, logs / RECORD))
     return out
 
@@ -243,9 +246,9 @@ def continued(got: Path) -> set[Path]:
     """The playbook folders here whose fetched state goes on from the one here: theirs replace these files, any other
     difference is a clash."""
     out = set()
-    for f in sorted(got.glob('playbooks/*/state.json')):
-        here = Path('playbooks') / f.parent.name / 'state.json'
-        if here.is_file() and continues(read_json(here), read_json(f)): out.add(here.parent)
+    for f in sorted(Workspace(got).playbooks.glob('*/state.json')):
+        mine = here().playbook_state(f.parent.name)
+        if mine.is_file() and continues(read_json(mine), read_json(f)): out.add(mine.parent)
     return out
 
 
@@ -253,7 +256,7 @@ def same_bytes(x: Path, y: Path) -> bool:
     return x.stat().st_size == y.stat().st_size and x.read_bytes() == y.read_bytes()
 
 
-def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path = LOG) -> list[str]:
+def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path | None = None) -> list[str]:
     """Fetch the kernel's finished runs into models/ and preds/ (the .pkl with `models`), and its logs into
     sweeps/<kernel>-v<N>/; nothing is overwritten. A failed kernel's log tail is shown, and what it finished is still
     pulled."""
@@ -264,7 +267,7 @@ def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path 
     st, why = state(kaggle_api, ref)
     if st in WAITING: raise PaddyError(f"{ref} is {st}: pull it once `paddy kaggle status` says complete")
     owner_, slug, version = kaggle_api.parse_kernel_string(ref)
-    logs = Path('sweeps') / (f'{slug}-v{version}' if version else slug)
+    logs = here().sweep(f'{slug}-v{version}' if version else slug)
     tmp = Path(tempfile.mkdtemp(prefix='paddy-pull-'))
     try:
         with kaggle_errors(thing=f'kernel {ref}'):  # the client's download bars only for the large .pkl
@@ -278,7 +281,8 @@ def pull(kernel_: str | None = None, models: bool = False, data=None, log: Path 
             (tmp / 'kernel.log').write_text('\n'.join(lines) + '\n')
             plan.append((tmp / 'kernel.log', logs / 'kernel.log'))
         further = continued(tmp)
-        clash = [d for s, d in plan if d.exists() and not same_bytes(s, d) and Path(*d.parts[:2]) not in further]
+        clash = [d for s, d in plan if d.exists() and not same_bytes(s, d)
+                 and not any(d.is_relative_to(f) for f in further)]
         if clash:
             raise PaddyError(f"{clash[0]} exists with other "
                              f"contents{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}: "

@@ -8,9 +8,9 @@ from ..data import COMPETITION, find_data
 from ..errors import PaddyError
 from ..files import append_row, read_json, sha256
 from . import client
+from ..workspace import here
 from .lint import check_submission
 
-LOG = Path('submissions') / 'log.csv'
 COLUMNS = ['time', 'competition', 'file', 'sha256', 'message', 'runs', 'weights', 'method', 'valid_error', 'ref',
            'kaggle_message']
 
@@ -26,13 +26,15 @@ def provenance(sub: Path) -> dict:
     return meta
 
 
-def read_log(log: Path = LOG) -> pd.DataFrame:
+def read_log(log: Path | None = None) -> pd.DataFrame:
+    log = log or here().submitted_log
     return pd.read_csv(log, dtype=str, keep_default_na=False) if log.is_file() else pd.DataFrame(columns=COLUMNS)
 
 
-def upload(sub: Path, message: str, comp: str = COMPETITION, data=None, log: Path = LOG, again: bool = False) -> dict:
-    "Lint `sub`, upload it with `message`, and append what it was made from to `log`."
-    sub = Path(sub)
+def upload(sub: Path, message: str, comp: str = COMPETITION, data=None, log: Path | None = None,
+           again: bool = False) -> dict:
+    "Lint `sub`, upload it with `message`, and append what it was made from to `log` (submissions/log.csv)."
+    sub, log = Path(sub), log or here().submitted_log
     if not message.strip():
         raise PaddyError("give a message with -m: it is how you tell submissions apart on the leaderboard")
     meta = provenance(sub) if sub.is_file() else {}
@@ -61,9 +63,10 @@ def _score(s) -> float | None:
     except (TypeError, ValueError): return None
 
 
-def submissions(comp: str = COMPETITION, log: Path = LOG) -> pd.DataFrame:
+def submissions(comp: str = COMPETITION, log: Path | None = None) -> pd.DataFrame:
     """The log joined with your leaderboard scores by submission ref; the log alone, with a warning, when Kaggle is out
     of reach."""
+    log = log or here().submitted_log
     logged = read_log(log)
     logged = logged[logged.competition == comp] if len(logged) else logged
     try: remote = client.scores(comp)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import PaddyError
 from ..spec import find_file, load as load_experiment, read_assignments
+from ..workspace import here
 
 SELECT = (None, 'greedy', 'logloss')
 
@@ -42,8 +43,8 @@ SHIPPED = Path(__file__).resolve().parent.parent.parent / 'playbooks'
 def folders() -> list[Path]:
     """Where playbooks are looked up: `playbooks/` under the working directory, then the ones paddy ships. A run's own
     state lives in `playbooks/<run>/` too, so a folder of states alone must not hide the shipped playbooks."""
-    here = Path('playbooks')
-    return [here] + ([SHIPPED] if not here.is_dir() or here.resolve() != SHIPPED else [])
+    mine = here().playbooks
+    return [mine] + ([SHIPPED] if not mine.is_dir() or mine.resolve() != SHIPPED else [])
 
 
 def available() -> list[str]:

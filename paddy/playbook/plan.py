@@ -51,14 +51,13 @@ class Estimate:
     def __str__(self): return f'{self.label}: {duration(self.seconds)} ({self.source})'
 
 
-def rate(rec, exp: dict | None = None) -> float:
+def rate(rec, exp: Experiment | None = None) -> float:
     """The `cost` a second that a finished run's record (a `RunRecord`) says it trained at: from its whole-model
     epochs where its history has them, since fine_tune's frozen epoch trains the head alone, far cheaper, and flattered
     a short screening run's rate (the cpu playbook's final run took a third longer than planned); else its `img_per_s`
     over every epoch."""
     from statistics import median
-    from ..spec import Experiment as E
-    e = E(**{k: tuple(v) if isinstance(v, list) else v for k, v in (exp or rec.experiment).items()})
+    e = exp or rec.experiment
     whole = [h['seconds'] for h in rec.history if not h.get('frozen') and h.get('seconds')]
     ips = rec.n_train / median(whole) if whole and rec.n_train else rec.img_per_s
     return ips * cost(e)
@@ -106,12 +105,21 @@ def screen_share(est: list[Estimate], budget: float | None, devices: int = 1) ->
                   f"({duration(share)})" + (f"; left out: {', '.join(e.label for e in drop)}" if drop else ''))
 
 
-def epochs_for(make, base: int, seconds_left: float, devices: int = 1) -> tuple[int, list[Estimate], list[Estimate]]:
+def epochs_for(make, base: int, seconds_left: float, devices: int = 1,
+               epochs_first: bool = False) -> tuple[int, list[Estimate], list[Estimate]]:
     """The most epochs, up to `MAX_EPOCHS` × `base`, at which the runs `make(epochs)` estimates, in rank order, end
     within `seconds_left`; more epochs before anything larger, since short runs here still underfit
     (docs/benchmarks.md). Where all of them get fewer than `base` epochs, the last ones are dropped so that fewer runs
-    get more; when even one does not fit at one epoch, one epoch and the runs that fit."""
+    get more; when even one does not fit at one epoch, one epoch and the runs that fit. With `epochs_first` (the
+    screening runs ended still underfitting), epochs come before runs: a run a device takes the most epochs that fit,
+    and another run joins only where each can still have the most (`MAX_EPOCHS` × `base`)."""
     n = len(make(base))
+    if epochs_first:
+        cap, k = MAX_EPOCHS * base, min(n, max(devices, 1))  # a run on a device that would idle costs no time
+        while k < n and not fit(make(cap)[:k + 1], seconds_left, devices)[1]: k += 1
+        for e in range(cap, 0, -1):
+            keep, drop = fit(make(e)[:k], seconds_left, devices)
+            if not drop: return e, keep, make(e)[k:]
     for k in range(n, 0, -1):
         for e in range(MAX_EPOCHS * base, 0, -1):
             runs = make(e)

@@ -11,8 +11,7 @@ from . import stages as S
 from . import summary
 from .book import load_playbook
 from .state import STAGES, State, locked
-
-ROOT = Path('playbooks')
+from ..workspace import Workspace, here
 
 
 def run_name(book_name: str, data: Path, name: str | None) -> str:
@@ -32,15 +31,15 @@ def dry_run(r: S.PlaybookRun, state: dict | None) -> dict:
     if 'rank' not in stages and est:
         print(f"  the final sweep takes the top {r.book.top} by TTA error, within noise the faster and more diverse "
               f"first; until screening ranks them, the plan shows the first {len(chosen)}")
-    keep, drop, epochs = S.final_plan(r, chosen, stages.get('screen', {}), left)
-    print(P.table(keep, drop, left) + f'\n  epochs: {epochs}')
+    keep, drop, epochs, why = S.final_plan(r, chosen, stages.get('screen', {}), left)
+    print(P.table(keep, drop, left) + f'\n  epochs: {epochs} ({why})')
     return dict(screen=[vars(e) for e in est], keep=[vars(e) for e in keep], drop=[vars(e) for e in drop],
                 epochs=epochs)
 
 
 def play(name: str, data=None, hours: float | None = None, run: str | None = None, dry: bool = False,
              message: str | None = None, gpus: str | None = None, check=None, submit=None,
-             models: Path = Path('models')) -> dict:
+             ws: Workspace | None = None) -> dict:
     """Run playbook `name` on `data` within `hours` as run `run` (default NAME-DATASET), from its first unfinished
     stage. `check(csv, data)` and `submit(csv, message, data)` are the submission's lint and upload (the CLI passes
     the Kaggle client's), so the playbook itself never reaches Kaggle."""
@@ -48,16 +47,17 @@ def play(name: str, data=None, hours: float | None = None, run: str | None = Non
     book = load_playbook(name)  # an unknown candidate fails here, before anything trains
     path = find_data(data)
     name = run_name(book.name, path, run)
-    folder = ROOT / name
+    ws = ws or here()
+    folder = ws.playbook(name)
     args = dict(playbook=book.name, data=str(path.resolve()), hours=hours)
     if dry:
-        f = folder / 'state.json'
+        f = ws.playbook_state(name)
         state = State.read(f) if f.exists() else None
-        return dry_run(S.PlaybookRun(book, name, folder, path, hours, gpus, state.spent() if state else 0.0, models),
+        return dry_run(S.PlaybookRun(book, name, folder, path, hours, gpus, state.spent() if state else 0.0, ws),
                        state and state.info)
     with locked(folder):
         s = State.open(folder, args)
-        r = S.PlaybookRun(book, name, folder, path, hours, gpus, s.spent(), models)
+        r = S.PlaybookRun(book, name, folder, path, hours, gpus, s.spent(), ws)
         todo = s.first_unfinished()
         if todo in ('check', 'shrink', 'screen'): S.affordable(r, path)  # before any stage: the copy has as many images
         s.save()
@@ -107,7 +107,7 @@ def progress(name: str, data=None, run: str | None = None) -> str:
     book = load_playbook(name)
     path = find_data(data)
     name = run_name(book.name, path, run)
-    f = ROOT / name / 'state.json'
+    f = here().playbook_state(name)
     if not f.exists(): return f"{name}: not started; `paddy playbook {book.name}` starts it"
     s = State.read(f)
     st, hours = s.info['stages'], s.info['args'].get('hours')

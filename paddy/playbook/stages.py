@@ -13,10 +13,11 @@ from ..errors import PaddyError
 from ..files import read_json, write_json
 from ..report import plot, ranking
 from ..record import read_record
-from ..results import metas, results
+from ..results import fit_flag, metas, results
 from ..spec import assignments, load as load_experiment
 from ..tables import table_text
 from ..sweep import devices, finished, sweep
+from ..workspace import Workspace, here
 from . import plan as P
 from .book import Playbook, label
 
@@ -24,9 +25,9 @@ from .book import Playbook, label
 class PlaybookRun:
     "A playbook run's context: the book, where it writes, the data, the budget and the clock of this session."
     def __init__(self, book: Playbook, name: str, folder: Path, data: Path, hours: float | None, gpus=None,
-                 spent: float = 0.0, models: Path = Path('models')):
+                 spent: float = 0.0, ws: Workspace | None = None):
         self.book, self.name, self.folder, self.data, self.hours, self.gpus = book, name, folder, data, hours, gpus
-        self.spent, self.t0, self.models = spent, time.time(), models
+        self.spent, self.t0, self.ws = spent, time.time(), ws or here()
 
     def left(self) -> float:
         "Seconds of the budget left: the hours less the finished stages of earlier sessions and this session's time."
@@ -70,7 +71,7 @@ def check(r: PlaybookRun) -> dict:
 def shrink(r: PlaybookRun) -> dict:
     "The small copy, under data/, reused when it exists (`paddy resize` resumes and checks it)."
     if not r.book.screen_size: return dict(data=str(r.data))
-    dest = Path('data') / f'{r.data.name}-{r.book.screen_size}'
+    dest = r.ws.small_copy(r.data, r.book.screen_size)
     return dict(data=str(resize(r.data, dest, r.book.screen_size, workers=num_workers()).resolve()))
 
 
@@ -83,7 +84,7 @@ def screen_estimates(r: PlaybookRun, data: Path) -> list[P.Estimate]:
     device's start-up per run; its TTA on the test set only when the screening runs are the ensemble's (top = 0)."""
     n, n_test = counts(data)
     n_test = 0 if r.book.top else n_test
-    px, source = measured_rate(r.models)
+    px, source = measured_rate(r.ws)
     return [P.estimate(e, e.name, n, n_test, px, source, overhead=P.PRIOR_STARTUP_S[device()],
                        pretrained=e.pretrained is not False) for e in experiments(r, 'screen')]
 
@@ -94,9 +95,9 @@ def device() -> str:
 
 
 
-def measured_rate(models: Path) -> tuple[float, str]:
+def measured_rate(ws: Workspace) -> tuple[float, str]:
     "The median pixels a second of the finished runs on record, else the prior for this device."
-    done = [m for _, m in metas(models, warn=False) if m.img_per_s and m.experiment]
+    done = [m for _, m in metas(ws, warn=False) if m.img_per_s and m.experiment.arch]
     if done:
         rates = sorted(P.rate(m) for m in done)
         return rates[len(rates) // 2], f'the median rate of {len(rates)} finished runs'
@@ -131,9 +132,9 @@ def screen(r: PlaybookRun, data: Path) -> dict:
     print(f'{r.name}: {why}')
     if not est: return dict(runs={}, skipped=True, why=why, estimate=0.0, wall_per_run=None, data=str(data))
     specs = [spec_file(e, r.folder / 'specs' / 'screen') for e in experiments(r, 'screen', [e.label for e in est])]
-    t0, before = time.time(), len(finished(r.sweep_name('screen'), r.models))
+    t0, before = time.time(), len(finished(r.sweep_name('screen'), r.ws))
     done = sweep([str(s) for s in specs], gpus=r.gpus, data=str(data), name=r.sweep_name('screen'),
-                 hours=r.left() / 3600 if r.hours else None, models=r.models, test_preds=not r.book.top)
+                 hours=r.left() / 3600 if r.hours else None, ws=r.ws, test_preds=not r.book.top)
     runs = {m.name: m.run for m in done.values()}
     # a run's wall time beyond its fit and TTA (start-up, the item cache): what the final estimates add to each run
     wall = (time.time() - t0) / max(1, len(done) - before) if len(done) > before else None
@@ -146,10 +147,10 @@ def rank(r: PlaybookRun, screened: dict) -> dict:
     if screened.get('skipped'):
         print(f"taking forward {r.book.first()}, the playbook's first candidate: {screened['why']}")
         return dict(chosen=[r.book.first()], indistinguishable=[], why=screened['why'], better_and_faster=[])
-    df = results(r.models)
+    df = results(r.ws)
     df = df[df.sweep.astype(str).str.startswith(r.sweep_name('screen') + '/')].dropna(subset=['error_rate'])
     if df.empty: raise PaddyError(f"no screening run of {r.name} finished: see sweeps/{r.sweep_name('screen')}/")
-    p, fast = ranking(df, by='error')
+    p, fast = ranking(df, by='error', ws=r.ws)
     p.drop(columns='run_names').to_csv(r.folder / 'rank.csv', index=False)
     plot(p, r.folder / 'rank.png', df)
     chosen, tied = choose(p, r.book.top)
@@ -178,21 +179,24 @@ def choose(p, k: int) -> tuple[list[str], list[str]]:
 
 
 def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
-               seconds_left: float | None = None) -> tuple[list[P.Estimate], list[P.Estimate], int]:
+               seconds_left: float | None = None) -> tuple[list[P.Estimate], list[P.Estimate], int, str]:
     """Each chosen candidate's final runs, estimated from its own screening run (else the rate on record), those that
-    fit `seconds_left` (default: the time left now, less `plan.MARGIN` of the budget), and their epochs: with a
-    budget, the most that fit (`plan.epochs_for`), else the playbook's."""
+    fit `seconds_left` (default: the time left now, less `plan.MARGIN` of the budget), their epochs, and why: with a
+    budget, the most that fit (`plan.epochs_for`), more epochs before more runs where every screening run ended still
+    underfitting (an ensemble of runs that have not fitted buys less than one run trained longer: docs/benchmarks.md);
+    else the playbook's."""
     n, n_test = counts(r.data)
     left = r.left() - r.margin() if seconds_left is None else seconds_left
-    rates = {}
+    rates, flags = {}, {}
     for e in experiments(r, 'final', chosen):
         run = (screened.get('runs') or {}).get(e.name)
-        rec = read_record(r.models / f'{run}.json') if run and (r.models / f'{run}.json').exists() else None
+        rec = read_record(r.ws.record(run)) if run and r.ws.finished(run) else None
         if rec:
+            flags[e.name] = fit_flag(rec.history)
             px, source, wall = P.rate(rec), f"its screening run {run}", screened.get('wall_per_run')
             shot = experiments(r, 'screen', [e.name])[0]
             overhead = max(0.0, wall - rec.fit_time - P.tta(shot, rec.n_valid, 0, px)) if wall else 0.0
-        else: (px, source), overhead = measured_rate(r.models), P.PRIOR_STARTUP_S[device()]
+        else: (px, source), overhead = measured_rate(r.ws), P.PRIOR_STARTUP_S[device()]
         rates[e.name] = px, source, overhead
 
     def make(epochs: int) -> list[P.Estimate]:
@@ -205,9 +209,12 @@ def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
         return out
     devs = len(devices(r.gpus))
     if r.hours is None or left == float('inf'):
-        return *P.fit(make(r.book.final_epochs), left, devs), r.book.final_epochs
-    epochs, keep, drop = P.epochs_for(make, r.book.final_epochs, left, devs)
-    return keep, drop, epochs
+        return *P.fit(make(r.book.final_epochs), left, devs), r.book.final_epochs, "the playbook's: no budget"
+    underfit = bool(flags) and all(f == 'underfits' for f in flags.values())
+    epochs, keep, drop = P.epochs_for(make, r.book.final_epochs, left, devs, epochs_first=underfit)
+    why = ("the screening runs ended still underfitting (training loss above validation loss): more epochs before "
+           "more runs" if underfit else "the most at which the runs fit")
+    return keep, drop, epochs, why
 
 
 def final(r: PlaybookRun, chosen: list[str], screened: dict) -> dict:
@@ -215,38 +222,39 @@ def final(r: PlaybookRun, chosen: list[str], screened: dict) -> dict:
     f = r.folder / 'final-plan.json'
     if f.exists(): plan = read_json(f, "move it aside: the final stage plans again")
     else:
-        keep, drop, epochs = final_plan(r, chosen, screened)
-        plan = dict(keep=[vars(e) for e in keep], drop=[vars(e) for e in drop], epochs=epochs)
+        keep, drop, epochs, why = final_plan(r, chosen, screened)
+        plan = dict(keep=[vars(e) for e in keep], drop=[vars(e) for e in drop], epochs=epochs, why=why)
         write_json(f, plan)
     keep, drop = [P.Estimate(**e) for e in plan['keep']], [P.Estimate(**e) for e in plan['drop']]
-    print(P.table(keep, drop, r.left()) + f"\n  epochs: {plan['epochs']}"
-          + (f" (the playbook's {r.book.final_epochs}, scaled to the budget)" if plan['epochs'] != r.book.final_epochs
-             else ''))
+    notes = ([f"the playbook's {r.book.final_epochs}, scaled to the budget"] if plan['epochs'] != r.book.final_epochs
+             else []) + ([plan['why']] if plan.get('why') else [])
+    print(P.table(keep, drop, r.left()) + f"\n  epochs: {plan['epochs']}" + (f" ({'; '.join(notes)})" if notes else ''))
     labels = sorted({e.label.split(' #')[0] for e in keep}, key=chosen.index)
     if not labels: raise PaddyError(f"no final run fits in the {P.duration(r.left())} left: give more --hours")
     specs = [spec_file(e, r.folder / 'specs' / 'final') for e in experiments(r, 'final', labels, plan['epochs'])]
     repeat = r.book.repeat if all(sum(e.label.split(' #')[0] == lab for e in keep) == r.book.repeat
                                   for lab in labels) else 1
     done = sweep([str(s) for s in specs], repeat=repeat, gpus=r.gpus, data=str(r.data), name=r.sweep_name('final'),
-                 hours=r.left() / 3600 if r.hours else None, models=r.models, folds=r.book.folds or None)
+                 hours=r.left() / 3600 if r.hours else None, ws=r.ws, folds=r.book.folds or None)
     return dict(runs=sorted(m.run for m in done.values()), planned=plan['keep'], dropped=plan['drop'],
-                estimate=sum(e.seconds for e in keep), epochs=plan['epochs'])
+                estimate=sum(e.seconds for e in keep), epochs=plan['epochs'], why=plan.get('why'))
 
 
 def ensemble(r: PlaybookRun, runs: list[str]) -> dict:
     "The final runs' ensemble as submissions/<run>.csv (one left by an earlier session is taken as it is)."
-    sub = Path('submissions') / f'{r.name}.json'
+    sub = r.ws.ensemble_record(r.name)
     if sub.exists(): meta = read_json(sub)
-    else: meta = make_ensemble(runs, select=r.book.select if len(runs) > 1 else None, name=r.name, data=r.data)
+    else: meta = make_ensemble(runs, select=r.book.select if len(runs) > 1 else None, name=r.name, data=r.data,
+                               ws=r.ws)
     where = None
     if meta['valid_error']['ensemble'] is not None:
         from ..interpret import interpret
-        out = Path('reports') / f'interpret-{r.name}'
-        if not out.exists(): interpret(ensemble=r.name, out=out)
+        out = r.ws.interpretation(r.name)
+        if not out.exists(): interpret(ensemble=r.name, out=out, ws=r.ws)
         where = str(out)
     return dict(csv=meta['csv'], members=meta['runs'], weights=meta['weights'], method=meta['method'],
                 valid_error=meta['valid_error']['ensemble'], interpret=where)
 
 
 def final_runs(r: PlaybookRun) -> list[str]:
-    return sorted(m.run for m in finished(r.sweep_name('final'), r.models).values())
+    return sorted(m.run for m in finished(r.sweep_name('final'), r.ws).values())

@@ -31,9 +31,9 @@ def write(s: State, name: str) -> Path:
                 f"{', '.join(r['chosen']) or 'none'}; {r['why']}. Better and faster than the median: "
                 f"{', '.join(r['better_and_faster']) or 'none'}.\n"]
     if 'final' in st and st['final'].get('epochs'):
-        out += [f"Final runs: {st['final']['epochs']} epochs (fine_tune's frozen one aside), "
-                + ("the most at which every planned run fits the budget (more epochs before a larger size: short runs "
-                   "here still underfit).\n" if s.info['args'].get('hours') else "the playbook's (no budget).\n")]
+        why = st['final'].get('why') or ("the most at which every planned run fits the budget" if s.info['args'].get(
+            'hours') else "the playbook's: no budget")
+        out += [f"Final runs: {st['final']['epochs']} epochs (fine_tune's frozen one aside): {why}.\n"]
     if 'final' in st and st['final'].get('dropped'):
         out += [f"Dropped by the time plan: {', '.join(e['label'] for e in st['final']['dropped'])}.\n"]
     rows = [dict(stage=k, seconds=st[k]['seconds'] if k in st else None,

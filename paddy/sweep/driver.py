@@ -1,12 +1,12 @@
 """A sweep, driven: every job not yet finished, handed to an engine (this machine's, or a Ray cluster's), within the
 time given; what came of each is said as it ends and recorded in `sweeps/<name>/result.json`."""
 import threading, time
-from pathlib import Path
 
 from .. import owner
 from ..errors import PaddyError, check_hours
 from ..provenance import stamp
 from ..files import write_json
+from ..workspace import Workspace
 from .jobs import Sweep, finished, stopped
 
 ENGINES = ('local', 'ray')
@@ -27,30 +27,30 @@ def engine_for(engine: str, gpus: str | None, address: str | None):
     return Ray(address)
 
 
-def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'),
-          models=Path('models'), fit_memory=None, hours: float | None = None, folds: int | None = None,
+def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, ws: Workspace | None = None,
+          fit_memory=None, hours: float | None = None, folds: int | None = None,
           engine: str = 'local', address: str | None = None, test_preds: bool = True) -> dict:
     """Run every job not yet finished; Ctrl-C stops the running ones (they leave nothing behind) and the same command
     resumes. With `hours`, start no job that would not end within that time of the start, each job's time estimated
     as the mean of those that finished (the first ones start regardless); the ones skipped are said and recorded."""
     check_hours(hours, '11.5')
     runner = engine_for(engine, gpus, address)  # its flags and the cluster's address first: they fail fast
-    s = Sweep(exps, repeat, sets, data, name, wandb, root, fit_memory, folds, test_preds)
+    s = Sweep(exps, repeat, sets, data, name, wandb, ws, fit_memory, folds, test_preds)
     refuse = (lambda who: f"sweep {s.name} is running already, in {who}: wait for it to end, or give this one another "
                           "--name")
-    with owner.owned(s.folder / 'lock', refuse):  # started twice at once, every job would train twice
-        try: return _sweep(s, runner, models, hours)
+    with owner.owned(s.ws.sweep_lock(s.name), refuse):  # started twice at once, every job would train twice
+        try: return _sweep(s, runner, hours)
         finally: runner.close()
 
 
-def _sweep(s: Sweep, runner, models: Path, hours: float | None) -> dict:
+def _sweep(s: Sweep, runner, hours: float | None) -> dict:
     deadline, took, skipped, busy = None, [], [], []
-    done = finished(s.name, models)
+    done = finished(s.name, s.ws)
     todo = [j for j in s.exp if j not in done]
     # a cluster that cannot run the sweep is said before it is recorded; with nothing to run, none is needed
-    where = runner.open(s, models) if todo else None
+    where = runner.open(s) if todo else None
     s.start()
-    halted = {j: r for j, r in stopped(s.name, models).items() if j in todo}
+    halted = {j: r for j, r in stopped(s.name, s.ws).items() if j in todo}
     print(f"sweep {s.name}: {len(s.exp)} run{'s' * (len(s.exp) != 1)}, {len(done)} already finished, "
           f"{len(todo)} to go" + (f" ({len(halted)} stopped, to resume)" if halted else '')
           + (f', on {where}' if where else '') + f'; logs in {s.folder}/', flush=True)
@@ -76,18 +76,18 @@ def _sweep(s: Sweep, runner, models: Path, hours: float | None) -> dict:
             rc = out.get('rc')
             if rc == 0: counter[0] += 1
             if rc == 0 and not out.get('already'): took.append(out['seconds'])
-            meta = finished(s.name, models).get(job) if rc == 0 else None
+            meta = finished(s.name, s.ws).get(job) if rc == 0 else None
             what = (f"error {meta.error_rate:.4f}, {meta.run}" if meta else
                     f"FAILED ({out['lost']})" if out.get('lost') else
-                    f'FAILED (exit {rc}), see {s.folder / job}.log')
+                    f'FAILED (exit {rc}), see {s.log(job)}')
             if out.get('node'): what += f", on {out['where']}" + (', resumed' if out.get('resumed') else '')
             if out.get('already'): what += ', finished by its earlier attempt'
             print(f"  [{counter[0]}/{len(s.exp)}] {job}: {what}, {out.get('seconds', 0):.0f}s", flush=True)
 
     if hours is not None: deadline = time.time() + hours * 3600  # from the first start, setup aside
-    codes = runner.run(s, todo, go, ended, models) if todo else {}
+    codes = runner.run(s, todo, go, ended) if todo else {}
     failed = [j for j, rc in codes.items() if rc]
-    write_json(s.folder / 'result.json', dict(finished=sorted(finished(s.name, models)), failed=failed,
+    write_json(s.folder / 'result.json', dict(finished=sorted(finished(s.name, s.ws)), failed=failed,
                                               skipped=sorted(skipped), busy=sorted(busy), hours=hours, **stamp()),
                replace=True)
     if failed:
@@ -102,4 +102,4 @@ def _sweep(s: Sweep, runner, models: Path, hours: float | None) -> dict:
     elif not busy:
         print(f'sweep {s.name}: ' + (f'all {len(s.exp)} runs finished' if len(s.exp) > 1 else 'its run finished')
               + '; compare them with `paddy report`')
-    return finished(s.name, models)
+    return finished(s.name, s.ws)

@@ -12,8 +12,8 @@ from ..folds import check_k
 from ..provenance import stamp
 from ..results import metas
 from ..spec import load_sweep, recipe
-from ..train.resume import run_lock
 from ..train.settings import Settings
+from ..workspace import Workspace, here
 
 
 def job_of(tag, name: str) -> str | None:
@@ -22,21 +22,21 @@ def job_of(tag, name: str) -> str | None:
     return tag.split('/', 1)[1] if tag.startswith(f'{name}/') else None
 
 
-def finished(name: str, models: Path = Path('models')) -> dict:
+def finished(name: str, ws: Workspace | None = None) -> dict:
     "Job → the record (`RunRecord`) of each run this sweep has finished: a run is finished once its .json is written."
     out = {}
-    for _, meta in metas(models, warn=False):
+    for _, meta in metas(ws, warn=False):
         job = job_of(meta.sweep, name)
         if job: out[job] = meta
     return out
 
 
-def stopped(name: str, models: Path = Path('models')) -> dict[str, str]:
+def stopped(name: str, ws: Workspace | None = None) -> dict[str, str]:
     """Job → run of this sweep's stopped runs, whose saved state (`models/<run>.state/`, or a CV run's plan in
     `models/<run>.folds/cv.json`) a resume goes on from."""
-    out = {}
-    cvs = [f for f in sorted(models.glob('*.folds/cv.json')) if not (models / f"{f.parent.stem}.json").exists()]
-    for f in sorted(models.glob('*.state/run.json')) + cvs:
+    out, ws = {}, ws or here()
+    cvs = [f for f in ws.cv_plans() if not ws.finished(f.parent.name.removesuffix('.folds'))]
+    for f in ws.states() + cvs:
         try: info = read_json(f)
         except Damaged: continue  # caught mid-write: that run is not stopped
         job = job_of((info.get('settings') or {}).get('sweep'), name)
@@ -47,7 +47,7 @@ def stopped(name: str, models: Path = Path('models')) -> dict[str, str]:
 class Sweep:
     "The jobs `<exp>-<k>` for k in 1…repeat of every experiment, under sweeps/<name>/ with one log per job."
 
-    def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, root=Path('sweeps'),
+    def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, ws: Workspace | None = None,
                  fit_memory=None, folds=None, test_preds: bool = True):
         specs = load_sweep(exps, sets, repeat)  # a typo in any experiment stops the sweep before any run starts
         if folds is not None: check_k(read_train(find_data(data)), folds)  # before any job starts
@@ -61,7 +61,8 @@ class Sweep:
         if not test_preds: self.args['test_preds'] = False  # only when off: other sweeps keep their names
         self.name = name or 'sweep-' + hashlib.sha1(json.dumps(self.args, sort_keys=True).encode()).hexdigest()[:8]
         self.exp = {f'{s.name}-{k}': e for s, e in zip(specs, exps) for k in range(1, repeat + 1)}
-        self.folder = root / self.name
+        self.ws = ws or here()
+        self.folder = self.ws.sweep(self.name)
 
     def start(self):
         "Record the sweep's arguments, or check them against the record when it is started again."
@@ -77,6 +78,8 @@ class Sweep:
                 raise PaddyError(f"sweep {self.name} was started with other arguments (see {manifest}): use "
                                  "another --name")
         else: write_json(manifest, dict(name=self.name, args=self.args, jobs=list(self.exp), **stamp()))
+
+    def log(self, job: str) -> Path: return self.ws.sweep_log(self.name, job)
 
     def command(self, job: str, stopped: str | None = None) -> list[str]:
         "The job's `paddy train`; for a `stopped` run, its resume, which keeps the experiment and settings it recorded."
@@ -114,7 +117,7 @@ def let_end(p: subprocess.Popen):
 def now() -> str: return time.strftime('%Y-%m-%dT%H:%M:%S')
 
 
-def execute(s: Sweep, job: str, models: Path, dev: str | None, n_devices: int, where: str, popen=subprocess.Popen,
+def execute(s: Sweep, job: str, dev: str | None, n_devices: int, where: str, popen=subprocess.Popen,
             started=None, wait: float = 0.0) -> dict | None:
     """Run `job`'s `paddy train` once, here, its output appended to `sweeps/<name>/<job>.log` under a line that says
     where (`where`: the host or node, and the GPU), and a last line with its exit code. It is a fresh run, or the
@@ -125,14 +128,14 @@ def execute(s: Sweep, job: str, models: Path, dev: str | None, n_devices: int, w
     the job meanwhile: nothing is trained twice), or busy (its holder, in words)."""
     end = time.time() + wait
     while True:
-        meta = finished(s.name, models).get(job)  # by an earlier attempt that lived on when its node was lost
+        meta = finished(s.name, s.ws).get(job)  # by an earlier attempt that lived on when its node was lost
         if meta: return dict(rc=0, seconds=0.0, where=where, resumed=None, already=meta.run)
-        run = stopped(s.name, models).get(job)
-        held = owner.holder(run_lock(run, models)) if run else None
+        run = stopped(s.name, s.ws).get(job)
+        held = owner.holder(s.ws.lock(run)) if run else None
         if not held: break
         if time.time() >= end: return dict(busy=owner.who(held), resumed=run, where=where)
         time.sleep(1)  # a lost node's run, saving its last epoch as it stops
-    cmd, log = s.command(job, run), s.folder / f'{job}.log'
+    cmd, log = s.command(job, run), s.log(job)
     with open(log, 'a') as f:  # appended: an earlier, stopped attempt keeps its log
         f.write(f"=== {now()} {' '.join(cmd)} (on {where})\n"); f.flush()
         t0 = time.time()

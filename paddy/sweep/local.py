@@ -42,12 +42,12 @@ class Local:
 
     def __init__(self, gpus: str | None = None): self.devs = devices(gpus)
 
-    def open(self, s, models) -> str:
+    def open(self, s) -> str:
         return 'CPU, one at a time' if self.devs == [None] else f"GPU {','.join(self.devs)}, one run per GPU"
 
     def close(self): pass
 
-    def run(self, s, todo: list[str], go, done, models) -> dict[str, int | None]:
+    def run(self, s, todo: list[str], go, done) -> dict[str, int | None]:
         """Every job in `todo` that `go(job)` lets start, `done(job, outcome)` told of each; Ctrl-C stops the running
         ones with SIGTERM, which keeps each run's last epoch, then goes on up."""
         stop, procs, lock = threading.Event(), {}, threading.Lock()
@@ -63,10 +63,10 @@ class Local:
 
             def started(run):
                 what = f'resume {job} ({run})' if run else f'start {job}'
-                print(f'  {what} on {"GPU " + dev if dev else "CPU"} → {s.folder / job}.log', flush=True)
+                print(f'  {what} on {"GPU " + dev if dev else "CPU"} → {s.log(job)}', flush=True)
 
             where = f"{socket.gethostname()}, " + (f'GPU {dev}' if dev else 'CPU')
-            out = execute(s, job, models, dev, len(self.devs), where, popen=popen, started=started)
+            out = execute(s, job, dev, len(self.devs), where, popen=popen, started=started)
             with lock: procs.pop(job, None)
             if out is None or stop.is_set(): return None
             done(job, out)

@@ -69,7 +69,7 @@ def resolve(address: str | None) -> str:
     return found
 
 
-def node_task(s, job: str, root: str, models: str, data: str):
+def node_task(s, job: str, root: str, data: str):
     "One job, on the node Ray picked: in the project folder there, on the GPU Ray gave it."
     import ray
     os.chdir(root)  # the same path on every node: what `paddy train` reads and writes is relative to it
@@ -78,7 +78,7 @@ def node_task(s, job: str, root: str, models: str, data: str):
     node = next((n for n in ray.nodes() if n['NodeID'] == me), {})
     gpus = [str(g) for g in ray.get_gpu_ids()]
     where = f"node {node.get('NodeName', me[:8])} ({socket.gethostname()}), GPU {','.join(gpus)}"
-    out = execute(s, job, Path(models), ','.join(gpus), int(node.get('Resources', {}).get('GPU', 1)), where,
+    out = execute(s, job, ','.join(gpus), int(node.get('Resources', {}).get('GPU', 1)), where,
                   wait=LET_GO)  # it always starts, or finds the job taken or done: Ray's stop comes as an interrupt
     return {**out, 'node': me}
 
@@ -104,7 +104,7 @@ class Ray:
         self.address, self.ray = address, imported()
         self.target = resolve(address)
 
-    def open(self, s, models) -> str:
+    def open(self, s) -> str:
         ray = self.ray
         try: ray.init(address=self.target, logging_level='ERROR', log_to_driver=False)
         except ConnectionError as e:  # it answered the port, but it is not a Ray head
@@ -160,7 +160,7 @@ class Ray:
     def close(self):
         if self.ray.is_initialized(): self.ray.shutdown()  # this driver only: the cluster goes on
 
-    def run(self, s, todo: list[str], go, done, models) -> dict[str, int | None]:
+    def run(self, s, todo: list[str], go, done) -> dict[str, int | None]:
         """Every job in `todo` that `go(job)` lets start, as a task, no more at a time than the cluster has GPUs, so
         that --hours is judged when a GPU frees; `done(job, outcome)` told of each. Ctrl-C cancels the tasks, each of
         which stops its `paddy train` with SIGTERM (keeping its last epoch), then goes on up."""
@@ -177,8 +177,8 @@ class Ray:
                     if not go(job):
                         codes[job] = None
                         continue
-                    running[task.remote(s, job, root, str(models), self.data)] = job
-                    print(f'  submit {job} → {s.folder / job}.log', flush=True)
+                    running[task.remote(s, job, root, self.data)] = job
+                    print(f'  submit {job} → {s.log(job)}', flush=True)
                     free -= 1
                 if not running: continue
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)

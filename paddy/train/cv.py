@@ -5,7 +5,6 @@ Its folds live in `models/<cv>.folds/` and `preds/<cv>.folds/`, out of sight of 
 which take the CV run whole: `preds/<cv>.npz` holds the OOF probabilities as its validation and the folds' mean test
 probabilities, and `models/<cv>.json`, written last, marks it finished."""
 import dataclasses, shutil, sys
-from pathlib import Path
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from ..provenance import stamp
 from ..record import RunRecord, read_record, write_record
 from ..results import metas, repeats_of
 from ..spec import Experiment, load
+from ..workspace import Workspace, here
 from . import trainer
 from .learner import check_experiment
 from .resume import owned, recorded
@@ -25,73 +25,67 @@ from .trainer import train
 from .settings import Settings
 
 
-def folder(cv: str, root: Path) -> Path: return root / f'{cv}.folds'
+def is_cv(name: str, ws: Workspace) -> bool: return ws.cv_plan(name).is_file()
 
 
-def plan_file(cv: str, models: Path) -> Path:
-    "What rebuilds CV run `cv`: its experiment, settings, K and fold plan, written before its first fold."
-    return folder(cv, models) / 'cv.json'
-
-
-def is_cv(name: str, models: Path) -> bool: return plan_file(name, models).is_file()
-
-
-def begin(exp: Experiment, settings: Settings, k: int, models: Path, preds: Path) -> dict:
+def begin(exp: Experiment, settings: Settings, k: int, ws: Workspace) -> dict:
     """Check what every fold's run checks (the spec, weights, data and images) and K, save the fold plan and name the
     CV run: bad input fails here, before anything is written."""
     check_experiment(exp)
     seed, path = split_seed(exp.seed), find_data(settings.data)
     plan = F.make(read_train(path), k, seed)  # a bad K fails first, as it is the option just given
-    if (F.FOLDS / f'{F.digest(plan)}.csv').exists(): F.load(F.digest(plan))  # and a damaged plan of this one
+    if ws.fold_plan(F.digest(plan)).exists(): F.load(F.digest(plan), ws)  # and a damaged plan of this one
     trainer.checked(exp, settings)  # then what each fold checks: weights, data and images
-    plan = F.save(plan)
-    cv = new_run(exp.name, models, preds)
+    plan = F.save(plan, ws)
+    cv = new_run(exp.name, ws.models, ws.preds)
     info = dict(run=cv, experiment=dataclasses.asdict(exp), settings=dataclasses.asdict(settings), folds=k,
                 plan=plan, split_seed=seed, **stamp())
-    write_json(plan_file(cv, models), info)
+    write_json(ws.cv_plan(cv), info)
     return info
 
 
-def cross_validate(exp: Experiment | None, settings: Settings, k: int = 5, models: Path = Path('models'),
-                   preds: Path = Path('preds'), resume_cv: str | None = None) -> dict:
+def cross_validate(exp: Experiment | None, settings: Settings, k: int = 5, ws: Workspace | None = None,
+                   resume_cv: str | None = None) -> dict:
     """Train the K folds of `exp` (or finish stopped CV run `resume_cv`: the folds it has not finished, one that was
     stopped from its last epoch), then combine them into the CV run's predictions and its .json."""
+    ws = ws or here()
     if resume_cv:
-        if (models / f'{resume_cv}.json').exists():
-            raise PaddyError(f"--resume {resume_cv}: it finished; its OOF predictions are in {preds / resume_cv}.npz")
-        info = read_json(plan_file(resume_cv, models), f"move {folder(resume_cv, models)} aside and start the CV run "
-                                                       "again: its plan cannot be read")
+        if ws.finished(resume_cv):
+            raise PaddyError(f"--resume {resume_cv}: it finished; its OOF predictions are in {ws.probs(resume_cv)}")
+        info = read_json(ws.cv_plan(resume_cv), f"move {ws.cv(resume_cv)} aside and start the CV run again: its plan "
+                                                 "cannot be read")
         exp, settings = recorded(info, settings)
-    else: info = begin(exp, settings, k, models, preds)
-    cv, k, fm, fp = info['run'], info['folds'], folder(info['run'], models), folder(info['run'], preds)
-    done = [j for j in range(1, k + 1) if (fm / f'{cv}-f{j}.json').exists()]
-    print(f"{cv}: {k}-fold cross-validation of {exp.name} on fold plan folds/{info['plan']}.csv"
+    else: info = begin(exp, settings, k, ws)
+    cv, k = info['run'], info['folds']
+    fws = ws.folds_of(cv)
+    done = [j for j in range(1, k + 1) if fws.finished(f'{cv}-f{j}')]
+    print(f"{cv}: {k}-fold cross-validation of {exp.name} on fold plan {ws.fold_plan(info['plan'])}"
           + (f"; folds {', '.join(map(str, done))} already finished" if done else ''))
-    with owned(cv, models):  # the whole CV run, so a second process cannot start its next fold too
+    with owned(cv, ws):  # the whole CV run, so a second process cannot start its next fold too
         try:
             for j in range(1, k + 1):
                 name = f'{cv}-f{j}'
                 if j in done: continue
                 print(f'{cv}: fold {j} of {k}', flush=True)
-                if (fm / f'{name}.state').is_dir():
-                    train(settings=settings, models=fm, preds=fp, resume_run=name, resume_as=cv)
-                else: train(exp, settings, fm, fp, split=dict(kind='fold', plan=info['plan'], fold=j, folds=k, cv=cv),
+                if fws.state(name).is_dir():
+                    train(settings=settings, ws=fws, resume_run=name, resume_as=cv)
+                else: train(exp, settings, fws, split=dict(kind='fold', plan=info['plan'], fold=j, folds=k, cv=cv),
                             name=name, resume_as=cv)
         except BaseException:
             # a failure with no fold finished or stopped to go on from leaves no CV run behind; a stop keeps its plan
-            if not any(fm.glob(f'{cv}-f*.json')) and not any(fm.glob('*.state')):
-                shutil.rmtree(fm, ignore_errors=True); shutil.rmtree(fp, ignore_errors=True)
+            if not any(fws.models.glob(f'{cv}-f*.json')) and not any(fws.models.glob('*.state')):
+                shutil.rmtree(fws.models, ignore_errors=True); shutil.rmtree(fws.preds, ignore_errors=True)
             raise
-    return finish(info, models, preds)
+    return finish(info, ws)
 
 
-def finish(info: dict, models: Path, preds: Path) -> dict:
+def finish(info: dict, ws: Workspace) -> dict:
     """Join the K folds: the OOF probabilities, in id order, and the mean of the K models' test probabilities, into
     preds/<cv>.npz; the OOF error, the folds' spread and the summed fit time into models/<cv>.json."""
     cv, k = info['run'], info['folds']
-    fm, fp = folder(cv, models), folder(cv, preds)
-    runs = [read_record(fm / f'{cv}-f{j}.json') for j in range(1, k + 1)]
-    ps = [load_preds(fp / f'{cv}-f{j}.npz') for j in range(1, k + 1)]
+    fws = ws.folds_of(cv)
+    runs = [read_record(fws.record(f'{cv}-f{j}')) for j in range(1, k + 1)]
+    ps = [load_preds(fws.probs(f'{cv}-f{j}')) for j in range(1, k + 1)]
     ids = np.concatenate([p['valid_ids'] for p in ps])
     order = np.argsort(ids, kind='stable')
     if len(set(ids)) != len(ids): raise PaddyError(f"{cv}: an image is in two folds' validation: the plan is damaged")
@@ -101,8 +95,8 @@ def finish(info: dict, models: Path, preds: Path) -> dict:
              test_ids=ps[0]['test_ids'], test_probs=np.mean([p['test_probs'] for p in ps], 0),
              folds=np.array(info['plan']), members=np.array([r.run for r in runs]))
     # made from the folds, and finished only with the .json: one left by a stop between the two is made again
-    if not (models / f'{cv}.json').exists(): (preds / f'{cv}.npz').unlink(missing_ok=True)
-    save_preds(preds / f'{cv}.npz', cv, p)
+    if not ws.finished(cv): ws.probs(cv).unlink(missing_ok=True)
+    save_preds(ws.probs(cv), cv, p)
     n = np.array([r.n_valid for r in runs])
     errs = np.array([r.tta_error_rate for r in runs])
     first = runs[0]
@@ -115,40 +109,41 @@ def finish(info: dict, models: Path, preds: Path) -> dict:
                     fit_time=float(sum(r.fit_time for r in runs)), runs=[r.run for r in runs],
                     peak_gpu_mem_gb=max(r.peak_gpu_mem_gb or 0.0 for r in runs), device=first.device,
                     weights=first.weights, sweep=info['settings'].get('sweep'),
-                    files=dict(preds=str(preds / f'{cv}.npz'), folds=str(fm),
-                               plan=str(F.FOLDS / f"{info['plan']}.csv")), **stamp())
-    write_record(models / f'{cv}.json', rec)
+                    files=dict(preds=str(ws.probs(cv)), folds=str(fws.models),
+                               plan=str(ws.fold_plan(info['plan']))), **stamp())
+    write_record(ws.record(cv), rec)
     print(f"{cv}: OOF error {rec.error_rate:.4f}, TTA OOF error {rec.tta_error_rate:.4f} over {rec.n_valid} images; "
-          f"folds' TTA error {rec.fold_mean:.4f} ± {rec.fold_std:.4f}, fit {rec.fit_time:.0f}s → {preds / cv}.npz")
+          f"folds' TTA error {rec.fold_mean:.4f} ± {rec.fold_std:.4f}, fit {rec.fit_time:.0f}s → {ws.probs(cv)}")
     return rec.to_dict()
 
 
-def matching(exp: Experiment, data: str, models: Path) -> RunRecord | None:
+def matching(exp: Experiment, data: str, ws: Workspace) -> RunRecord | None:
     "The newest finished CV run of `exp`'s recipe on `data`: the one that stands for a final fit's validation."
     want = repeats_of(dataclasses.asdict(exp))
-    cvs = [m for _, m in metas(models, warn=False) if m.kind == 'cv' and m.data == data
+    cvs = [m for _, m in metas(ws, warn=False) if m.kind == 'cv' and m.data == data
            and repeats_of(m.experiment) == want]
     return max(cvs, key=lambda m: m.created or '', default=None)
 
 
-def full_fit(exp: Experiment, settings: Settings, models: Path = Path('models'), preds: Path = Path('preds')) -> dict:
+def full_fit(exp: Experiment, settings: Settings, ws: Workspace | None = None) -> dict:
     """`paddy train EXP --full`: every training image, no validation, the CV run's recipe and epochs. The newest CV run
     of the same recipe and data stands for its validation; without one it trains all the same, and says so."""
-    data = str(find_data(settings.data).resolve())
-    cv = matching(exp, data, models)
+    data, ws = str(find_data(settings.data).resolve()), ws or here()
+    cv = matching(exp, data, ws)
     if cv: print(f"{exp.name}: a final fit on every image; CV run {cv.run} (OOF TTA error "
                  f"{cv.tta_error_rate:.4f}) stands for its validation")
     else: print(f"{exp.name}: a final fit on every image; no finished CV run of this recipe on {data} (train one with "
                 f"`paddy train {exp.name} --folds 5`), so ensembles cannot choose by its validation", file=sys.stderr)
     split = dict(kind='full', stand_in=cv.run if cv else None, plan=cv.split['plan'] if cv else None)
-    return train(exp, settings, models, preds, split=split)
+    return train(exp, settings, ws, split=split)
 
 
 def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run: str | None = None,
-          folds: int | None = None, full: bool = False, models: Path = Path('models')) -> int:
+          folds: int | None = None, full: bool = False) -> int:
     """`paddy train`: with `folds`, a CV run of `exp`; with `full`, its final fit; `resume_run` finishes a stopped CV
     run or plain run; else one plain run (`trainer.start`). Exit code."""
-    cv = resume_run is not None and is_cv(resume_run, models)
+    ws = here()
+    cv = resume_run is not None and is_cv(resume_run, ws)
     if resume_run and (folds is not None or full):
         raise PaddyError(f"--resume {resume_run} finishes the run as it was started: drop --folds and --full")
     if folds is not None and full:
@@ -162,6 +157,6 @@ def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run:
     if resume_run and sets: raise PaddyError(f"--resume {resume_run} finishes the run as it was started: drop --set")
     if exp is None and not cv: raise PaddyError("--folds and --full need an experiment: paddy train EXP --folds 5")
     spec = load(exp, sets) if exp else None
-    if full: full_fit(spec, settings, models)
-    else: cross_validate(spec, settings, folds or 0, models, resume_cv=resume_run if cv else None)
+    if full: full_fit(spec, settings, ws)
+    else: cross_validate(spec, settings, folds or 0, ws, resume_cv=resume_run if cv else None)
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import PaddyError
 from ..files import Damaged
 from ..spec import Experiment
+from ..workspace import Workspace
 from . import distributed, resume
 
 
@@ -66,31 +67,31 @@ def quiet_loaders(hook, unraisable):
 def stopping() -> bool: return bool(STOPS)
 
 
-def unfinished(run: str, models: Path, preds: Path):
+def unfinished(run: str, ws: Workspace):
     """Remove the model and predictions of `run`, whose .json, written last, is not there: a stop or failure removes
     them at once, and what a process killed outright (SIGKILL: no clean-up runs) left is removed when it resumes."""
-    if (models / f'{run}.json').exists(): return  # finished: never touched
-    for f in (models / f'{run}.pkl', preds / f'{run}.npz'): f.unlink(missing_ok=True)
+    if ws.finished(run): return  # finished: never touched
+    for f in (ws.model(run), ws.probs(run)): f.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def whole_or_nothing(run: str, models: Path, preds: Path, resume_as: str | None = None):
+def whole_or_nothing(run: str, ws: Workspace, resume_as: str | None = None):
     """A run stopped (Ctrl-C, SIGTERM, a sweep's stop) or failed before its .json is unfinished: remove the model and
     predictions it wrote, keep its saved state, and say how to go on (`paddy train --resume` `resume_as`, the CV run a
     fold belongs to, else `run`)."""
     try: yield
     except BaseException as e:
         if isinstance(e, Damaged): raise  # its state is left as it is, for the user to move aside or look into
-        if not (models / f'{run}.json').exists():
-            unfinished(run, models, preds)
-            if resume.paths(run, models)[0].exists():
-                try: done = resume.read(run, models)['epochs_done']
+        if not ws.finished(run):
+            unfinished(run, ws)
+            if ws.state_info(run).exists():
+                try: done = resume.read(run, ws)['epochs_done']
                 except PaddyError: done = 0
                 # a failure before any epoch finished, or a diverged run, leaves nothing worth going on from; a stop
                 # keeps even epoch 0's state, so that a sweep resumes its run under the same name and split
                 stopped = isinstance(e, KeyboardInterrupt) or stopping()
                 if isinstance(e, resume.Diverged) or not done and not stopped:
-                    resume.finish(run, models)
+                    resume.finish(run, ws)
                 else: print(f"paddy: {run} stopped after {done} finished epochs; "
                             f"`paddy train --resume {resume_as or run}` goes on from there", file=sys.stderr)
         raise

@@ -8,27 +8,16 @@ from .. import owner
 from ..errors import PaddyError
 from ..files import damaged, is_run_name, read_json, replaced, torch_write, write_json
 from ..spec import Experiment, tuples
+from ..workspace import Workspace
 from .settings import Settings
 
 
-def paths(run: str, models: Path) -> tuple[Path, Path]:
-    """What rebuilds `run`, and its last epoch's model and optimizer: in a folder, so no `models/*.json` glob takes it
-    for a run."""
-    return models / f'{run}.state' / 'run.json', models / f'{run}.state' / 'model.pth'
-
-
-def run_lock(run: str, models: Path) -> Path:
-    "The lock that the process training `run` holds: in a CV run's folder of folds, else in the run's state."
-    cv = models / f'{run}.folds'
-    return (cv if cv.is_dir() else paths(run, models)[0].parent) / 'lock'
-
-
 @contextlib.contextmanager
-def owned(run: str, models: Path):
+def owned(run: str, ws: Workspace):
     """Hold `run`'s lock while training it: a second process that would train it too (a `--resume` in another
     terminal, a sweep started again beside an orphan) is refused, naming the one that holds it. A run with no folder
     yet has nothing to hold: what reads it says why."""
-    f = run_lock(run, models)
+    f = ws.lock(run)
     if not f.parent.is_dir():
         yield
         return
@@ -37,31 +26,32 @@ def owned(run: str, models: Path):
         yield
 
 
-def begin(run: str, models: Path, info: dict):
-    "Record what rebuilds `run` (experiment, split seed, settings) before its first epoch."
-    paths(run, models)[0].parent.mkdir(parents=True, exist_ok=True)
-    write_json(paths(run, models)[0], dict(run=run, **info), replace=True)
+def begin(run: str, ws: Workspace, info: dict):
+    """Record what rebuilds `run` (experiment, split seed, settings) before its first epoch: in a folder of its own, so
+    no `models/*.json` glob takes it for a run."""
+    ws.state(run).mkdir(parents=True, exist_ok=True)
+    write_json(ws.state_info(run), dict(run=run, **info), replace=True)
 
 
-def read(run: str, models: Path) -> dict:
+def read(run: str, ws: Workspace) -> dict:
     "The saved state of a stopped `run`: what `begin` recorded, `epochs_done` and, past epoch 0, the `.pth` to load."
     if not is_run_name(run):
-        raise PaddyError(f"--resume {run}: give a run name as in `ls {models}`, e.g. convnext_small_rect-3f9a1c")
-    info_file, pth = paths(run, models)
-    if (models / f'{run}.json').exists():  # even with its state left, by a process killed as it removed it
-        raise PaddyError(f"--resume {run}: it finished; its model is {models / run}.pkl")
+        raise PaddyError(f"--resume {run}: give a run name as in `ls {ws.models}`, e.g. convnext_small_rect-3f9a1c")
+    info_file, pth = ws.state_info(run), ws.checkpoint(run)
+    if ws.finished(run):  # even with its state left, by a process killed as it removed it
+        raise PaddyError(f"--resume {run}: it finished; its model is {ws.model(run)}")
     if not info_file.exists():
-        raise PaddyError(f"--resume {run}: no saved state {info_file}: check the name with `ls {models}`")
-    info = read_json(info_file, resume_hint(run, models, info_file))
+        raise PaddyError(f"--resume {run}: no saved state {info_file}: check the name with `ls {ws.models}`")
+    info = read_json(info_file, resume_hint(run, info_file))
     for k in ('experiment', 'split_seed', 'settings'):
-        if k not in info: raise damaged(info_file, ValueError(f'it has no {k}'), resume_hint(run, models, info_file))
+        if k not in info: raise damaged(info_file, ValueError(f'it has no {k}'), resume_hint(run, info_file))
     if pth.exists():
-        info.update({k: v for k, v in load(pth, run, models).items() if k in ('epochs_done', 'fit_time', 'history')})
+        info.update({k: v for k, v in load(pth, run).items() if k in ('epochs_done', 'fit_time', 'history')})
         info['pth'] = pth
     return {'epochs_done': 0, 'fit_time': 0.0, 'pth': None, 'history': [], **info}
 
 
-def resume_hint(run: str, models: Path, what: Path) -> str:
+def resume_hint(run: str, what: Path) -> str:
     """How to go on from a state whose `what` cannot be read: only the last epoch is kept, so there is no earlier one to
     resume from; the experiment is trained again."""
     exp = run.rsplit('-', 1)[0] if re.fullmatch(r'.+-[0-9a-f]{6}', run) else 'EXP'
@@ -72,16 +62,16 @@ def resume_hint(run: str, models: Path, what: Path) -> str:
 KEPT = ('model', 'opt', 'epochs_done')  # what every checkpoint holds; `cbs` (an EMA, progressive sizes) where used
 
 
-def load(pth: Path, run: str, models: Path) -> dict:
+def load(pth: Path, run: str) -> dict:
     """A run's checkpoint, read whole: every read of one goes through here, so a truncated or foreign file is one line
     that names it and how to go on, not torch's "Invalid argument"."""
     import pickle, zipfile
     import torch
     try: ck = torch.load(pth, map_location='cpu', weights_only=True)  # tensors and numbers only: no code runs
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-        raise damaged(pth, e, resume_hint(run, models, pth)) from None
+        raise damaged(pth, e, resume_hint(run, pth)) from None
     lacks = [k for k in KEPT if not isinstance(ck, dict) or k not in ck]
-    if lacks: raise damaged(pth, ValueError(f"it lacks {', '.join(lacks)}"), resume_hint(run, models, pth))
+    if lacks: raise damaged(pth, ValueError(f"it lacks {', '.join(lacks)}"), resume_hint(run, pth))
     return ck
 
 
@@ -103,7 +93,7 @@ def restore(learn, pth: Path):
     """Load a checkpoint's model, optimizer and callbacks' state into `learn` (after any unfreeze, which clears the
     optimizer); one that does not fit the model (another file put in its place) is damaged too."""
     run = pth.parent.name.removesuffix('.state')
-    ck = load(pth, run, pth.parent.parent)
+    ck = load(pth, run)
     try:
         learn.model.load_state_dict(ck['model'])
         if learn.opt is None: learn.create_opt()
@@ -160,8 +150,8 @@ def plain(obj):
     return obj.item() if isinstance(obj, np.generic) else obj
 
 
-def finish(run: str, models: Path):
-    shutil.rmtree(paths(run, models)[0].parent, ignore_errors=True)
+def finish(run: str, ws: Workspace):
+    shutil.rmtree(ws.state(run), ignore_errors=True)
 
 
 def quiet_skips():

@@ -19,6 +19,7 @@ from ..predict import confused, error, load_preds, save_preds, tta_preds
 from ..provenance import stamp
 from ..record import RunRecord, write_record
 from ..spec import Experiment, load
+from ..workspace import Workspace, here
 from . import distributed, lr_find, preflight, resume, techniques
 from .compiled import Compiling, compile_model, plain
 from .ema import EMA
@@ -98,18 +99,18 @@ def fit_memory(exp: Experiment, settings: Settings, measure) -> tuple[Experiment
 SPLIT = dict(kind='seed')  # the shared validation split of `seed`; 'fold' and 'full' come from paddy/train/cv.py
 
 
-def holdout(split: dict, df, seed: int, exp: Experiment, path: Path) -> list[str]:
+def holdout(split: dict, df, seed: int, exp: Experiment, path: Path, ws: Workspace) -> list[str]:
     """The ids a run validates on: the seed's share of the labelled images (`kind` 'seed'), fold `fold` of plan
     `plan` ('fold'), or none ('full', a final fit on every image). Pseudo-labelled rows always train."""
     if split['kind'] == 'full': return []
     if split['kind'] == 'fold':
-        plan = load_plan(split['plan'])
+        plan = load_plan(split['plan'], ws)
         check_data(plan, split['plan'], df, path)
         return held_out(plan, split['fold'])
     return valid_ids(df.image_id[~is_pseudo(df)], seed, exp.valid_pct)
 
 
-def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, state: dict | None = None,
+def prepare(exp: Experiment, settings: Settings, ws: Workspace, state: dict | None = None,
             split: dict | None = None, name: str | None = None, begin: bool = True) -> Run:
     """Check everything, split as `split` says (see `holdout`), build the DataLoaders and Learner, find the learning
     rate where the experiment asks, and name the run `name`, else a new name (a resume keeps its name and split); with
@@ -118,7 +119,7 @@ def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, stat
     settings, path, df, weights = checked(exp, settings)
     seed = state['split_seed'] if state else split_seed(exp.seed)
     split = (state.get('split') if state else split) or SPLIT
-    valid = holdout(split, df, seed, exp, path)
+    valid = holdout(split, df, seed, exp, path, ws)
     cuda = torch.cuda.is_available()
     exp, fitted = fit_memory(exp, settings, lambda e: preflight.peak_gb(
         e, df, valid, weights, settings.precision, settings.channels_last, settings.cache))
@@ -149,9 +150,9 @@ def prepare(exp: Experiment, settings: Settings, models: Path, preds: Path, stat
                              f"{exp.name} again")
         print(f"{exp.name}: learning-rate finder: valley {found['valley']:.2e}, slide {found['slide']:.2e}; training "
               f"at the valley's")
-    if begin: name = distributed.shared(state['run'] if state else name or new_run(exp.name, models, preds))
+    if begin: name = distributed.shared(state['run'] if state else name or new_run(exp.name, ws.models, ws.preds))
     if begin and not state and distributed.is_main():
-        resume.begin(name, models, dict(experiment=dataclasses.asdict(exp), split_seed=seed, split=split,
+        resume.begin(name, ws, dict(experiment=dataclasses.asdict(exp), split_seed=seed, split=split,
                                         settings=dataclasses.asdict(settings), train_seed=train_seed, lr_find=found))
     return Run(name or '', exp, settings, path, df, valid, seed, weights, learn, bs, world, fitted, state,
                Compiling() if exp.compile else None, tricks=techniques.callbacks(exp, weights.pretrained), split=split,
@@ -186,13 +187,13 @@ def announce(r: Run):
     if r.start: print(f'{r.name}: resuming after {r.start} of {r.exp.epochs + r.weights.pretrained} epochs')
 
 
-def fit_run(r: Run, models: Path) -> float:
+def fit_run(r: Run, ws: Workspace) -> float:
     "Fit `r`, saving its state after every epoch on the main process; the seconds it took, less any compiling."
     import torch
     if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
     if r.settings.wandb: r.learn.add_cb(wandb_io.start(r.name, r.exp, r.settings.data, r.settings.sweep))
     t0 = time.perf_counter()
-    saving = [resume.checkpoint(resume.paths(r.name, models)[1], r.start, r.fit_before,
+    saving = [resume.checkpoint(ws.checkpoint(r.name), r.start, r.fit_before,
                                 r.state['history'] if r.state else [], r.weights.pretrained)
               ] if distributed.is_main() else []
     cbs = saving + [resume.quiet_skips()] + r.tricks
@@ -214,13 +215,13 @@ def process_age() -> float | None:
 def pseudo_count(r: Run) -> int: return int(is_pseudo(r.df).sum())
 
 
-def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path, raw=None) -> RunRecord:
+def metadata(r: Run, scores, p: dict, fit_now: float, ws: Workspace, raw=None) -> RunRecord:
     """The run's .json: its recipe, split, scores (`raw`: the model's own, where an EMA's are the run's), speed and
     where it ran, with the provenance every artefact carries."""
     import torch
     cuda, dls, s = torch.cuda.is_available(), r.learn.dls, r.settings
     avg, sizes = techniques.find(r.tricks, EMA), techniques.find(r.tricks, Progressive)
-    return RunRecord(run=r.name, experiment=dataclasses.asdict(r.exp), vocab=p['vocab'].tolist(), data=s.data,
+    return RunRecord(run=r.name, experiment=r.exp, vocab=p['vocab'].tolist(), data=s.data,
                 split_seed=r.seed, train_seed=r.train_seed, split=r.split, valid_ids=r.valid, n_train=len(dls.train_ds),
                 n_valid=len(dls.valid_ds), n_pseudo=pseudo_count(r),
                 error_rate=float(scores[1]) if scores else None, tta_error_rate=error(p) if r.valid else None,
@@ -246,11 +247,11 @@ def metadata(r: Run, scores, p: dict, fit_now: float, models: Path, preds: Path,
                 item_cache_where=dls.item_cache_where, item_cache_why=dls.item_cache_why,
                 compile=r.compiling.record(r.exp, r.compile_in_fit) if r.compiling else None,
                 device='cuda' if cuda else 'cpu', weights=r.weights.source,
-                files=dict(model=str(models / f'{r.name}.pkl'), preds=str(preds / f'{r.name}.npz')), sweep=s.sweep,
+                files=dict(model=str(ws.model(r.name)), preds=str(ws.probs(r.name))), sweep=s.sweep,
                 **stamp())
 
 
-def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
+def record(r: Run, fit_now: float, ws: Workspace) -> dict:
     """Validate, export, predict with TTA (the test set too unless `settings.test_preds` is off) and write the run's
     .json, last: its presence is what marks a run finished."""
     with r.compiling or nullcontext():
@@ -260,8 +261,8 @@ def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
         if avg: avg.copy_to(r.learn.model)  # what is validated, exported and predicted from here on
         scores = r.learn.validate() if r.valid else None
         t1 = time.perf_counter()
-        models.mkdir(parents=True, exist_ok=True)
-        pkl = models / f'{r.name}.pkl'
+        ws.models.mkdir(parents=True, exist_ok=True)
+        pkl = ws.model(r.name)
         # a model carried away without its .json still says which run it is and where its data was
         r.learn.trained_on = dict(run=r.name, data=str(r.path.resolve()))
         with written_once(pkl) as tmp, torch_write(pkl), plain(r.learn.model): r.learn.export(tmp.resolve())
@@ -269,17 +270,17 @@ def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
         p = tta_preds(r.learn, r.path, r.valid, r.df, test=r.settings.test_preds, seconds=r.seconds)
     if r.split.get('plan'): p['folds'] = np.array(r.split['plan'])  # only runs of one fold plan ensemble together
     if r.split['kind'] != 'seed': p['split'] = np.array(r.split['kind'])
-    if r.split.get('stand_in'): p.update(stand_in(r.split['stand_in'], preds))
-    save_preds(preds / f'{r.name}.npz', r.name, p)
-    rec = metadata(r, scores, p, fit_now, models, preds, raw)
+    if r.split.get('stand_in'): p.update(stand_in(r.split['stand_in'], ws))
+    save_preds(ws.probs(r.name), r.name, p)
+    rec = metadata(r, scores, p, fit_now, ws, raw)
     if r.settings.wandb: wandb_io.finish(rec)
-    write_record(models / f'{r.name}.json', rec)
-    resume.finish(r.name, models)
+    write_record(ws.record(r.name), rec)
+    resume.finish(r.name, ws)
     if rec.ema and r.valid: print(f"{r.name}: the EMA of the weights is exported; the model's own error was "
                                   f"{rec.ema['raw_error_rate']:.4f}")
     if r.valid: print(f"{r.name}: error {rec.error_rate:.4f}, TTA error {rec.tta_error_rate:.4f}, "
-                      f"fit {rec.fit_time:.0f}s → {models / r.name}.pkl")
-    else: print(f"{r.name}: trained on every image, fit {rec.fit_time:.0f}s → {models / r.name}.pkl; "
+                      f"fit {rec.fit_time:.0f}s → {pkl}")
+    else: print(f"{r.name}: trained on every image, fit {rec.fit_time:.0f}s → {pkl}; "
                 + (f"CV run {r.split['stand_in']} stands for its validation" if r.split.get('stand_in') else
                    "no CV run of this recipe stands for its validation, so an ensemble cannot choose by it"))
     if rec.confused: print(f"{r.name}: most confused (true → predicted, validation images): "
@@ -287,36 +288,37 @@ def record(r: Run, fit_now: float, models: Path, preds: Path) -> dict:
     return rec.to_dict()  # what callers (a CV run, the demo, scripts) index as JSON
 
 
-def stand_in(cv: str, preds: Path) -> dict:
+def stand_in(cv: str, ws: Workspace) -> dict:
     """A final fit's validation: the out-of-fold probabilities of CV run `cv` of its recipe, which an ensemble chooses
     by in its place, marked as `valid_from`."""
-    oof = load_preds(preds / f'{cv}.npz')
+    oof = load_preds(ws.probs(cv))
     return dict(valid_from=np.array(cv), **{k: oof[k] for k in ('valid_ids', 'valid_probs', 'valid_targets')})
 
 
-def train(exp: Experiment | None = None, settings: Settings = Settings(), models: Path = Path('models'),
-          preds: Path = Path('preds'), resume_run: str | None = None, split: dict | None = None,
-          name: str | None = None, resume_as: str | None = None) -> dict:
+def train(exp: Experiment | None = None, settings: Settings = Settings(), ws: Workspace | None = None,
+          resume_run: str | None = None, split: dict | None = None, name: str | None = None,
+          resume_as: str | None = None) -> dict:
     """Fine-tune `exp` with `settings`, holding out what `split` says (see `holdout`), as run `name` (default: a new
     one); write models/<run>.{pkl,json} and preds/<run>.npz. `resume_run` names a stopped run to finish instead, with
     the experiment, split and settings it recorded; `resume_as`, what a stop tells the user to resume."""
+    ws = ws or here()
     distributed.start()
     main = distributed.is_main()
     # a stopped run is taken before its state is read, a new one once it is named: one process trains a run at a time
-    with resume.owned(resume_run, models) if resume_run and main else nullcontext():
-        state = resume.read(resume_run, models) if resume_run else None
+    with resume.owned(resume_run, ws) if resume_run and main else nullcontext():
+        state = resume.read(resume_run, ws) if resume_run else None
         if state:
             exp, settings = resume.recorded(state, settings)
-            unfinished(resume_run, models, preds)  # what a process killed in `record` left: it is made again
+            unfinished(resume_run, ws)  # what a process killed in `record` left: it is made again
         t0, age = time.perf_counter(), process_age()
-        r = prepare(exp, settings, models, preds, state, split, name)
+        r = prepare(exp, settings, ws, state, split, name)
         r.seconds.update(start=age, prepare=time.perf_counter() - t0)
-        with resume.owned(r.name, models) if main and not state else nullcontext(), \
-                whole_or_nothing(r.name, models, preds, resume_as):
+        with resume.owned(r.name, ws) if main and not state else nullcontext(), \
+                whole_or_nothing(r.name, ws, resume_as):
             announce(r)
-            fit_now = fit_run(r, models)
+            fit_now = fit_run(r, ws)
             if not main: return dict(run=r.name, rank=int(os.environ.get('RANK', 0)))  # the main one writes
-            return record(r, fit_now, models, preds)
+            return record(r, fit_now, ws)
 
 
 def start(exp: str | None, sets=(), settings: Settings = Settings(), resume_run: str | None = None) -> int:

@@ -38,12 +38,17 @@ def stoppable():
     def stop(signum, frame):
         # a loader worker forked moments ago still holds this handler: the stop is its end, without a traceback
         if os.getpid() != owner: os._exit(128 + signum)
-        if not STOPS:
-            # a stop sent to the whole process group kills the loader workers too: torch's SIGCHLD handler would raise
-            # their deaths anywhere in the clean-up, and the loaders' own clean-up report them; both are the stop
-            # (a Python no-op, not SIG_DFL: a SIGCHLD already caught would then raise "ignored due to race condition")
-            before[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-            sys.unraisablehook = partial(quiet_loaders, hook)
+        if STOPS:
+            # already stopping: let the first stop's clean-up finish and say how to go on. Linux sends the parent-death
+            # signal again as each thread of a dying multi-threaded parent (a sweep) lets the run go, so a run orphaned
+            # by a killed sweep gets several SIGTERMs; a second KeyboardInterrupt in the clean-up lost its message
+            STOPS.append(signum)
+            return
+        # a stop sent to the whole process group kills the loader workers too: torch's SIGCHLD handler would raise
+        # their deaths anywhere in the clean-up, and the loaders' own clean-up report them; both are the stop
+        # (a Python no-op, not SIG_DFL: a SIGCHLD already caught would then raise "ignored due to race condition")
+        before[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        sys.unraisablehook = partial(quiet_loaders, hook)
         STOPS.append(signum)
         raise KeyboardInterrupt
     STOPS.clear()  # a new command starts unstopped

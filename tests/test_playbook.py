@@ -189,7 +189,7 @@ def test_final_epochs_fill_the_budget_up_to_three_times_the_playbooks():
 
 def test_with_no_screening_the_first_candidate_goes_on_and_says_why(book, comp):
     from paddy.playbook import stages as S
-    r = S.PlaybookRun(load_playbook(str(book)), 'tinybook-comp', Path('playbooks/tinybook-comp'), comp, 0.01)
+    r = S.PlaybookRun(load_playbook(str(book)), 'tinybook-comp', comp, 0.01)
     assert r.margin() == pytest.approx(P.MARGIN * 36)
     got = S.rank(r, dict(skipped=True, why='no screening: too small'))
     assert got['chosen'] == [r.book.first()] == ['tiny'] and got['why'] == 'no screening: too small'

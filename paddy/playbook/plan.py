@@ -118,8 +118,9 @@ def epochs_for(make, base: int, seconds_left: float, devices: int = 1,
         cap, k = MAX_EPOCHS * base, min(n, max(devices, 1))  # a run on a device that would idle costs no time
         while k < n and not fit(make(cap)[:k + 1], seconds_left, devices)[1]: k += 1
         for e in range(cap, 0, -1):
-            keep, drop = fit(make(e)[:k], seconds_left, devices)
-            if not drop: return e, keep, make(e)[k:]
+            runs = make(e)
+            keep, drop = fit(runs[:k], seconds_left, devices)
+            if not drop: return e, keep, runs[k:]
     for k in range(n, 0, -1):
         for e in range(MAX_EPOCHS * base, 0, -1):
             runs = make(e)

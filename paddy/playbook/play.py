@@ -53,11 +53,11 @@ def play(name: str, data=None, hours: float | None = None, run: str | None = Non
     if dry:
         f = ws.playbook_state(name)
         state = State.read(f) if f.exists() else None
-        return dry_run(S.PlaybookRun(book, name, folder, path, hours, gpus, state.spent() if state else 0.0, ws),
+        return dry_run(S.PlaybookRun(book, name, path, hours, gpus, state.spent() if state else 0.0, ws),
                        state and state.info)
     with locked(folder):
         s = State.open(folder, args)
-        r = S.PlaybookRun(book, name, folder, path, hours, gpus, s.spent(), ws)
+        r = S.PlaybookRun(book, name, path, hours, gpus, s.spent(), ws)
         todo = s.first_unfinished()
         if todo in ('check', 'shrink', 'screen'): S.affordable(r, path)  # before any stage: the copy has as many images
         s.save()
@@ -92,7 +92,7 @@ def step(stage: str, r: S.PlaybookRun, s: State, message, check, submit) -> dict
         return S.final(r, st['rank']['chosen'], st['screen'])
     if stage == 'ensemble':
         runs = S.final_runs(r) if r.book.top else sorted(st['screen']['runs'].values())
-        if not runs: raise PaddyError(f"no final run of {r.name} finished: see sweeps/{r.sweep_name('final')}/")
+        if not runs: raise PaddyError(f"no final run of {r.name} finished: see {r.ws.sweep(r.sweep_name('final'))}/")
         return S.ensemble(r, runs)
     csv = Path(st['ensemble']['csv'])
     out = dict(checked=check(csv, r.data) if check else None, submitted=None)

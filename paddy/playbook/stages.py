@@ -24,10 +24,13 @@ from .book import Playbook, label
 
 class PlaybookRun:
     "A playbook run's context: the book, where it writes, the data, the budget and the clock of this session."
-    def __init__(self, book: Playbook, name: str, folder: Path, data: Path, hours: float | None, gpus=None,
-                 spent: float = 0.0, ws: Workspace | None = None):
-        self.book, self.name, self.folder, self.data, self.hours, self.gpus = book, name, folder, data, hours, gpus
+    def __init__(self, book: Playbook, name: str, data: Path, hours: float | None, gpus=None, spent: float = 0.0,
+                 ws: Workspace | None = None):
+        self.book, self.name, self.data, self.hours, self.gpus = book, name, data, hours, gpus
         self.spent, self.t0, self.ws = spent, time.time(), ws or here()
+
+    @property
+    def folder(self) -> Path: return self.ws.playbook(self.name)  # its state, plan, rank and summary
 
     def left(self) -> float:
         "Seconds of the budget left: the hours less the finished stages of earlier sessions and this session's time."
@@ -149,7 +152,7 @@ def rank(r: PlaybookRun, screened: dict) -> dict:
         return dict(chosen=[r.book.first()], indistinguishable=[], why=screened['why'], better_and_faster=[])
     df = results(r.ws)
     df = df[df.sweep.astype(str).str.startswith(r.sweep_name('screen') + '/')].dropna(subset=['error_rate'])
-    if df.empty: raise PaddyError(f"no screening run of {r.name} finished: see sweeps/{r.sweep_name('screen')}/")
+    if df.empty: raise PaddyError(f"no screening run of {r.name} finished: see {r.ws.sweep(r.sweep_name('screen'))}/")
     p, fast = ranking(df, by='error', ws=r.ws)
     p.drop(columns='run_names').to_csv(r.folder / 'rank.csv', index=False)
     plot(p, r.folder / 'rank.png', df)

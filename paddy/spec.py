@@ -42,6 +42,7 @@ class Experiment:
     label_smoothing: float = 0.0       # ε of both heads' cross-entropy; 0 is off
     ema: float = 0.0                   # decay of an EMA of the weights, with a warm-up; 0 is off
     aug_sizes: tuple[Size, ...] = ()   # progressive resizing: sizes spread over the epochs, the last one final
+    freeze_stride: int = 0             # the pretrained stem and stages up to this stride stay held: faster steps
 
 
 FIELDS = {f.name: f for f in fields(Experiment) if f.name != 'name'}
@@ -215,6 +216,8 @@ def _techniques(exp: Experiment):
         raise PaddyError(f"{exp.name}: label_smoothing={exp.label_smoothing} must be in [0, 1): 0.1 is usual, 0 is off")
     if not 0 <= exp.ema < 1:
         raise PaddyError(f"{exp.name}: ema={exp.ema} must be a decay in [0, 1): 0.999 is usual, 0 is off")
+    if exp.freeze_stride < 0:
+        raise PaddyError(f"{exp.name}: freeze_stride={exp.freeze_stride} must be a stride ≥ 0, e.g. 8, or 0 for none")
     sizes = [hw(s) for s in exp.aug_sizes]
     if min((min(s) for s in sizes), default=1) < 1: raise PaddyError(f"{exp.name}: aug_sizes must be positive")
     if any(b[0] < a[0] or b[1] < a[1] or a == b for a, b in zip(sizes, sizes[1:])):

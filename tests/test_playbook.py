@@ -112,6 +112,22 @@ def test_estimates_scale_by_pixels_epochs_and_folds(tiny_spec):
     assert cv.runs == 5 and cv.seconds > 4.9 * a.seconds
 
 
+def test_a_final_runs_rate_comes_from_a_probe_of_both_sizes(tiny_spec):
+    from dataclasses import replace
+    from paddy.playbook.stages import probed
+    from paddy.train.probe import slowdown
+    small = load_experiment(str(tiny_spec), ['item_size=32', 'aug_size=32', 'bs=4'])
+    large = load_experiment(str(tiny_spec), ['item_size=192', 'aug_size=192', 'epochs=3', 'bs=4'])
+    k = slowdown(small, large)  # real training steps of test_convnext at both sizes, measured once
+    assert k > 3  # 36 times the pixels, in a model so small that a step's fixed costs weigh (about 10 alone)
+    px, source = probed(small, large, P.cost(small) * 100, 'its screening run s-1')  # 100 img/s at 32 px
+    assert P.cost(large) / px == pytest.approx(k / 100)  # seconds an image at 192 px: the probe's k times 1/100
+    assert source == f'its screening run s-1, ×{k:.1f} a step at the final size by a probe'
+    assert probed(small, replace(small, epochs=5), 7.0, 's') == (7.0, 's')  # one size: nothing to probe
+    assert slowdown(small, replace(large, arch='alexnet')) is None  # not timm's: pixels decide
+    assert slowdown(small, replace(large, freeze_stride=8)) is None  # another step altogether
+
+
 def test_dry_run_prints_the_plan_and_trains_nothing(comp, book):
     r = CliRunner().invoke(app, ['playbook', str(book), '--data', str(comp), '--hours', '0.5', '--dry-run'])
     assert r.exit_code == 0, r.output
@@ -212,8 +228,12 @@ def test_runs_that_still_underfit_get_epochs_before_more_runs():
     assert (e, [k.label for k in keep], [d.label for d in drop]) == (12, ['a'], ['b', 'c'])
     e, keep, drop = P.epochs_for(make, 4, 50.0, epochs_first=True)  # one run, the most epochs that fit
     assert (e, [k.label for k in keep]) == (8, ['a'])
-    e, keep, drop = P.epochs_for(make, 4, 140.0, epochs_first=True)  # two runs each at the most: both go
+    e, keep, drop = P.epochs_for(make, 4, 140.0, epochs_first=True)  # two runs each at 12: both go
     assert (e, [k.label for k in keep], [d.label for d in drop]) == (12, ['a', 'b'], ['c'])
+    e, keep, drop = P.epochs_for(make, 4, 120.0, epochs_first=True)  # no room for a second at 12: the first takes 22
+    assert (e, [k.label for k in keep], [d.label for d in drop]) == (22, ['a'], ['b', 'c'])
+    e, keep, drop = P.epochs_for(make, 4, 10_000.0, epochs_first=True)  # all three at 12 leave room: up to 24 each
+    assert (e, [k.label for k in keep]) == (P.UNDERFIT_EPOCHS * 4, ['a', 'b', 'c'])
     e, keep, drop = P.epochs_for(make, 4, 50.0, devices=2, epochs_first=True)  # a second device's run costs no time
     assert (e, [k.label for k in keep]) == (8, ['a', 'b'])
     assert P.epochs_for(make, 4, 70.0)[:2] == (5, P.epochs_for(make, 4, 70.0)[1])  # without it, as before

@@ -1,7 +1,8 @@
 """The techniques: MixUp/CutMix mix both heads' targets alike and never touch validation or TTA, label smoothing is
-applied once, the EMA is what is exported and resumes, progressive sizes follow `aug_sizes`, and the interpretation
-counts the validation set. One run trains them all: from a weights file (a frozen epoch, then the whole model), with
-the variety head, stopped after its first epoch and resumed."""
+applied once, the EMA is what is exported and resumes, progressive sizes follow `aug_sizes`, held stages keep their
+pretrained weights through both phases and a resume, and the interpretation counts the validation set. One run trains
+them all: from a weights file (a frozen epoch, then the whole model), with the variety head, stopped after its first
+epoch and resumed."""
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,7 +40,7 @@ def run(tmp_path_factory):
     spec.write_text(TINY.replace('pretrained = False', f"pretrained = '{weights_file(d / 'w.pth')}'")
                     .replace('item_size = 32', 'item_size = (64, 48)')
                     + f"epochs = 2\nvariety = True\nmixup = 0.8\ncutmix = 1.0\nmix_off_epochs = 1\n"
-                    f"label_smoothing = 0.1\nema = 0.99\naug_sizes = {SIZES}\n")
+                    f"label_smoothing = 0.1\nema = 0.99\naug_sizes = {SIZES}\nfreeze_stride = 8\n")
     ws, seen = Workspace(d), {}
     models = ws.models
     with pytest.MonkeyPatch.context() as mp:
@@ -89,6 +90,34 @@ def test_resume_brings_the_ema_back(run):
     # fine_tune's frozen epoch, then the whole model's: the resumed run's history holds the epoch it went on after
     assert [(h['epoch'], h['frozen']) for h in meta['history']] == [(0, True), (1, False), (2, False)]
     assert 0 < meta['ema']['decay_reached'] < 0.99  # still warming up over so few steps
+
+
+def test_held_stages_keep_their_pretrained_weights_and_the_rest_trains(run):
+    d, _, meta, _, _ = run
+    start = torch.load(d / 'w.pth', weights_only=True)  # test_convnext's stages have strides 4, 8, 16 and 32
+    body = {k.removeprefix('0.model.'): v for k, v in learner_of(d, meta).model.state_dict().items()
+            if k.startswith('0.model.')}
+    params = [k for k in start if not k.endswith(('running_mean', 'running_var', 'num_batches_tracked'))]
+    held = [k for k in params if k.startswith(('stem.', 'stages.0.', 'stages.1.'))]
+    assert held and all(torch.equal(body[k], start[k]) for k in held)  # through the frozen epoch, the resume, the EMA
+    assert all(not torch.equal(body[k], start[k]) for k in params if k.startswith('stages.3.') and 'weight' in k)
+    assert meta['experiment']['freeze_stride'] == 8
+
+
+def test_held_stages_refuse_what_holds_nothing_or_everything(tiny_spec):
+    from paddy.errors import PaddyError
+    from paddy.spec import validate
+    from paddy.train.held import callbacks, check
+    # test_convnext, random init
+    random = load(str(tiny_spec), ['freeze_stride=8'])
+    for refuse in (check, lambda e: callbacks(e, False)):
+        with pytest.raises(PaddyError, match='starts from random weights here: set freeze_stride = 0'): refuse(random)
+    for stride, what in [(2, 'none'), (32, 'all'), (64, 'all')]:
+        with pytest.raises(PaddyError, match=f'holds {what} of the arch.s stages .their strides: 4, 8, 16, 32.'):
+            check(load(str(tiny_spec), [f'freeze_stride={stride}', 'pretrained=True']))
+    with pytest.raises(PaddyError, match='needs a timm arch'):
+        check(load(str(tiny_spec), ['arch=alexnet', 'freeze_stride=8', 'pretrained=True']))
+    with pytest.raises(PaddyError, match='must be a stride'): validate(load(str(tiny_spec), ['freeze_stride=-8']))
 
 
 def test_each_epochs_batch_shape_follows_aug_sizes_and_tta_uses_the_last(run):

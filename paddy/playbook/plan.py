@@ -20,6 +20,10 @@ PRIOR_STARTUP_S = {'cpu': 15.0, 'cuda': 20.0}
 SCREEN_SHARE = 0.2
 MARGIN = 0.05          # of a budget, kept for the ensemble, its check and what the estimates miss
 MAX_EPOCHS = 3         # final runs take up to this many times the playbook's final_epochs when the budget has room
+# where screening ended underfitting, the runs the budget holds at MAX_EPOCHS take up to this many times instead, rather
+# than leave the rest of the budget unused: Lite0 with held stages gained from 5 to 8 to 12 epochs, its validation loss
+# still falling (docs/benchmarks.md)
+UNDERFIT_EPOCHS = 6
 
 
 def duration(seconds: float) -> str:
@@ -61,6 +65,12 @@ def rate(rec, exp: Experiment | None = None) -> float:
     whole = [h['seconds'] for h in rec.history if not h.get('frozen') and h.get('seconds')]
     ips = rec.n_train / median(whole) if whole and rec.n_train else rec.img_per_s
     return ips * cost(e)
+
+
+def scaled(px_per_s: float, measured: Experiment, planned: Experiment, slowdown: float) -> float:
+    """A rate measured on `measured` (its `cost` a second) as the rate of `planned`, whose image takes `slowdown` times
+    as long a step (a probe's measure, `paddy.train.probe`), instead of what their pixels say."""
+    return px_per_s / cost(measured) * cost(planned) / slowdown
 
 
 def estimate(exp: Experiment, label: str, n_train: int, n_test: int, px_per_s: float, source: str, folds: int = 0,
@@ -111,13 +121,13 @@ def epochs_for(make, base: int, seconds_left: float, devices: int = 1,
     within `seconds_left`; more epochs before anything larger, since short runs here still underfit
     (docs/benchmarks.md). Where all of them get fewer than `base` epochs, the last ones are dropped so that fewer runs
     get more; when even one does not fit at one epoch, one epoch and the runs that fit. With `epochs_first` (the
-    screening runs ended still underfitting), epochs come before runs: a run a device takes the most epochs that fit,
-    and another run joins only where each can still have the most (`MAX_EPOCHS` × `base`)."""
+    screening runs ended still underfitting), epochs come before runs: a run a device, another run only where each can
+    still have `MAX_EPOCHS` × `base`, and then the most epochs that fit, up to `UNDERFIT_EPOCHS` × `base`."""
     n = len(make(base))
     if epochs_first:
         cap, k = MAX_EPOCHS * base, min(n, max(devices, 1))  # a run on a device that would idle costs no time
         while k < n and not fit(make(cap)[:k + 1], seconds_left, devices)[1]: k += 1
-        for e in range(cap, 0, -1):
+        for e in range(UNDERFIT_EPOCHS * base, 0, -1):
             runs = make(e)
             keep, drop = fit(runs[:k], seconds_left, devices)
             if not drop: return e, keep, runs[k:]

@@ -14,7 +14,7 @@ from ..files import read_json, write_json
 from ..report import plot, ranking
 from ..record import read_record
 from ..results import fit_flag, metas, results
-from ..spec import assignments, load as load_experiment
+from ..spec import assignments, final_size, load as load_experiment
 from ..tables import table_text
 from ..sweep import devices, finished, sweep
 from ..workspace import Workspace, here
@@ -181,6 +181,15 @@ def choose(p, k: int) -> tuple[list[str], list[str]]:
     return chosen, tied.experiment.tolist()
 
 
+def probed(measured, planned, px: float, source: str) -> tuple[float, str]:
+    """`px` measured on `measured`, for `planned`: scaled by a probe of both sizes' training steps (a few seconds on a
+    CPU) where the arch is timm's, else by pixels (`plan.cost`)."""
+    from ..train.probe import slowdown
+    k = slowdown(measured, planned) if final_size(measured) != final_size(planned) else None
+    if not k: return px, source
+    return P.scaled(px, measured, planned, k), f"{source}, ×{k:.1f} a step at the final size by a probe"
+
+
 def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
                seconds_left: float | None = None) -> tuple[list[P.Estimate], list[P.Estimate], int, str]:
     """Each chosen candidate's final runs, estimated from its own screening run (else the rate on record), those that
@@ -199,6 +208,7 @@ def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
             px, source, wall = P.rate(rec), f"its screening run {run}", screened.get('wall_per_run')
             shot = experiments(r, 'screen', [e.name])[0]
             overhead = max(0.0, wall - rec.fit_time - P.tta(shot, rec.n_valid, 0, px)) if wall else 0.0
+            px, source = probed(rec.experiment, e, px, source)
         else: (px, source), overhead = measured_rate(r.ws), P.PRIOR_STARTUP_S[device()]
         rates[e.name] = px, source, overhead
 

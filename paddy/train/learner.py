@@ -44,9 +44,11 @@ def check_experiment(exp: Experiment) -> list[str]:
     """Raise on a spec that cannot train (its fields, or an arch that cannot take them); return warnings for one that
     trains badly."""
     from .compiled import check_compile
+    from .held import check
     msgs = validate(exp)
     check_arch(exp)
     check_compile(exp)
+    check(exp)
     return msgs
 
 

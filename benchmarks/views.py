@@ -30,7 +30,7 @@ def passes(learn, dl, y, n: int, scale: float) -> tuple[dict, np.ndarray, list]:
                 t = time.perf_counter()
                 aug.append(learn.get_preds(dl=dl)[0].numpy())
                 out[f'aug{i + 1}'], out['aug_s'] = float((aug[-1].argmax(1) != y).mean()), time.perf_counter() - t
-    for k in (1, 2, 4):
+    for k in (1, 2, 4, 8, 16):
         if k > n: break
         m = np.mean(aug[:k], 0)
         out[f'mean{k}'] = float((m.argmax(1) != y).mean())

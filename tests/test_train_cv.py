@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from paddy.cli import app
+from paddy.errors import PaddyError
 from paddy.predict import load_preds
 from paddy.selection import _nll
 from paddy.spec import load
@@ -175,6 +176,9 @@ def test_a_sweep_makes_cv_runs_and_resumes_a_stopped_one(comp, tiny_spec):
     cmd = s.command('tiny-1')
     assert cmd[cmd.index('--folds') + 1] == '3' and '--folds' not in plain.command('tiny-1')
     assert s.name != plain.name  # another sweep
+    full = Sweep([str(tiny_spec)], data=comp, full=True)  # the final fits of a playbook with final_full
+    assert '--full' in full.command('tiny-1') and '--full' not in cmd and full.name not in (s.name, plain.name)
+    with pytest.raises(PaddyError, match='not both'): Sweep([str(tiny_spec)], data=comp, folds=3, full=True)
     cv = Path('models/tiny-abc123.folds')
     cv.mkdir(parents=True)
     (cv / 'cv.json').write_text(json.dumps(dict(run='tiny-abc123', settings=dict(sweep=f'{s.name}/tiny-1'))))

@@ -20,10 +20,16 @@ class Playbook:
     screen_size: int = 256             # the small copy's longest side; 0 screens on the data itself
     screen_sets: tuple = ()            # fields every screening run takes, e.g. sizes that suit the small copy
     screen_epochs: int = 3
+    # screen only where the validation split tells apart candidates this far apart in error (`plan.resolution`), else
+    # the first candidate goes on unscreened; 0 screens at any split size
+    screen_resolve: float = 0.0
     top: int = 3                       # how many go on to the final sweep, best score first; 0 ensembles the screening
     final_sets: tuple = ()             # full-size fields and techniques every final run takes
     final_epochs: int = 12
     folds: int = 0                     # final runs as CV runs of this many folds; 0 for one split
+    # final runs fit on every labelled image, the validation split's too (`paddy train --full`), and their ensemble is
+    # the plain mean: nothing is left to choose or score it by
+    final_full: bool = False
     repeat: int = 1                    # final runs of each candidate
     select: typing.Optional[str] = 'greedy'  # how the ensemble picks its members: greedy, logloss, or None (the mean)
     submit: bool = False               # submit the ensemble's CSV at the end (`--submit -m MSG` asks too)
@@ -77,6 +83,15 @@ def check_playbook(book: Playbook, where: Path):
     if book.top < 0: raise PaddyError(f"{where}: top={book.top} must be 0 (no final sweep) or more")
     if book.screen_size < 0: raise PaddyError(f"{where}: screen_size={book.screen_size} must be a side in pixels, or 0")
     if book.folds == 1 or book.folds < 0: raise PaddyError(f"{where}: folds={book.folds} must be 0 (one split) or 2+")
+    if not 0 <= book.screen_resolve < 1:
+        raise PaddyError(f"{where}: screen_resolve={book.screen_resolve} must be a difference in error, e.g. 0.03, "
+                         "or 0")
+    if book.final_full and book.folds:
+        raise PaddyError(f"{where}: folds={book.folds} validates the final runs out of fold and final_full trains them "
+                         "on every image: set one of them")
+    if book.final_full and book.top and book.select:
+        raise PaddyError(f"{where}: select={book.select!r} chooses the ensemble by validation, and final_full leaves "
+                         "the final runs none: set select = None (their plain mean)")
     if book.select not in SELECT: raise PaddyError(f"{where}: select={book.select!r} must be greedy, logloss or None")
     for c in book.candidates:
         if not (isinstance(c, str) or (isinstance(c, (list, tuple)) and len(c) == 2 and isinstance(c[0], str)

@@ -1,6 +1,7 @@
 """The time plan: each run's wall time estimated from a measured one (its screening run, or any finished run), scaled
 by each image's cost (its pixels, to a power a little over 1), images and epochs; the runs that fit in the hours
 left, in rank order over the devices, and those dropped."""
+import math
 from dataclasses import dataclass
 
 from ..spec import Experiment, final_size, hw
@@ -18,6 +19,9 @@ PRIOR_STARTUP_S = {'cpu': 15.0, 'cuda': 20.0}
 # screening ranks candidates that often lie within noise of each other (docs/benchmarks.md): it gets at most this share
 # of a budget, and with less than two runs' worth, none: the playbook's first candidate goes on unscreened
 SCREEN_SHARE = 0.2
+# two screening runs of the cpu playbook on DeepWeeds were right on different validation images for 21–27% of them: a
+# paired difference in error over n images then has a standard error of about sqrt(0.25 / n) (`resolution`)
+SCREEN_DISAGREE = 0.25
 MARGIN = 0.05          # of a budget, kept for the ensemble, its check and what the estimates miss
 MAX_EPOCHS = 3         # final runs take up to this many times the playbook's final_epochs when the budget has room
 # where screening ended underfitting, the runs the budget holds at MAX_EPOCHS take up to this many times instead, rather
@@ -39,9 +43,9 @@ def cost(exp: Experiment) -> float:
     return float(h * w) ** PIXEL_POWER
 
 
-def trained_per_epoch(exp: Experiment, n: int, folds: int = 0) -> float:
-    "Images one epoch of one run trains on: all but the validation share, or all but one fold."
-    return n * (folds - 1) / folds if folds else n * (1 - exp.valid_pct)
+def trained_per_epoch(exp: Experiment, n: int, folds: int = 0, full: bool = False) -> float:
+    "Images one epoch of one run trains on: all but the validation share, all but one fold, or all (`full`)."
+    return n if full else n * (folds - 1) / folds if folds else n * (1 - exp.valid_pct)
 
 
 @dataclass
@@ -74,14 +78,14 @@ def scaled(px_per_s: float, measured: Experiment, planned: Experiment, slowdown:
 
 
 def estimate(exp: Experiment, label: str, n_train: int, n_test: int, px_per_s: float, source: str, folds: int = 0,
-             overhead: float = 0.0, pretrained: bool = True) -> Estimate:
+             overhead: float = 0.0, pretrained: bool = True, full: bool = False) -> Estimate:
     """Wall seconds of `exp` on `n_train` labelled and `n_test` test images at `px_per_s`: its epochs (and fine_tune's
-    frozen one) over the images it trains on, TTA over what it validates and the test set, and a fixed `overhead` per
-    run (start-up, item cache) measured in screening."""
+    frozen one) over the images it trains on (all of them, and none validated, with `full`), TTA over what it
+    validates and the test set, and a fixed `overhead` per run (start-up, item cache) measured in screening."""
     ips = px_per_s / cost(exp)
     runs = max(folds, 1)
-    per = trained_per_epoch(exp, n_train, folds) * (exp.epochs + pretrained) / ips
-    valid = n_train / folds if folds else n_train * exp.valid_pct
+    per = trained_per_epoch(exp, n_train, folds, full) * (exp.epochs + pretrained) / ips
+    valid = 0 if full else n_train / folds if folds else n_train * exp.valid_pct
     return Estimate(label, runs * (per + tta(exp, valid, n_test, px_per_s) + overhead), source, runs)
 
 
@@ -113,6 +117,13 @@ def screen_share(est: list[Estimate], budget: float | None, devices: int = 1) ->
                     "compare; the playbook's first candidate goes on")
     return keep, (f"{len(keep)} of {len(est)} candidates screened within {SCREEN_SHARE:.0%} of the budget "
                   f"({duration(share)})" + (f"; left out: {', '.join(e.label for e in drop)}" if drop else ''))
+
+
+def resolution(n_valid: float) -> float:
+    """The smallest difference in error between two screening runs that a validation split of `n_valid` images tells
+    from noise at 95%: 1.96 paired standard errors, with runs that are right on different images for `SCREEN_DISAGREE`
+    of them (450 images: 4.6 points; 2,081, the Paddy competition's: 2.1)."""
+    return 1.96 * math.sqrt(SCREEN_DISAGREE / max(n_valid, 1))
 
 
 def epochs_for(make, base: int, seconds_left: float, devices: int = 1,

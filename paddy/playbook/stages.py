@@ -87,8 +87,7 @@ def screen_estimates(r: PlaybookRun, data: Path) -> list[P.Estimate]:
     device's start-up per run; its TTA on the test set only when the screening runs are the ensemble's (top = 0)."""
     n, n_test = counts(data)
     n_test = 0 if r.book.top else n_test
-    px, source = measured_rate(r.ws)
-    return [P.estimate(e, e.name, n, n_test, px, source, overhead=P.PRIOR_STARTUP_S[device()],
+    return [P.estimate(e, e.name, n, n_test, *measured_rate(r.ws, e), overhead=P.PRIOR_STARTUP_S[device()],
                        pretrained=e.pretrained is not False) for e in experiments(r, 'screen')]
 
 
@@ -98,12 +97,18 @@ def device() -> str:
 
 
 
-def measured_rate(ws: Workspace) -> tuple[float, str]:
-    "The median pixels a second of the finished runs on record, else the prior for this device."
+def measured_rate(ws: Workspace, exp=None) -> tuple[float, str]:
+    """The median pixels a second of the finished runs on record; else, on a CPU, `exp`'s own training step probed
+    (the cpu prior describes Lite0 with no stage held, 1.6 times slower than the playbook's held runs); else the prior
+    for this device."""
+    from ..train.probe import LEARNER_SHARE, learner_images_per_s
     done = [m for _, m in metas(ws, warn=False) if m.img_per_s and m.experiment.arch]
     if done:
         rates = sorted(P.rate(m) for m in done)
         return rates[len(rates) // 2], f'the median rate of {len(rates)} finished runs'
+    ips = learner_images_per_s(exp) if exp is not None else None
+    if ips: return ips * P.cost(exp), (f"a probe of its training step, ×{LEARNER_SHARE} for the Learner: no run "
+                                       "measured yet")
     dev = device()
     return P.PRIOR_PX_PER_S[dev], f'a prior for {dev}: no run measured yet'
 
@@ -111,6 +116,13 @@ def measured_rate(ws: Workspace) -> tuple[float, str]:
 def screen_plan(r: PlaybookRun, data: Path) -> tuple[list[P.Estimate], str]:
     """The screening runs the budget's share holds (`plan.screen_share`), and why; every candidate when the screening
     runs are themselves the ensemble's (top = 0)."""
+    if r.book.top and r.book.screen_resolve:
+        n_valid = round(counts(data)[0] * experiments(r, 'screen')[0].valid_pct)
+        if P.resolution(n_valid) > r.book.screen_resolve:
+            return [], (f"no screening: {n_valid} validation images tell apart only candidates "
+                        f"{P.resolution(n_valid):.1%} apart in error (`plan.resolution`), more than the playbook's "
+                        f"screen_resolve {r.book.screen_resolve:.1%}, so its ranking would lie within noise; the "
+                        "playbook's first candidate goes on")
     est = screen_estimates(r, data)
     budget = r.hours * 3600 if r.hours and r.book.top else None
     return P.screen_share(est, budget, len(devices(r.gpus)))
@@ -209,14 +221,15 @@ def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
             shot = experiments(r, 'screen', [e.name])[0]
             overhead = max(0.0, wall - rec.fit_time - P.tta(shot, rec.n_valid, 0, px)) if wall else 0.0
             px, source = probed(rec.experiment, e, px, source)
-        else: (px, source), overhead = measured_rate(r.ws), P.PRIOR_STARTUP_S[device()]
+        else: (px, source), overhead = measured_rate(r.ws, e), P.PRIOR_STARTUP_S[device()]
         rates[e.name] = px, source, overhead
 
     def make(epochs: int) -> list[P.Estimate]:
         out = []
         for e in experiments(r, 'final', chosen, epochs):
             px, source, overhead = rates[e.name]
-            one = P.estimate(e, e.name, n, n_test, px, source, r.book.folds, overhead, e.pretrained is not False)
+            one = P.estimate(e, e.name, n, n_test, px, source, r.book.folds, overhead, e.pretrained is not False,
+                             r.book.final_full)
             out += [P.Estimate(f'{e.name} #{k}' if r.book.repeat > 1 else e.name, one.seconds, source, one.runs)
                     for k in range(1, r.book.repeat + 1)]
         return out
@@ -224,9 +237,10 @@ def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
     if r.hours is None or left == float('inf'):
         return *P.fit(make(r.book.final_epochs), left, devs), r.book.final_epochs, "the playbook's: no budget"
     underfit = bool(flags) and all(f == 'underfits' for f in flags.values())
-    epochs, keep, drop = P.epochs_for(make, r.book.final_epochs, left, devs, epochs_first=underfit)
+    epochs, keep, drop = P.epochs_for(make, r.book.final_epochs, left, devs, epochs_first=underfit or not flags)
     why = ("the screening runs ended still underfitting (training loss above validation loss): more epochs before "
-           "more runs" if underfit else "the most at which the runs fit")
+           "more runs" if underfit else "no screening run measured whether the recipe fits: more epochs before more "
+           "runs" if not flags else "the most at which the runs fit")
     return keep, drop, epochs, why
 
 
@@ -248,7 +262,8 @@ def final(r: PlaybookRun, chosen: list[str], screened: dict) -> dict:
     repeat = r.book.repeat if all(sum(e.label.split(' #')[0] == lab for e in keep) == r.book.repeat
                                   for lab in labels) else 1
     done = sweep([str(s) for s in specs], repeat=repeat, gpus=r.gpus, data=str(r.data), name=r.sweep_name('final'),
-                 hours=r.left() / 3600 if r.hours else None, ws=r.ws, folds=r.book.folds or None)
+                 hours=r.left() / 3600 if r.hours else None, ws=r.ws, folds=r.book.folds or None,
+                 full=r.book.final_full)
     return dict(runs=sorted(m.run for m in done.values()), planned=plan['keep'], dropped=plan['drop'],
                 estimate=sum(e.seconds for e in keep), epochs=plan['epochs'], why=plan.get('why'))
 

@@ -43,7 +43,8 @@ def write(s: State, name: str) -> Path:
     out += ['## Stages\n', markdown_table(stages.where(stages.notna(), ''))]
     if 'ensemble' in st:
         e = st['ensemble']
-        ve = 'none (the runs share no validation split)' if e['valid_error'] is None else f"{e['valid_error']:.4f}"
+        ve = ('none (the runs share no validation split, or fitted on every image)' if e['valid_error'] is None
+              else f"{e['valid_error']:.4f}")
         out += ['## Ensemble\n', f"{e['method']} of {len(e['members'])} runs; validation error {ve}; "
                 f"submission `{e['csv']}`" + (f"; interpretation in `{e['interpret']}`" if e.get('interpret') else '')
                 + '.\n', markdown_table(pd.DataFrame(dict(run=e['members'], weight=e['weights'])))]

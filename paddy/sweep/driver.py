@@ -29,13 +29,13 @@ def engine_for(engine: str, gpus: str | None, address: str | None):
 
 def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False, ws: Workspace | None = None,
           fit_memory=None, hours: float | None = None, folds: int | None = None,
-          engine: str = 'local', address: str | None = None, test_preds: bool = True) -> dict:
+          engine: str = 'local', address: str | None = None, test_preds: bool = True, full: bool = False) -> dict:
     """Run every job not yet finished; Ctrl-C stops the running ones (they leave nothing behind) and the same command
     resumes. With `hours`, start no job that would not end within that time of the start, each job's time estimated
     as the mean of those that finished (the first ones start regardless); the ones skipped are said and recorded."""
     check_hours(hours, '11.5')
     runner = engine_for(engine, gpus, address)  # its flags and the cluster's address first: they fail fast
-    s = Sweep(exps, repeat, sets, data, name, wandb, ws, fit_memory, folds, test_preds)
+    s = Sweep(exps, repeat, sets, data, name, wandb, ws, fit_memory, folds, test_preds, full)
     refuse = (lambda who: f"sweep {s.name} is running already, in {who}: wait for it to end, or give this one another "
                           "--name")
     with owner.owned(s.ws.sweep_lock(s.name), refuse):  # started twice at once, every job would train twice

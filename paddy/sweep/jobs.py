@@ -48,7 +48,9 @@ class Sweep:
     "The jobs `<exp>-<k>` for k in 1…repeat of every experiment, under sweeps/<name>/ with one log per job."
 
     def __init__(self, exps, repeat=1, sets=(), data=None, name=None, wandb=False, ws: Workspace | None = None,
-                 fit_memory=None, folds=None, test_preds: bool = True):
+                 fit_memory=None, folds=None, test_preds: bool = True, full: bool = False):
+        if folds is not None and full:
+            raise PaddyError("a sweep's jobs are CV runs (folds) or final fits on every image (full), not both")
         specs = load_sweep(exps, sets, repeat)  # a typo in any experiment stops the sweep before any run starts
         if folds is not None: check_k(read_train(find_data(data)), folds)  # before any job starts
         ensure(find_data(data), num_workers())  # as does bad data, instead of failing every run in turn
@@ -59,6 +61,7 @@ class Sweep:
             self.args['fit_memory'] = fit_memory  # only when given: older sweeps keep their names
         if folds is not None: self.args['folds'] = folds
         if not test_preds: self.args['test_preds'] = False  # only when off: other sweeps keep their names
+        if full: self.args['full'] = True  # each run a final fit on every image (`paddy train --full`)
         self.name = name or 'sweep-' + hashlib.sha1(json.dumps(self.args, sort_keys=True).encode()).hexdigest()[:8]
         self.exp = {f'{s.name}-{k}': e for s, e in zip(specs, exps) for k in range(1, repeat + 1)}
         self.ws = ws or here()
@@ -87,7 +90,7 @@ class Sweep:
         if stopped: return paddy + Settings(data=a['data'], wandb=a['wandb']).argv('train', '--resume', stopped)
         s = Settings(data=a['data'], wandb=a['wandb'], fit_memory=a.get('fit_memory'), sweep=f'{self.name}/{job}',
                      test_preds=a.get('test_preds', True))
-        cv = ['--folds', str(a['folds'])] if a.get('folds') else []
+        cv = ['--folds', str(a['folds'])] if a.get('folds') else ['--full'] if a.get('full') else []
         return paddy + s.argv('train', self.exp[job], *cv, sets=a['set'])
 
 

@@ -7,7 +7,11 @@ from functools import lru_cache
 
 from ..spec import Experiment, final_size, hw
 
-STEPS, WARMUP = 3, 2
+STEPS, WARMUP = 5, 2
+# paddy's Learner on 2 CPU cores trained Lite0, held to stride 8, at 0.57 (96 px) and 0.67–0.75 (192 px) of its bare
+# step's rate, the rest going to the item pipeline, the batch transforms, the EMA and fastai's loop; a little under,
+# since a plan that overruns ends past its budget (docs/benchmarks.md)
+LEARNER_SHARE = 0.65
 
 
 def step_images_per_s(arch: str, freeze_stride: int, bs: int, size, steps: int = STEPS) -> float:
@@ -48,3 +52,18 @@ def slowdown(small: Experiment, large: Experiment) -> float | None:
         return None
     a, b = final_size(small), final_size(large)
     return _slowdown(small.arch, small.freeze_stride, max(small.bs, large.bs), hw(a), hw(b))
+
+
+@lru_cache
+def _rate(arch: str, freeze_stride: int, bs: int, size) -> float:
+    print(f"probing {arch}'s training step at {size} (rows, cols), bs {bs}: no run measured yet", flush=True)
+    return step_images_per_s(arch, freeze_stride, bs, size)
+
+
+def learner_images_per_s(exp: Experiment) -> float | None:
+    """Images a second that paddy's Learner should train `exp` at on this CPU before any run has: its bare training
+    step's, probed, times `LEARNER_SHARE`; None where the arch is not timm's or a GPU is here, whose epochs the item
+    pipeline often bounds rather than the step."""
+    import timm, torch
+    if torch.cuda.is_available() or not timm.is_model(exp.arch): return None
+    return LEARNER_SHARE * _rate(exp.arch, exp.freeze_stride, exp.bs, hw(final_size(exp)))

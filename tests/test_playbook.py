@@ -152,6 +152,7 @@ def test_a_split_too_small_to_rank_the_candidates_skips_screening(book, comp):
     r = S.PlaybookRun(replace(load_playbook(str(book)), screen_resolve=0.03), 'tinybook-comp', comp, 1.0)
     est, why = S.screen_plan(r, comp)
     assert est == [] and why.startswith('no screening: 7 validation images') and 'first candidate goes on' in why
+    assert S.shrink(r) == dict(data=str(comp)) and not Path('data').exists()  # no small copy for no screening
     r.book = replace(r.book, screen_resolve=0.5)  # 7 images tell apart candidates 37 points apart: screen them
     assert [e.label for e in S.screen_plan(r, comp)[0]] == ['tiny', 'tiny@lr=0.02']
     keep, _, epochs, why = S.final_plan(r, ['tiny'], dict(skipped=True))

@@ -72,8 +72,9 @@ def check(r: PlaybookRun) -> dict:
 
 
 def shrink(r: PlaybookRun) -> dict:
-    "The small copy, under data/, reused when it exists (`paddy resize` resumes and checks it)."
-    if not r.book.screen_size: return dict(data=str(r.data))
+    """The small copy, under data/, reused when it exists (`paddy resize` resumes and checks it); none where nothing
+    will screen on it."""
+    if not r.book.screen_size or unrankable(r): return dict(data=str(r.data))
     dest = r.ws.small_copy(r.data, r.book.screen_size)
     return dict(data=str(resize(r.data, dest, r.book.screen_size, workers=num_workers()).resolve()))
 
@@ -101,28 +102,34 @@ def measured_rate(ws: Workspace, exp=None) -> tuple[float, str]:
     """The median pixels a second of the finished runs on record; else, on a CPU, `exp`'s own training step probed
     (the cpu prior describes Lite0 with no stage held, 1.6 times slower than the playbook's held runs); else the prior
     for this device."""
-    from ..train.probe import LEARNER_SHARE, learner_images_per_s
+    from ..train.probe import LEARNER_S_PER_IMAGE, learner_images_per_s
     done = [m for _, m in metas(ws, warn=False) if m.img_per_s and m.experiment.arch]
     if done:
         rates = sorted(P.rate(m) for m in done)
         return rates[len(rates) // 2], f'the median rate of {len(rates)} finished runs'
     ips = learner_images_per_s(exp) if exp is not None else None
-    if ips: return ips * P.cost(exp), (f"a probe of its training step, ×{LEARNER_SHARE} for the Learner: no run "
-                                       "measured yet")
+    if ips: return ips * P.cost(exp), (f"a probe of its training step and {LEARNER_S_PER_IMAGE * 1000:g} ms an image "
+                                       "for the Learner: no run measured yet")
     dev = device()
     return P.PRIOR_PX_PER_S[dev], f'a prior for {dev}: no run measured yet'
+
+
+def unrankable(r: PlaybookRun) -> str | None:
+    """Why screening would rank `r`'s candidates within noise, by the playbook's `screen_resolve` and the size of the
+    validation split; None where it can rank them, or where the screening runs are the ensemble's (top = 0)."""
+    if not (r.book.top and r.book.screen_resolve): return None
+    n_valid = round(counts(r.data)[0] * experiments(r, 'screen')[0].valid_pct)
+    if P.resolution(n_valid) <= r.book.screen_resolve: return None
+    return (f"no screening: {n_valid} validation images tell apart only candidates {P.resolution(n_valid):.1%} apart "
+            f"in error (`plan.resolution`), more than the playbook's screen_resolve {r.book.screen_resolve:.1%}, so "
+            "its ranking would lie within noise; the playbook's first candidate goes on")
 
 
 def screen_plan(r: PlaybookRun, data: Path) -> tuple[list[P.Estimate], str]:
     """The screening runs the budget's share holds (`plan.screen_share`), and why; every candidate when the screening
     runs are themselves the ensemble's (top = 0)."""
-    if r.book.top and r.book.screen_resolve:
-        n_valid = round(counts(data)[0] * experiments(r, 'screen')[0].valid_pct)
-        if P.resolution(n_valid) > r.book.screen_resolve:
-            return [], (f"no screening: {n_valid} validation images tell apart only candidates "
-                        f"{P.resolution(n_valid):.1%} apart in error (`plan.resolution`), more than the playbook's "
-                        f"screen_resolve {r.book.screen_resolve:.1%}, so its ranking would lie within noise; the "
-                        "playbook's first candidate goes on")
+    why = unrankable(r)
+    if why: return [], why
     est = screen_estimates(r, data)
     budget = r.hours * 3600 if r.hours and r.book.top else None
     return P.screen_share(est, budget, len(devices(r.gpus)))

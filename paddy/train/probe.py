@@ -8,10 +8,10 @@ from functools import lru_cache
 from ..spec import Experiment, final_size, hw
 
 STEPS, WARMUP = 5, 2
-# paddy's Learner on 2 CPU cores trained Lite0, held to stride 8, at 0.57 (96 px) and 0.67–0.75 (192 px) of its bare
-# step's rate, the rest going to the item pipeline, the batch transforms, the EMA and fastai's loop; a little under,
-# since a plan that overruns ends past its budget (docs/benchmarks.md)
-LEARNER_SHARE = 0.65
+# paddy's Learner spends a time on each image beside its training step: the item pipeline, the batch transforms, the EMA
+# and fastai's loop. Lite0 held to stride 8 on 2 CPU cores trained at about 72 img/s at 96 px and 26.5 at 192 px where
+# its bare step ran at 134 and 31: 6.4 and 5.5 ms an image more (docs/benchmarks.md)
+LEARNER_S_PER_IMAGE = 0.006
 
 
 def step_images_per_s(arch: str, freeze_stride: int, bs: int, size, steps: int = STEPS) -> float:
@@ -62,8 +62,8 @@ def _rate(arch: str, freeze_stride: int, bs: int, size) -> float:
 
 def learner_images_per_s(exp: Experiment) -> float | None:
     """Images a second that paddy's Learner should train `exp` at on this CPU before any run has: its bare training
-    step's, probed, times `LEARNER_SHARE`; None where the arch is not timm's or a GPU is here, whose epochs the item
+    step, probed, and `LEARNER_S_PER_IMAGE`; None where the arch is not timm's or a GPU is here, whose epochs the item
     pipeline often bounds rather than the step."""
     import timm, torch
     if torch.cuda.is_available() or not timm.is_model(exp.arch): return None
-    return LEARNER_SHARE * _rate(exp.arch, exp.freeze_stride, exp.bs, hw(final_size(exp)))
+    return 1 / (1 / _rate(exp.arch, exp.freeze_stride, exp.bs, hw(final_size(exp))) + LEARNER_S_PER_IMAGE)

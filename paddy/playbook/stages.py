@@ -168,7 +168,8 @@ def rank(r: PlaybookRun, screened: dict) -> dict:
     the best (`choose`), then the rest by error. With no screening, the playbook's first candidate."""
     if screened.get('skipped'):
         print(f"taking forward {r.book.first()}, the playbook's first candidate: {screened['why']}")
-        return dict(chosen=[r.book.first()], indistinguishable=[], why=screened['why'], better_and_faster=[])
+        return dict(chosen=[r.book.first()], indistinguishable=[], why=screened['why'], better_and_faster=[],
+                    unranked=True)
     df = results(r.ws)
     df = df[df.sweep.astype(str).str.startswith(r.sweep_name('screen') + '/')].dropna(subset=['error_rate'])
     if df.empty: raise PaddyError(f"no screening run of {r.name} finished: see {r.ws.sweep(r.sweep_name('screen'))}/")

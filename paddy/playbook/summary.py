@@ -25,7 +25,9 @@ def write(s: State, name: str) -> Path:
         cols = [c for c in ('experiment', 'runs', 'error_rate', 'tta_error_rate', 'lo', 'hi', 'same_as_best',
                                'fit_time', 'score') if c in p]
         out += ['## Candidates (screening)\n', markdown_table(p[cols])]
-    if 'rank' in st:
+    if 'rank' in st and st['rank'].get('unranked'):
+        out += ['## Chosen\n', f"{', '.join(st['rank']['chosen'])}, unranked: nothing was screened (above).\n"]
+    elif 'rank' in st:
         r = st['rank']
         out += ['## Chosen\n', f"By TTA error, with a paired bootstrap over the shared validation images: "
                 f"{', '.join(r['chosen']) or 'none'}; {r['why']}. Better and faster than the median: "

@@ -56,8 +56,7 @@ def slowdown(small: Experiment, large: Experiment) -> float | None:
 
 @lru_cache
 def _rate(arch: str, freeze_stride: int, bs: int, size) -> float:
-    print(f"probing {arch}'s training step at {size} (rows, cols), bs {bs}: no run measured yet", flush=True)
-    return step_images_per_s(arch, freeze_stride, bs, size)
+    return step_images_per_s(arch, freeze_stride, bs, size)  # quiet: a refused budget says one line, after it
 
 
 def learner_images_per_s(exp: Experiment) -> float | None:

@@ -158,7 +158,7 @@ def test_a_split_too_small_to_rank_the_candidates_skips_screening(book, comp):
     assert S.shrink(r) == dict(data=str(comp)) and not Path('data').exists()  # no small copy for no screening
     r.book = replace(r.book, screen_resolve=0.5)  # 7 images tell apart candidates 37 points apart: screen them
     assert [e.label for e in S.screen_plan(r, comp)[0]] == ['tiny', 'tiny@lr=0.02']
-    keep, _, epochs, why = S.final_plan(r, ['tiny'], dict(skipped=True))
+    keep, _, epochs, why, _ = S.final_plan(r, ['tiny'], dict(skipped=True))
     assert why.startswith('no screening run measured whether') and len(keep) == 2  # both repeats, epochs first
 
 
@@ -282,6 +282,42 @@ def test_runs_that_still_underfit_get_epochs_before_more_runs():
     e, keep, drop = P.epochs_for(make, 4, 50.0, devices=2, epochs_first=True)  # a second device's run costs no time
     assert (e, [k.label for k in keep]) == (8, ['a', 'b'])
     assert P.epochs_for(make, 4, 70.0)[:2] == (5, P.epochs_for(make, 4, 70.0)[1])  # without it, as before
+
+
+def test_sizes_grow_by_the_models_stride_as_far_as_a_training_crop_holds_pixels(tiny_spec):
+    from dataclasses import replace
+    e = load_experiment(str(tiny_spec), ['item_size=256', 'aug_size=192', 'min_scale=0.75'])
+    assert P.growths(e) == [224 / 192]  # a training crop holds 0.90 of 256 px: 230, room for 224 and not 256
+    assert P.grown(e, 224 / 192).aug_size == 224 and P.grown(e, 1.0) is e
+    rect = replace(e, item_size=(480, 360), aug_size=(224, 168))
+    assert [round(g * 224) for g in P.growths(rect)] == list(range(256, 433, 32))
+    assert P.grown(rect, 256 / 224).aug_size == (256, 192)  # its aspect kept
+    assert P.grown(replace(rect, aug_size=(224, 168)), 3.0).aug_size == (480, 360)  # never past the item
+    assert P.growths(replace(e, aug_sizes=((128, 128), (192, 192)))) == []  # progressive sizes: a schedule already
+
+
+def test_at_the_ceiling_of_epochs_the_rest_of_the_budget_buys_a_larger_size(book, comp):
+    "More epochs first; once the runs have the most the plan gives, the size grows, trading up to a third of them."
+    from dataclasses import replace
+    from paddy.playbook import stages as S
+    b = replace(load_playbook(str(book)), final_sets=['item_size=128', 'aug_size=32'])
+    r = S.PlaybookRun(b, 'tinybook-comp', comp, 1.0)
+    base = S.experiments(r, 'final', [b.first()])[0]
+    assert P.growths(base) == [2.0, 3.0]  # 64 and 96 px
+
+    def make(e, g=1.0): return [P.Estimate('a', e * g ** 2, 'm'), P.Estimate('b', e * g ** 2, 'm')]
+    top = P.UNDERFIT_EPOCHS * b.final_epochs  # 6
+    keep = make(top)[:1]
+    assert S.larger(r, base, make, top, keep, 6.0, 1, True) == (1.0, None)  # no time to spare
+    assert S.larger(r, base, make, top - 1, keep, 1e9, 1, True) == (1.0, None)  # below the ceiling: epochs first
+    assert S.larger(r, base, make, P.MAX_EPOCHS, keep, 1e9, 1, False)[0] == 3.0  # where runs fit: MAX_EPOCHS' 3
+    g, (e, runs) = S.larger(r, base, make, top, keep, 30.0, 1, True)  # 6 epochs at 64 px: 24 s
+    assert (g, e, [(x.label, x.seconds) for x in runs]) == (2.0, 6, [('a', 24.0)])  # only the runs kept
+    g, (e, runs) = S.larger(r, base, make, top, keep, 40.0, 1, True)  # at 96 px 4 epochs (36 s), the floor: 2/3 of 6
+    assert (g, e) == (3.0, 4)
+    assert S.larger(r, base, make, top, keep, 35.0, 1, True)[0] == 2.0  # 96 px would leave too few epochs
+    keep, drop, epochs, why, grow = S.final_plan(r, [b.first()], {}, 1e9)  # real probes of the tiny model's steps
+    assert (epochs, grow) == (top, 3.0) and why.endswith('6 epochs at 96 px rather than 6 at 32 px'), why
 
 
 @pytest.mark.parametrize('how', ['--status', '--dry-run', None])

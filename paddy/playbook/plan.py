@@ -2,7 +2,7 @@
 by each image's cost (its pixels, to a power a little over 1), images and epochs; the runs that fit in the hours
 left, in rank order over the devices, and those dropped."""
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..spec import Experiment, final_size, hw
 
@@ -28,6 +28,13 @@ MAX_EPOCHS = 3         # final runs take up to this many times the playbook's fi
 # than leave the rest of the budget unused: Lite0's final runs on DeepWeeds gained from 5 to 8 to 12 epochs, their
 # validation loss still falling, and held at 24 gained again (docs/benchmarks.md)
 UNDERFIT_EPOCHS = 6
+# where the runs' epochs reach their ceiling with time to spare, the rest buys pixels: a larger final size, at the most
+# epochs that fit, down to this share of the ceiling (Lite0 held, 24 epochs on DeepWeeds: its validation loss stopped
+# falling over the last seven, its training loss over the last five, and a fifth of the 2T budget went unused)
+GROW_KEEP = 2 / 3
+# sizes a multiple of the model's total stride apart: between two of them a step costs about as much as at the larger
+# (Lite0's training step held to stride 8 on 2 CPU cores: 31 img/s at 192 px, 22.8 at 208, 21.7 at 224)
+GROW_PX = 32
 
 
 def duration(seconds: float) -> str:
@@ -150,6 +157,24 @@ def epochs_for(make, base: int, seconds_left: float, devices: int = 1,
             if e >= base or k == 1: return e, keep, runs[k:]
             break  # too few epochs for all k: try one run fewer
     return 1, *fit(make(1), seconds_left, devices)
+
+
+def growths(exp: Experiment) -> list[float]:
+    """The factors, smallest first, that take `exp`'s final size up `GROW_PX` at a time on its long side, as far as
+    the pixels a training crop holds (its item's side times `train_scale`: beyond, a view is only upsampled); none for
+    progressive resizing, whose sizes are a schedule of their own."""
+    from ..data.tfms import train_scale
+    if exp.aug_sizes: return []
+    long, most = max(hw(exp.aug_size)), max(hw(exp.item_size)) * train_scale(exp.min_scale)
+    return [(long + d) / long for d in range(GROW_PX, int(most - long) + 1, GROW_PX)]
+
+
+def grown(exp: Experiment, factor: float) -> Experiment:
+    "`exp` with its final size `factor` times as large on each side, aspect kept, in multiples of 8, within its item."
+    if factor == 1 or exp.aug_sizes: return exp
+    (h, w), (H, W) = hw(exp.aug_size), hw(exp.item_size)
+    r, c = min(H, round(h * factor / 8) * 8), min(W, round(w * factor / 8) * 8)
+    return replace(exp, aug_size=r if r == c else (r, c))
 
 
 def table(keep: list[Estimate], drop: list[Estimate], seconds_left: float) -> str:

@@ -31,10 +31,10 @@ def dry_run(r: S.PlaybookRun, state: dict | None) -> dict:
     if 'rank' not in stages and est:
         print(f"  the final sweep takes the top {r.book.top} by TTA error, within noise the faster and more diverse "
               f"first; until screening ranks them, the plan shows the first {len(chosen)}")
-    keep, drop, epochs, why = S.final_plan(r, chosen, stages.get('screen', {}), left)
+    keep, drop, epochs, why, grow = S.final_plan(r, chosen, stages.get('screen', {}), left)
     print(P.table(keep, drop, left) + f'\n  epochs: {epochs} ({why})')
     return dict(screen=[vars(e) for e in est], keep=[vars(e) for e in keep], drop=[vars(e) for e in drop],
-                epochs=epochs)
+                epochs=epochs, grow=grow)
 
 
 def play(name: str, data=None, hours: float | None = None, run: str | None = None, dry: bool = False,

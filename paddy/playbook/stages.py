@@ -1,7 +1,7 @@
 """The seven stages of a playbook, each a function of the run so far that returns what it records: check the data, make
 the small copy, screen the candidates, rank them, train the top ones at full size, ensemble them, check (and submit)
 the submission. Training goes through `paddy sweep`, which never retrains a finished run."""
-import time
+import math, time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from ..files import read_json, write_json
 from ..report import plot, ranking
 from ..record import read_record
 from ..results import fit_flag, metas, results
-from ..spec import assignments, final_size, load as load_experiment
+from ..spec import assignments, final_size, hw, load as load_experiment
 from ..tables import table_text
 from ..sweep import devices, finished, sweep
 from ..workspace import Workspace, here
@@ -51,16 +51,19 @@ def spec_file(exp, folder: Path) -> Path:
     return f
 
 
-def experiments(r: PlaybookRun, stage: str, labels: list[str] | None = None, epochs: int | None = None) -> list:
+def experiments(r: PlaybookRun, stage: str, labels: list[str] | None = None, epochs: int | None = None,
+                grow: float = 1.0) -> list:
     """The candidates (or those of `labels`) as experiments of `stage` (screen or final), named by their labels; a
-    final one with `epochs` where given (the budget's), else the playbook's."""
+    final one with `epochs` where given (the budget's), else the playbook's, and its size `grow` times as large
+    (`plan.grown`)."""
     b, out = r.book, []
     for exp, sets in b.candidate_sets():
         lab = label(exp, sets)
         if labels is not None and lab not in labels: continue
         extra = [*b.screen_sets, f'epochs={b.screen_epochs}'] if stage == 'screen' else [
             *b.final_sets, f'epochs={epochs or b.final_epochs}']
-        out.append(replace(load_experiment(exp, [*extra, *sets]), name=lab))  # the candidate's own sets win
+        e = replace(load_experiment(exp, [*extra, *sets]), name=lab)  # the candidate's own sets win
+        out.append(P.grown(e, grow) if stage == 'final' else e)
     return out if labels is None else sorted(out, key=lambda e: labels.index(e.name))
 
 
@@ -211,12 +214,13 @@ def probed(measured, planned, px: float, source: str) -> tuple[float, str]:
 
 
 def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
-               seconds_left: float | None = None) -> tuple[list[P.Estimate], list[P.Estimate], int, str]:
+               seconds_left: float | None = None) -> tuple[list[P.Estimate], list[P.Estimate], int, str, float]:
     """Each chosen candidate's final runs, estimated from its own screening run (else the rate on record), those that
     fit `seconds_left` (default: the time left now, less `plan.MARGIN` of the budget), their epochs, and why: with a
     budget, the most that fit (`plan.epochs_for`), more epochs before more runs where every screening run ended still
-    underfitting (an ensemble of runs that have not fitted buys less than one run trained longer: docs/benchmarks.md);
-    else the playbook's."""
+    underfitting (an ensemble of runs that have not fitted buys less than one run trained longer: docs/benchmarks.md),
+    and a larger size where the epochs reach their ceiling with time to spare (`larger`); else the playbook's. Last, the
+    factor of that growth (1: none)."""
     n, n_test = counts(r.data)
     left = r.left() - r.margin() if seconds_left is None else seconds_left
     rates, flags = {}, {}
@@ -232,10 +236,12 @@ def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
         else: (px, source), overhead = measured_rate(r.ws, e), P.PRIOR_STARTUP_S[device()]
         rates[e.name] = px, source, overhead
 
-    def make(epochs: int) -> list[P.Estimate]:
+    def make(epochs: int, grow: float = 1.0) -> list[P.Estimate]:
         out = []
-        for e in experiments(r, 'final', chosen, epochs):
+        for base, e in zip(experiments(r, 'final', chosen, epochs), experiments(r, 'final', chosen, epochs, grow)):
             px, source, overhead = rates[e.name]
+            if grow != 1:  # the larger size measured as the base one was: from its screening run, else afresh
+                px, source = probed(base, e, px, source) if e.name in flags else measured_rate(r.ws, e)
             one = P.estimate(e, e.name, n, n_test, px, source, r.book.folds, overhead, e.pretrained is not False,
                              r.book.final_full)
             out += [P.Estimate(f'{e.name} #{k}' if r.book.repeat > 1 else e.name, one.seconds, source, one.runs)
@@ -243,13 +249,42 @@ def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
         return out
     devs = len(devices(r.gpus))
     if r.hours is None or left == float('inf'):
-        return *P.fit(make(r.book.final_epochs), left, devs), r.book.final_epochs, "the playbook's: no budget"
+        return *P.fit(make(r.book.final_epochs), left, devs), r.book.final_epochs, "the playbook's: no budget", 1.0
     underfit = bool(flags) and all(f == 'underfits' for f in flags.values())
-    epochs, keep, drop = P.epochs_for(make, r.book.final_epochs, left, devs, epochs_first=underfit or not flags)
+    first = underfit or not flags
+    epochs, keep, drop = P.epochs_for(make, r.book.final_epochs, left, devs, epochs_first=first)
     why = ("the screening runs ended still underfitting (training loss above validation loss): more epochs before "
            "more runs" if underfit else "no screening run measured whether the recipe fits: more epochs before more "
            "runs" if not flags else "the most at which the runs fit")
-    return keep, drop, epochs, why
+    base = experiments(r, 'final', chosen[:1])[0]
+    grow, more = larger(r, base, make, epochs, keep, left, devs, first)
+    if grow != 1:
+        why += (f"; at the ceiling of {epochs} epochs the rest of the budget buys pixels: {more[0]} epochs at "
+                f"{size_words(final_size(P.grown(base, grow)))} rather than {epochs} at {size_words(final_size(base))}")
+        epochs, keep = more
+    return keep, drop, epochs, why, grow
+
+
+def larger(r: PlaybookRun, base, make, epochs: int, keep: list[P.Estimate], left: float, devs: int,
+           first: bool) -> tuple[float, tuple[int, list[P.Estimate]] | None]:
+    """Where the `keep` runs' `epochs` are at the plan's ceiling (`plan.UNDERFIT_EPOCHS` or `MAX_EPOCHS` times the
+    playbook's): the largest growth of the final size (`plan.growths` of `base`, each measured) at which they still end
+    within `left` with at least `plan.GROW_KEEP` of those epochs, and their epochs and estimates there; more epochs
+    first, then a larger size. 1 and None where nothing grows."""
+    ceiling = (P.UNDERFIT_EPOCHS if first else P.MAX_EPOCHS) * r.book.final_epochs
+    if epochs < ceiling or not keep or r.book.folds: return 1.0, None
+    best = 1.0, None
+    for g in P.growths(base):
+        for e in range(epochs, math.ceil(P.GROW_KEEP * epochs) - 1, -1):
+            runs = make(e, g)[:len(keep)]
+            if not P.fit(runs, left, devs)[1]: best = g, (e, runs); break
+        else: break  # a larger size fits no better
+    return best
+
+
+def size_words(size) -> str:
+    h, w = hw(size)
+    return f'{h} px' if h == w else f'{h}×{w} px'
 
 
 def final(r: PlaybookRun, chosen: list[str], screened: dict) -> dict:
@@ -257,8 +292,8 @@ def final(r: PlaybookRun, chosen: list[str], screened: dict) -> dict:
     f = r.folder / 'final-plan.json'
     if f.exists(): plan = read_json(f, "move it aside: the final stage plans again")
     else:
-        keep, drop, epochs, why = final_plan(r, chosen, screened)
-        plan = dict(keep=[vars(e) for e in keep], drop=[vars(e) for e in drop], epochs=epochs, why=why)
+        keep, drop, epochs, why, grow = final_plan(r, chosen, screened)
+        plan = dict(keep=[vars(e) for e in keep], drop=[vars(e) for e in drop], epochs=epochs, why=why, grow=grow)
         write_json(f, plan)
     keep, drop = [P.Estimate(**e) for e in plan['keep']], [P.Estimate(**e) for e in plan['drop']]
     notes = ([f"the playbook's {r.book.final_epochs}, scaled to the budget"] if plan['epochs'] != r.book.final_epochs
@@ -266,14 +301,16 @@ def final(r: PlaybookRun, chosen: list[str], screened: dict) -> dict:
     print(P.table(keep, drop, r.left()) + f"\n  epochs: {plan['epochs']}" + (f" ({'; '.join(notes)})" if notes else ''))
     labels = sorted({e.label.split(' #')[0] for e in keep}, key=chosen.index)
     if not labels: raise PaddyError(f"no final run fits in the {P.duration(r.left())} left: give more --hours")
-    specs = [spec_file(e, r.folder / 'specs' / 'final') for e in experiments(r, 'final', labels, plan['epochs'])]
+    exps = experiments(r, 'final', labels, plan['epochs'], plan.get('grow', 1.0))
+    specs = [spec_file(e, r.folder / 'specs' / 'final') for e in exps]
     repeat = r.book.repeat if all(sum(e.label.split(' #')[0] == lab for e in keep) == r.book.repeat
                                   for lab in labels) else 1
     done = sweep([str(s) for s in specs], repeat=repeat, gpus=r.gpus, data=str(r.data), name=r.sweep_name('final'),
                  hours=r.left() / 3600 if r.hours else None, ws=r.ws, folds=r.book.folds or None,
                  full=r.book.final_full)
     return dict(runs=sorted(m.run for m in done.values()), planned=plan['keep'], dropped=plan['drop'],
-                estimate=sum(e.seconds for e in keep), epochs=plan['epochs'], why=plan.get('why'))
+                estimate=sum(e.seconds for e in keep), epochs=plan['epochs'], why=plan.get('why'),
+                size=size_words(final_size(exps[0])))
 
 
 def ensemble(r: PlaybookRun, runs: list[str]) -> dict:

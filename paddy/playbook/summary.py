@@ -35,7 +35,8 @@ def write(s: State, name: str) -> Path:
     if 'final' in st and st['final'].get('epochs'):
         why = st['final'].get('why') or ("the most at which every planned run fits the budget" if s.info['args'].get(
             'hours') else "the playbook's: no budget")
-        out += [f"Final runs: {st['final']['epochs']} epochs (fine_tune's frozen one aside): {why}.\n"]
+        at = f" at {st['final']['size']}" if st['final'].get('size') else ''
+        out += [f"Final runs: {st['final']['epochs']} epochs{at} (fine_tune's frozen one aside): {why}.\n"]
     if 'final' in st and st['final'].get('dropped'):
         out += [f"Dropped by the time plan: {', '.join(e['label'] for e in st['final']['dropped'])}.\n"]
     rows = [dict(stage=k, seconds=st[k]['seconds'] if k in st else None,

@@ -272,6 +272,8 @@ def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or sp
           = None,
           folds: Annotated[Optional[int], typer.Option(
               '--folds', help='make each job a CV run of K folds (paddy train EXP --folds K)')] = None,
+          full: Annotated[bool, typer.Option(
+              '--full', help='make each job a final fit on every training image (paddy train EXP --full)')] = False,
           engine: Annotated[str, typer.Option(
               help="local: this machine's GPUs; ray: a Ray cluster's, one run per GPU (pip install 'paddy\\[ray]', "
                    "see docs/cluster.md)")] = 'local',
@@ -285,7 +287,8 @@ def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or sp
     try:
         with stoppable():
             sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb, fit_memory=fit_memory,
-                  hours=hours, folds=folds, engine=engine, address=address, test_preds=not no_test_preds)
+                  hours=hours, folds=folds, engine=engine, address=address, test_preds=not no_test_preds,
+                  full=full)
     except KeyboardInterrupt:
         typer.echo('paddy sweep: stopped; run the same command again to finish the runs left', err=True)
         raise typer.Exit(130)

@@ -297,7 +297,7 @@ def test_sizes_grow_by_the_models_stride_as_far_as_a_training_crop_holds_pixels(
 
 
 def test_at_the_ceiling_of_epochs_the_rest_of_the_budget_buys_a_larger_size(book, comp):
-    "More epochs first; once the runs have the most the plan gives, the size grows, trading up to a third of them."
+    "More epochs first; once the runs have three times the playbook's, the size grows, trading up to a third of them."
     from dataclasses import replace
     from paddy.playbook import stages as S
     b = replace(load_playbook(str(book)), final_sets=['item_size=128', 'aug_size=32'])
@@ -308,16 +308,17 @@ def test_at_the_ceiling_of_epochs_the_rest_of_the_budget_buys_a_larger_size(book
     def make(e, g=1.0): return [P.Estimate('a', e * g ** 2, 'm'), P.Estimate('b', e * g ** 2, 'm')]
     top = P.UNDERFIT_EPOCHS * b.final_epochs  # 6
     keep = make(top)[:1]
-    assert S.larger(r, base, make, top, keep, 6.0, 1, True) == (1.0, None)  # no time to spare
-    assert S.larger(r, base, make, top - 1, keep, 1e9, 1, True) == (1.0, None)  # below the ceiling: epochs first
-    assert S.larger(r, base, make, P.MAX_EPOCHS, keep, 1e9, 1, False)[0] == 3.0  # where runs fit: MAX_EPOCHS' 3
-    g, (e, runs) = S.larger(r, base, make, top, keep, 30.0, 1, True)  # 6 epochs at 64 px: 24 s
+    assert S.larger(r, base, make, top, keep, 6.0, 1) == (1.0, None)  # no time to spare
+    assert S.larger(r, base, make, P.MAX_EPOCHS - 1, keep, 1e9, 1) == (1.0, None)  # too few epochs yet: epochs first
+    assert S.larger(r, base, make, P.MAX_EPOCHS, keep, 1e9, 1)[0] == 3.0  # three times the playbook's: pixels
+    g, (e, runs) = S.larger(r, base, make, top, keep, 30.0, 1)  # 6 epochs at 64 px: 24 s
     assert (g, e, [(x.label, x.seconds) for x in runs]) == (2.0, 6, [('a', 24.0)])  # only the runs kept
-    g, (e, runs) = S.larger(r, base, make, top, keep, 40.0, 1, True)  # at 96 px 4 epochs (36 s), the floor: 2/3 of 6
+    g, (e, runs) = S.larger(r, base, make, top, keep, 40.0, 1)  # at 96 px 4 epochs (36 s), the floor: 2/3 of 6
     assert (g, e) == (3.0, 4)
-    assert S.larger(r, base, make, top, keep, 35.0, 1, True)[0] == 2.0  # 96 px would leave too few epochs
+    assert S.larger(r, base, make, top, keep, 35.0, 1)[0] == 2.0  # 96 px would leave too few epochs
     keep, drop, epochs, why, grow = S.final_plan(r, [b.first()], {}, 1e9)  # real probes of the tiny model's steps
     assert (epochs, grow) == (top, 3.0) and why.endswith('6 epochs at 96 px rather than 6 at 32 px'), why
+    assert 'past 3 epochs the rest of the budget buys pixels' in why
 
 
 @pytest.mark.parametrize('how', ['--status', '--dry-run', None])

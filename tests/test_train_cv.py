@@ -179,6 +179,8 @@ def test_a_sweep_makes_cv_runs_and_resumes_a_stopped_one(comp, tiny_spec):
     full = Sweep([str(tiny_spec)], data=comp, full=True)  # the final fits of a playbook with final_full
     assert '--full' in full.command('tiny-1') and '--full' not in cmd and full.name not in (s.name, plain.name)
     with pytest.raises(PaddyError, match='not both'): Sweep([str(tiny_spec)], data=comp, folds=3, full=True)
+    r = CliRunner().invoke(app, ['sweep', str(tiny_spec), '--data', str(comp), '--full', '--folds', '3'])
+    assert r.exit_code == 2 and 'not both' in r.output and not Path('sweeps').exists(), r.output  # the flag reaches it
     cv = Path('models/tiny-abc123.folds')
     cv.mkdir(parents=True)
     (cv / 'cv.json').write_text(json.dumps(dict(run='tiny-abc123', settings=dict(sweep=f'{s.name}/tiny-1'))))

@@ -257,22 +257,21 @@ def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
            "more runs" if underfit else "no screening run measured whether the recipe fits: more epochs before more "
            "runs" if not flags else "the most at which the runs fit")
     base = experiments(r, 'final', chosen[:1])[0]
-    grow, more = larger(r, base, make, epochs, keep, left, devs, first)
+    grow, more = larger(r, base, make, epochs, keep, left, devs)
     if grow != 1:
-        why += (f"; at the ceiling of {epochs} epochs the rest of the budget buys pixels: {more[0]} epochs at "
-                f"{size_words(final_size(P.grown(base, grow)))} rather than {epochs} at {size_words(final_size(base))}")
+        why += (f"; past {P.MAX_EPOCHS * r.book.final_epochs} epochs the rest of the budget buys pixels: "
+                f"{more[0]} epochs at {size_words(final_size(P.grown(base, grow)))} rather than {epochs} at "
+                f"{size_words(final_size(base))}")
         epochs, keep = more
     return keep, drop, epochs, why, grow
 
 
-def larger(r: PlaybookRun, base, make, epochs: int, keep: list[P.Estimate], left: float, devs: int,
-           first: bool) -> tuple[float, tuple[int, list[P.Estimate]] | None]:
-    """Where the `keep` runs' `epochs` are at the plan's ceiling (`plan.UNDERFIT_EPOCHS` or `MAX_EPOCHS` times the
-    playbook's): the largest growth of the final size (`plan.growths` of `base`, each measured) at which they still end
-    within `left` with at least `plan.GROW_KEEP` of those epochs, and their epochs and estimates there; more epochs
-    first, then a larger size. 1 and None where nothing grows."""
-    ceiling = (P.UNDERFIT_EPOCHS if first else P.MAX_EPOCHS) * r.book.final_epochs
-    if epochs < ceiling or not keep or r.book.folds: return 1.0, None
+def larger(r: PlaybookRun, base, make, epochs: int, keep: list[P.Estimate], left: float,
+           devs: int) -> tuple[float, tuple[int, list[P.Estimate]] | None]:
+    """Where the `keep` runs have at least `plan.MAX_EPOCHS` times the playbook's epochs: the largest growth of the
+    final size (`plan.growths` of `base`, each measured) at which they still end within `left` with at least
+    `plan.GROW_KEEP` of their `epochs`, and their epochs and estimates there. 1 and None where nothing grows."""
+    if epochs < P.MAX_EPOCHS * r.book.final_epochs or not keep or r.book.folds: return 1.0, None
     best = 1.0, None
     for g in P.growths(base):
         for e in range(epochs, math.ceil(P.GROW_KEEP * epochs) - 1, -1):

@@ -179,6 +179,11 @@ def test_a_sweep_makes_cv_runs_and_resumes_a_stopped_one(comp, tiny_spec):
     full = Sweep([str(tiny_spec)], data=comp, full=True)  # the final fits of a playbook with final_full
     assert '--full' in full.command('tiny-1') and '--full' not in cmd and full.name not in (s.name, plain.name)
     with pytest.raises(PaddyError, match='not both'): Sweep([str(tiny_spec)], data=comp, folds=3, full=True)
+    from types import SimpleNamespace
+    from paddy.sweep.driver import outcome
+    assert outcome(SimpleNamespace(error_rate=None, run='tiny-f'), dict(rc=0), 'l') == 'every image, tiny-f'  # no error
+    assert outcome(SimpleNamespace(error_rate=0.25, run='tiny-v'), dict(rc=0), 'l') == 'error 0.2500, tiny-v'
+    assert outcome(None, dict(rc=3), 'x.log') == 'FAILED (exit 3), see x.log'
     r = CliRunner().invoke(app, ['sweep', str(tiny_spec), '--data', str(comp), '--full', '--folds', '3'])
     assert r.exit_code == 2 and 'not both' in r.output and not Path('sweeps').exists(), r.output  # the flag reaches it
     cv = Path('models/tiny-abc123.folds')

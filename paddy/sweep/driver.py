@@ -43,6 +43,12 @@ def sweep(exps, repeat=1, gpus=None, sets=(), data=None, name=None, wandb=False,
         finally: runner.close()
 
 
+def outcome(meta, out: dict, log) -> str:
+    "What became of a job: its run and error (none for a fit on every image, which validates nothing), or its failure."
+    if meta: return (f"error {meta.error_rate:.4f}" if meta.error_rate is not None else 'every image') + f", {meta.run}"
+    return f"FAILED ({out['lost']})" if out.get('lost') else f"FAILED (exit {out.get('rc')}), see {log}"
+
+
 def _sweep(s: Sweep, runner, hours: float | None) -> dict:
     deadline, took, skipped, busy = None, [], [], []
     done = finished(s.name, s.ws)
@@ -77,9 +83,7 @@ def _sweep(s: Sweep, runner, hours: float | None) -> dict:
             if rc == 0: counter[0] += 1
             if rc == 0 and not out.get('already'): took.append(out['seconds'])
             meta = finished(s.name, s.ws).get(job) if rc == 0 else None
-            what = (f"error {meta.error_rate:.4f}, {meta.run}" if meta else
-                    f"FAILED ({out['lost']})" if out.get('lost') else
-                    f'FAILED (exit {rc}), see {s.log(job)}')
+            what = outcome(meta, out, s.log(job))
             if out.get('node'): what += f", on {out['where']}" + (', resumed' if out.get('resumed') else '')
             if out.get('already'): what += ', finished by its earlier attempt'
             print(f"  [{counter[0]}/{len(s.exp)}] {job}: {what}, {out.get('seconds', 0):.0f}s", flush=True)

@@ -63,8 +63,10 @@ def stoppable():
 
 def quiet_loaders(hook, unraisable):
     "Pass `unraisable` to `hook` unless it is a data loader's report of the workers that a stop killed."
-    where = getattr(type(unraisable.object), '__module__', '') or getattr(unraisable.object, '__module__', '') or ''
-    if where.startswith('torch.utils.data') or issubclass(unraisable.exc_type, (KeyboardInterrupt, ConnectionError)):
+    o = unraisable.object  # an iterator, or the `__del__` that failed: a stop inside an iterator's __init__ leaves it
+    where = (getattr(type(o), '__module__', None) or '', getattr(o, '__module__', None) or '')  # half built
+    if any(w.startswith('torch.utils.data') for w in where) or issubclass(unraisable.exc_type,
+                                                                         (KeyboardInterrupt, ConnectionError)):
         return
     hook(unraisable)
 

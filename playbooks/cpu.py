@@ -7,7 +7,7 @@ Where the validation split is too small to rank the candidates (DeepWeeds' 450 i
 apart, at either budget), the screening's share goes to the first candidate's final run instead; and the final runs
 fit on every labelled image, a quarter more, since what decides accuracy here is how much each run learns, and with
 one run there is nothing to choose by validation. A budget that gives the final run 12 epochs or more spends the rest
-on its size, up to 224 px: at 2T of the fastai notebook's time, 18 epochs at 224 px rather than 24 at 192."""
+on its size, up to 224 px: at 2T of the fastai notebook's time, 18 to 22 epochs at 224 px rather than 24 at 192."""
 candidates = [
     'efficientnet_lite0',
     ('efficientnet_lite0', ['resize=crop']),

@@ -219,8 +219,8 @@ def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
     fit `seconds_left` (default: the time left now, less `plan.MARGIN` of the budget), their epochs, and why: with a
     budget, the most that fit (`plan.epochs_for`), more epochs before more runs where every screening run ended still
     underfitting (an ensemble of runs that have not fitted buys less than one run trained longer: docs/benchmarks.md),
-    and a larger size where the epochs reach their ceiling with time to spare (`larger`); else the playbook's. Last, the
-    factor of that growth (1: none)."""
+    and a larger size where the runs have `plan.MAX_EPOCHS` times the playbook's epochs with time to spare (`larger`);
+    else the playbook's. Last, the factor of that growth (1: none)."""
     n, n_test = counts(r.data)
     left = r.left() - r.margin() if seconds_left is None else seconds_left
     rates, flags = {}, {}

@@ -51,19 +51,16 @@ def spec_file(exp, folder: Path) -> Path:
     return f
 
 
-def experiments(r: PlaybookRun, stage: str, labels: list[str] | None = None, epochs: int | None = None,
-                grow: float = 1.0) -> list:
+def experiments(r: PlaybookRun, stage: str, labels: list[str] | None = None, epochs: int | None = None) -> list:
     """The candidates (or those of `labels`) as experiments of `stage` (screen or final), named by their labels; a
-    final one with `epochs` where given (the budget's), else the playbook's, and its size `grow` times as large
-    (`plan.grown`)."""
+    final one with `epochs` where given (the budget's), else the playbook's."""
     b, out = r.book, []
     for exp, sets in b.candidate_sets():
         lab = label(exp, sets)
         if labels is not None and lab not in labels: continue
         extra = [*b.screen_sets, f'epochs={b.screen_epochs}'] if stage == 'screen' else [
             *b.final_sets, f'epochs={epochs or b.final_epochs}']
-        e = replace(load_experiment(exp, [*extra, *sets]), name=lab)  # the candidate's own sets win
-        out.append(P.grown(e, grow) if stage == 'final' else e)
+        out.append(replace(load_experiment(exp, [*extra, *sets]), name=lab))  # the candidate's own sets win
     return out if labels is None else sorted(out, key=lambda e: labels.index(e.name))
 
 
@@ -238,7 +235,8 @@ def final_plan(r: PlaybookRun, chosen: list[str], screened: dict,
 
     def make(epochs: int, grow: float = 1.0) -> list[P.Estimate]:
         out = []
-        for base, e in zip(experiments(r, 'final', chosen, epochs), experiments(r, 'final', chosen, epochs, grow)):
+        for base in experiments(r, 'final', chosen, epochs):
+            e = P.grown(base, grow)
             px, source, overhead = rates[e.name]
             if grow != 1:  # the larger size measured as the base one was: from its screening run, else afresh
                 px, source = probed(base, e, px, source) if e.name in flags else measured_rate(r.ws, e)
@@ -300,7 +298,7 @@ def final(r: PlaybookRun, chosen: list[str], screened: dict) -> dict:
     print(P.table(keep, drop, r.left()) + f"\n  epochs: {plan['epochs']}" + (f" ({'; '.join(notes)})" if notes else ''))
     labels = sorted({e.label.split(' #')[0] for e in keep}, key=chosen.index)
     if not labels: raise PaddyError(f"no final run fits in the {P.duration(r.left())} left: give more --hours")
-    exps = experiments(r, 'final', labels, plan['epochs'], plan.get('grow', 1.0))
+    exps = [P.grown(e, plan.get('grow', 1.0)) for e in experiments(r, 'final', labels, plan['epochs'])]
     specs = [spec_file(e, r.folder / 'specs' / 'final') for e in exps]
     repeat = r.book.repeat if all(sum(e.label.split(' #')[0] == lab for e in keep) == r.book.repeat
                                   for lab in labels) else 1

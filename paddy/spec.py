@@ -23,6 +23,7 @@ class Experiment:
     flip: bool = True
     epochs: int = 12
     lr: typing.Union[float, str] = 0.01  # or 'find': fastai's finder chooses it before the first epoch (its valley)
+    lr_mult: float = 100.0             # fine_tune's: the pretrained body trains at lr / lr_mult, the head at lr
     accum: int = 1                     # micro-batches per step; the effective batch stays `bs`
     bs: int = 64
     seed: typing.Optional[int] = 42    # validation split; None draws a fresh one (ensemble diversity)
@@ -216,6 +217,9 @@ def _techniques(exp: Experiment):
         raise PaddyError(f"{exp.name}: label_smoothing={exp.label_smoothing} must be in [0, 1): 0.1 is usual, 0 is off")
     if not 0 <= exp.ema < 1:
         raise PaddyError(f"{exp.name}: ema={exp.ema} must be a decay in [0, 1): 0.999 is usual, 0 is off")
+    if not (math.isfinite(exp.lr_mult) and exp.lr_mult >= 1):
+        raise PaddyError(f"{exp.name}: lr_mult={exp.lr_mult} must be ≥ 1: the body's rate is lr / lr_mult (fastai's "
+                         "fine_tune: 100)")
     if exp.freeze_stride < 0:
         raise PaddyError(f"{exp.name}: freeze_stride={exp.freeze_stride} must be a stride ≥ 0, e.g. 8, or 0 for none")
     sizes = [hw(s) for s in exp.aug_sizes]

@@ -66,3 +66,31 @@ def test_an_unfinished_run_leaves_nothing(tmp_path):
     for f in (m / 's.pkl', p / 's.npz', m / 's.json'): f.write_text('whole')
     with pytest.raises(RuntimeError), whole_or_nothing('s', ws): raise RuntimeError
     assert all(f.exists() for f in (m / 's.pkl', p / 's.npz'))
+
+
+class PeakLrs(Callback):
+    "The highest rate each parameter group reached in the whole-model fit (after fine_tune's frozen epoch)."
+    def before_fit(self): self.peak = None
+    def after_batch(self):
+        if getattr(self.learn, 'epoch0', 0) != 1: return  # the frozen epoch's schedule is the head's alone
+        lrs = [h['lr'] for h in self.learn.opt.hypers]
+        self.peak = lrs if self.peak is None else [max(a, b) for a, b in zip(self.peak, lrs)]
+
+
+@pytest.mark.parametrize('lr_mult', [100, 4])
+def test_the_body_trains_at_lr_over_lr_mult(lr_mult):
+    "fine_tune's discriminative rates: the head at lr / 2, the pretrained body `lr_mult` times lower."
+    import fastai.callback.schedule  # noqa: F401  (fit_one_cycle, as fastai.vision.all brings it)
+    from paddy.train.loop import fit
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 3, 8, 8), torch.randint(0, 10, (32,))
+    body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    model = nn.Sequential(body, nn.Linear(8, 10))
+    dl = DataLoader(list(zip(x, y)), bs=8, shuffle=False, drop_last=False)
+    peak = PeakLrs()
+    learn = Learner(DataLoaders(dl, dl), model, loss_func=CrossEntropyLossFlat(), opt_func=SGD, cbs=[peak],
+                    splitter=lambda m: [list(m[0].parameters()), list(m[1].parameters())])
+    with learn.no_bar(), learn.no_logging(): fit(learn, 2, lr=0.02, pretrained=True, lr_mult=lr_mult)
+    body_lr, head_lr = peak.peak
+    assert 0.009 < head_lr <= 0.01  # one cycle's peak, lr / 2, sampled at 8 batches
+    assert body_lr / head_lr == pytest.approx(1 / lr_mult)

@@ -104,10 +104,11 @@ def whole_or_nothing(run: str, ws: Workspace, resume_as: str | None = None):
         raise
 
 
-def fit(learn, epochs: int, lr: float, pretrained: bool, start: int = 0, state: Path | None = None):
-    """fastai's `fine_tune` for pretrained weights (one frozen epoch, then `epochs` whole); random init has nothing to
-    protect, so it trains whole from the first epoch. A resumed run skips the `start` epochs it finished, after
-    loading their `state`."""
+def fit(learn, epochs: int, lr: float, pretrained: bool, start: int = 0, state: Path | None = None,
+        lr_mult: float = 100):
+    """fastai's `fine_tune` for pretrained weights (one frozen epoch, then `epochs` whole, the body `lr_mult` times
+    slower than the head); random init has nothing to protect, so it trains whole from the first epoch. A resumed run
+    skips the `start` epochs it finished, after loading their `state`."""
     say = print if distributed.is_main() else (lambda *a: None)
     if pretrained and start < 1:
         say('frozen: 1 epoch of the new head alone')  # fastai prints a table for each phase, with the same header
@@ -119,7 +120,8 @@ def fit(learn, epochs: int, lr: float, pretrained: bool, start: int = 0, state: 
     learn.epoch0 = int(pretrained)
     if pretrained:
         say(f'unfrozen: {epochs} epochs of the whole model')
-        learn.fit_one_cycle(epochs, slice(lr / 2 / 100, lr / 2), pct_start=0.3, div=5.0, start_epoch=max(0, start - 1))
+        learn.fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2), pct_start=0.3, div=5.0,
+                            start_epoch=max(0, start - 1))
     else: learn.fit_one_cycle(epochs, lr, start_epoch=start)
     del learn.epoch0
 

@@ -10,7 +10,8 @@ one run there is nothing to choose by validation. A budget that gives the final 
 on its size, up to 224 px: at 2T of the fastai notebook's time, 18 to 22 epochs at 224 px rather than 24 at 192.
 
 The body trains at a third of the head's rate (`lr_mult=3`), not fine_tune's hundredth: on DeepWeeds a 5-epoch run's
-test accuracy went from 0.686 to 0.791 with nothing else changed (`benchmarks/body_lr.py`)."""
+test accuracy went from 0.686 to 0.791 with nothing else changed (`benchmarks/body_lr.py`), and this playbook's, at
+once and twice a fastai notebook's time, from 0.803 and 0.853 to 0.898 and 0.927 (docs/benchmarks.md)."""
 candidates = [
     'efficientnet_lite0',
     ('efficientnet_lite0', ['resize=crop']),

@@ -26,12 +26,13 @@ MARGIN = 0.05          # of a budget, kept for the ensemble, its check and what 
 MAX_EPOCHS = 3         # final runs take up to this many times the playbook's final_epochs when the budget has room
 # where screening ended underfitting, the runs the budget holds at MAX_EPOCHS take up to this many times instead, rather
 # than leave the rest of the budget unused: Lite0's final runs on DeepWeeds gained from 5 to 8 to 12 epochs, their
-# validation loss still falling, and held at 24 gained again (docs/benchmarks.md)
+# validation loss still falling, and held at 24 gained again (docs/benchmarks.md; all at fastai's lr_mult of 100)
 UNDERFIT_EPOCHS = 6
 # once the runs have `MAX_EPOCHS` times the playbook's epochs, the rest of a budget buys pixels before more epochs: a
 # larger final size, at the most epochs that then fit, down to this share of those the plan gave. Lite0 held on
 # DeepWeeds, every image, 2T: 24 epochs at 192 px reached 0.837 test accuracy, its validation loss flat over its last
-# seven; 18 and 22 epochs at 224 px reached 0.853 and 0.837 (docs/benchmarks.md): no worse, and the budget is spent
+# seven; 18 and 22 epochs at 224 px reached 0.853 and 0.837 (docs/benchmarks.md): no worse, and the budget is spent.
+# With the body at a third of the head's rate (lr_mult=3), 22 epochs at 224 px reached 0.927
 GROW_KEEP = 2 / 3
 # sizes a multiple of the model's total stride apart: between two of them a step costs about as much as at the larger
 # (Lite0's training step held to stride 8 on 2 CPU cores: 31 img/s at 192 px, 22.8 at 208, 21.7 at 224)

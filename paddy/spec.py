@@ -23,7 +23,7 @@ class Experiment:
     flip: bool = True
     epochs: int = 12
     lr: typing.Union[float, str] = 0.01  # or 'find': fastai's finder chooses it before the first epoch (its valley)
-    lr_mult: float = 100.0             # fine_tune's: the pretrained body trains at lr / lr_mult, the head at lr
+    lr_mult: float = 100.0             # fine_tune's: after its frozen epoch the body trains lr_mult times slower
     accum: int = 1                     # micro-batches per step; the effective batch stays `bs`
     bs: int = 64
     seed: typing.Optional[int] = 42    # validation split; None draws a fresh one (ensemble diversity)

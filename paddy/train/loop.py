@@ -104,8 +104,8 @@ def whole_or_nothing(run: str, ws: Workspace, resume_as: str | None = None):
         raise
 
 
-def fit(learn, epochs: int, lr: float, pretrained: bool, start: int = 0, state: Path | None = None,
-        lr_mult: float = 100):
+def fit(learn, epochs: int, lr: float, pretrained: bool, start: int = 0, state: Path | None = None, *,
+        lr_mult: float):
     """fastai's `fine_tune` for pretrained weights (one frozen epoch, then `epochs` whole, the body `lr_mult` times
     slower than the head); random init has nothing to protect, so it trains whole from the first epoch. A resumed run
     skips the `start` epochs it finished, after loading their `state`."""

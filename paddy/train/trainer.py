@@ -199,7 +199,7 @@ def fit_run(r: Run, ws: Workspace) -> float:
     cbs = saving + [resume.quiet_skips()] + r.tricks
     with r.learn.added_cbs(cbs), distributed.training(r.learn), r.compiling or nullcontext():
         fit(r.learn, r.exp.epochs, r.lr, r.weights.pretrained, r.start, r.state['pth'] if r.start else None,
-            r.exp.lr_mult)
+            lr_mult=r.exp.lr_mult)
     r.compile_in_fit = r.compiling.seconds if r.compiling else 0.0
     if saving: r.history = saving[0].history
     return time.perf_counter() - t0 - r.compile_in_fit

@@ -157,14 +157,57 @@ def cache(clear: Annotated[bool, typer.Option('--clear', help='remove every cach
 
 @app.command()
 @friendly
-def predict(run: str, data: DATA = None,
-            out: Annotated[Optional[Path], typer.Option(help='where to write (default preds/RUN.npz)')] = None,
+def predict(model: Annotated[str, typer.Argument(help='a run, an export folder, or an exported ensemble')],
+            folder: Annotated[Optional[Path], typer.Argument(
+                help='photos to label, searched recursively (without it: the competition test set, for a run)',
+                show_default=False)] = None,
+            data: DATA = None,
+            out: Annotated[Optional[Path], typer.Option(
+                help='where to write: with FOLDER a CSV (default preds/folders/MODEL-DATE-TIME.csv); without, an .npz '
+                     '(default preds/RUN.npz where the run has none, else preds/predicted/RUN-DATE-TIME.npz)')] = None,
+            top_k: Annotated[int, typer.Option('--top-k', help='with FOLDER: how many labels a photo')] = 1,
+            tta: Annotated[bool, typer.Option(
+                '--tta', help="with FOLDER: a run's TTA, or an export's views (plain and mirrored)")] = False,
+            probs: Annotated[bool, typer.Option('--probs', help='with FOLDER: a column per class too')] = False,
             trust: Annotated[bool, typer.Option(
                 '--trust', help='load a .pkl from outside models/ (unpickling runs the code it holds)')] = False):
-    "Recompute RUN's TTA probabilities from its exported model (e.g. on CPU, or on another test folder)."
-    from .predict import predict
+    """Label every photo under FOLDER as a CSV, from a run, an export or an exported ensemble; or, without FOLDER,
+    recompute a run's TTA probabilities of the competition's validation split and test set."""
     plain_logs()
-    predict(run, data=data, out=out, trust=trust)
+    if folder is None:
+        from .predict import predict
+        predict(model, data=data, out=out, trust=trust)
+        return
+    from .infer import predict_folder
+    written, n, failed = predict_folder(model, folder, here(), out=out, top_k=top_k, tta=tta, probs=probs, trust=trust)
+    typer.echo(f"wrote {written}: {n} photos" + (f", {failed} of them unreadable (their rows name the error)"
+                                                  if failed else ''))
+    if failed: raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def export(run: Annotated[Optional[str], typer.Argument(help='a finished run in models/', show_default=False)] = None,
+           ensemble: Annotated[Optional[str], typer.Option(
+               '--ensemble', help='an ensemble in submissions/ instead, by its name: each member once')] = None,
+           out: Annotated[Optional[Path], typer.Option(help='the folder to write (default exports/NAME)')] = None,
+           data: DATA = None):
+    """Write RUN as a folder that loads without paddy, fastai or pickle: model.safetensors, config.json, a model card
+    and predict.py, checked against the Learner's own predictions first."""
+    from .export import export, export_ensemble
+    if (run is None) == (ensemble is None): raise PaddyError("name a run, or --ensemble NAME (one of the two)")
+    if ensemble: export_ensemble(ensemble, here(), out=out, data=data)
+    else: export(run, here(), out=out, data=data)
+
+
+@app.command()
+@friendly
+def push(export: Annotated[Path, typer.Argument(help='a folder `paddy export` wrote')],
+         repo: Annotated[str, typer.Argument(help='the model repo on the Hugging Face Hub: USER/NAME')],
+         private: Annotated[bool, typer.Option('--private', help='make the repo private when creating it')] = False):
+    "Upload an export to the Hugging Face Hub (the token from HF_TOKEN or `hf auth login`)."
+    from .push import push
+    push(export, repo, private=private)
 
 
 @app.command()

@@ -11,6 +11,7 @@ current folder; a test makes one under its own temporary folder.
     sweeps/<name>/              a sweep's arguments and one log a job
     playbooks/<name>/           a playbook's state
     submissions/<name>.csv|json an ensemble's submission and its record; submissions/log.csv what was submitted
+    exports/<run>/              a run (or an ensemble) exported to load anywhere: model.safetensors, config.json, …
     reports/                    reports, interpretations, curves and lr-find plots
     data/                       the competition's files and the small copies made of them
     kaggle-runs.csv             what was pushed to Kaggle
@@ -20,7 +21,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 COMPETITION = 'paddy-disease-classification'
-FOLDERS = ('models', 'preds', 'folds', 'sweeps', 'playbooks', 'submissions', 'reports', 'data')
+FOLDERS = ('models', 'preds', 'folds', 'sweeps', 'playbooks', 'submissions', 'reports', 'data', 'exports')
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Workspace:
     submissions: Path | None = None
     reports: Path | None = None
     data: Path | None = None
+    exports: Path | None = None
 
     def __post_init__(self):
         object.__setattr__(self, 'root', Path(self.root))
@@ -81,6 +83,8 @@ class Workspace:
     def playbook_state(self, name: str) -> Path: return self.playbook(name) / 'state.json'
     def submission(self, name: str) -> Path: return self.submissions / f'{name}.csv'
     def ensemble_record(self, name: str) -> Path: return self.submissions / f'{name}.json'
+    def export(self, name: str) -> Path: return self.exports / name
+    def folder_preds(self, model: str, when: str) -> Path: return self.preds / 'folders' / f'{model}-{when}.csv'
     def interpretation(self, name: str) -> Path: return self.reports / f'interpret-{name}'
     def report(self, name: str, ext: str) -> Path: return self.reports / f'{name}.{ext}'
     def competition(self) -> Path: return self.data / COMPETITION

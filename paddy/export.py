@@ -9,7 +9,7 @@ from . import portable
 from .data import find_data, read_train
 from .errors import PaddyError
 from .files import folder_once, never_overwrite, sha256
-from .predict import disease_vocab, load_model, model_file
+from .predict import load_model, model_file
 from .provenance import stamp
 from .record import read_record
 from .workspace import Workspace
@@ -38,7 +38,7 @@ def network(learn, run: str, arch: str) -> tuple[dict, dict]:
     "The config's architecture and head, and the weights under `portable.Net`'s names (`body.`, `head.`)."
     import timm, torch.nn as nn
     from fastai.vision.learner import TimmBody
-    m = learn.model
+    m = getattr(learn.model, '_orig_mod', learn.model)  # torch.compile's wrapper, where a model was wrapped
     if not (isinstance(m, nn.Sequential) and len(m) == 2 and isinstance(m[0], TimmBody)):
         raise PaddyError(f"{run}: {arch} is not a timm model with fastai's head, so it cannot be exported: export "
                          "needs a timm arch (see timm.list_models)")
@@ -111,7 +111,6 @@ def write_export(learn, rec, dest: Path, ws: Workspace, data=None) -> dict:
     arch, sd = network(learn, rec.run, rec.experiment.arch)
     save_file(sd, str(dest / 'model.safetensors'), metadata={'format': 'pt'})
     gs = groups(learn)
-    if gs[0]['labels'] != [str(v) for v in disease_vocab(learn.dls)]: raise PaddyError(f"{rec.run}: vocab mismatch")
     cfg = dict(format='paddy-export', schema=portable.SCHEMA, **arch, groups=gs,
                labels=gs[0]['labels'], num_classes=sum(len(g['labels']) for g in gs),  # timm's names, for its tools
                preprocess=preprocess(learn, rec), tta=['plain', 'flip'] if rec.experiment.flip else ['plain'],
@@ -137,6 +136,7 @@ def write(path: Path, d: dict): Path(path).write_text(json.dumps(d, indent=1, de
 
 def export(run: str, ws: Workspace, out: Path | None = None, data=None) -> Path:
     "Export finished run `run` to `out` (default exports/RUN/), whole or not at all."
+    if out: never_overwrite(out, hint='pass --out OTHER, or move it aside')
     pkl, run = model_file(run, ws)
     rec = read_record(pkl.with_suffix('.json'))
     out = Path(out) if out else ws.export(run)
@@ -152,6 +152,7 @@ def export(run: str, ws: Workspace, out: Path | None = None, data=None) -> Path:
 def export_ensemble(name: str, ws: Workspace, out: Path | None = None, data=None) -> Path:
     "Export ensemble `name`'s members once each into `out`/members/, with its weights in ensemble.json."
     from .ensemble import recorded
+    if out: never_overwrite(out, hint='pass --out OTHER, or move it aside')
     meta, _ = recorded(name, ws, keys=('run',))
     if meta.get('method') == 'vote':
         raise PaddyError(f"ensemble {name} votes, and an export averages probabilities: make one without --vote")

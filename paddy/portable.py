@@ -36,7 +36,7 @@ class Net(nn.Module):
         if not timm.is_model(cfg['architecture']):
             made = cfg.get('provenance', {}).get('exported', {}).get('versions', {}).get('timm')
             raise ExportError(f"timm {timm.__version__} has no architecture '{cfg['architecture']}': install the timm "
-                              f"this export was made with ({made})")
+                              "this export was made with" + (f" ({made})" if made else ''))
         self.body = timm.create_model(cfg['architecture'], pretrained=False, num_classes=0, **cfg['model_args'])
         self.features, self.head = cfg['body'], nn.Sequential(*[LAYERS[d['type']](d) for d in cfg['head']])
 

@@ -84,7 +84,7 @@ def commands():
 def test_every_help_works():
     "Rich reads `[...]` in a help text as markup: `owner/slug[/version]` once crashed `paddy kaggle status --help`."
     every = list(commands())
-    assert ('kaggle', 'status') in every and ('train',) in every and len(every) == 24
+    assert ('kaggle', 'status') in every and ('export',) in every and ('push',) in every and len(every) == 26
     for c in every:
         r = run(*c, '--help')
         assert r.exit_code == 0 and 'Usage' in r.output and 'Traceback' not in r.output, (c, r.output)

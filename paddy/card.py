@@ -9,7 +9,8 @@ DATA_TERMS = {'paddy-disease-classification': "Kaggle's Paddy Doctor competition
                                               "competition; the Paddy Doctor data set (Petchiammal et al., 2023) "
                                               "has its own terms",
               'deepweeds': 'DeepWeeds (Olsen et al., Scientific Reports 9, 2058, 2019), CC BY 4.0',
-              'demo': "scikit-learn's digits (UCI Optical Recognition of Handwritten Digits), CC BY 4.0"}
+              'demo': "scikit-learn's digits (UCI Optical Recognition of Handwritten Digits), CC BY 4.0",
+              'rice': 'photos from dnth/paddy_disease_detection; its brown_spot ones CC BY 4.0 (Roboflow)'}
 
 
 def interval(err: float | None, n: int | None) -> str:

@@ -100,7 +100,7 @@ def model(name: str, ws: Workspace, trust: bool = False):
 
 def check_without_folder(name: str, top_k: int, tta: bool, probs: bool):
     "`paddy predict MODEL` alone recomputes a run's competition predictions: refuse what only a FOLDER can take."
-    if Path(name).is_dir():
+    if any((Path(name) / f).is_file() for f in ('config.json', 'ensemble.json')):
         raise PaddyError(f"{name} is an export: give a FOLDER of photos to label, e.g. paddy predict {name} photos/")
     if top_k != 1 or tta or probs:
         raise PaddyError(f"--top-k, --tta and --probs are for labelling a FOLDER: give one, e.g. paddy predict {name} "

@@ -3,8 +3,9 @@ for their resize method, the top two trained at 192 px for 4 epochs with an EMA,
 pretrained stages up to stride 8: an epoch at 192 px took 84 s on 2 cores, not 140. Sized for about an hour with a few
 thousand images (DeepWeeds, docs/benchmarks.md).
 
-Where the validation split is too small to rank the candidates (DeepWeeds' 450 images could not tell any of five
-apart, at either budget), the screening's share goes to the first candidate's final run instead; and the final runs
+Where the validation split is too small to rank the candidates (on DeepWeeds' 450 images the Lite0 variants were
+within noise of each other at either budget, and only Lite1 was set aside, at 2T), the screening's share goes to
+the first candidate's final run instead; and the final runs
 fit on every labelled image, a quarter more, since what decides accuracy here is how much each run learns, and with
 one run there is nothing to choose by validation. A budget that gives the final run 12 epochs or more spends the rest
 on its size, up to 224 px: at 2T of the fastai notebook's time, 18 to 22 epochs at 224 px rather than 24 at 192.

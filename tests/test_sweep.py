@@ -97,6 +97,10 @@ def test_sweep_arguments_are_checked_before_any_run(comp, monkeypatch):
     monkeypatch.setenv('PADDY_DATA', str(comp))
     one_line_error(run('sweep', 'demo_lite0', '--repeat', '0'), '--repeat 0')
     one_line_error(run('sweep', 'demo_lite0', '--gpus', '0'), 'leave out --gpus')
+    from paddy.sweep.jobs import run_env
+    from paddy.sweep.local import Local, devices
+    assert devices('none') == [''] and run_env('', 1)['CUDA_VISIBLE_DEVICES'] == ''  # the help's "none": CPU, even
+    assert Local('none').open(None) == 'CPU, one at a time'                          # on a machine with GPUs
     assert not Path('models').exists()
 
 

@@ -7,9 +7,10 @@ from .jobs import execute, let_end
 
 
 def devices(gpus: str | None) -> list[str | None]:
-    "The GPUs to use, one process each; `[None]` is the CPU, one run at a time."
+    "The GPUs to use, one process each; `[None]` (no GPU here) or `['']` (`none`) is the CPU, one run at a time."
     import torch
     n = torch.cuda.device_count()
+    if gpus is not None and gpus.strip().lower() == 'none': return ['']  # CUDA_VISIBLE_DEVICES='': no GPU, even here
     if gpus is None: return [str(i) for i in range(n)] or [None]
     ids = [g.strip() for g in gpus.split(',') if g.strip()]
     bad = [g for g in ids if not g.isdigit() or int(g) >= n]
@@ -43,7 +44,7 @@ class Local:
     def __init__(self, gpus: str | None = None): self.devs = devices(gpus)
 
     def open(self, s) -> str:
-        return 'CPU, one at a time' if self.devs == [None] else f"GPU {','.join(self.devs)}, one run per GPU"
+        return 'CPU, one at a time' if self.devs in ([None], ['']) else f"GPU {','.join(self.devs)}, one run per GPU"
 
     def close(self): pass
 

@@ -80,3 +80,23 @@ def test_every_make_target_the_docs_show_exists():
     ('`.venv/bin/paddy export RUN --ensemble best --out x`', None)])
 def test_the_check_fails_on_a_misspelt_option_or_command(doc, why):
     assert [check(w) for w in mentions(doc)] == [why]
+
+
+def slug(heading: str) -> str:
+    "GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."
+    return re.sub(r'[^\w\- ]', '', heading.strip().lower()).replace(' ', '-')
+
+
+def test_every_link_between_the_docs_leads_somewhere():
+    wrong = []
+    for doc in DOCS:
+        if doc.suffix != '.md': continue
+        for target in re.findall(r'\]\(([^)\s]+)\)', doc.read_text()):
+            if re.match(r'[a-z]+:', target): continue  # a web address
+            path, _, anchor = target.partition('#')
+            dest = (doc.parent / path).resolve() if path else doc
+            if not dest.exists(): wrong.append(f'{doc.relative_to(ROOT)}: {target}: no such file')
+            elif anchor and dest.suffix == '.md' and anchor not in {slug(h) for h in re.findall(
+                    r'^#+ (.*)$', dest.read_text(), re.M)}:
+                wrong.append(f'{doc.relative_to(ROOT)}: {target}: no such heading')
+    assert not wrong, '\n'.join(wrong)

@@ -1,11 +1,12 @@
 """`paddy`: one thin command per library function; bad input ends in one line and exit code 2."""
-import dataclasses, functools, sys, warnings
+import dataclasses, functools, sys
 from pathlib import Path
 from typing import Annotated, List, Optional, Tuple
 
 import typer
 
 from .data import COMPETITION
+from . import compat, stops
 from .errors import PaddyError, from_os_error
 from .kaggle.kernel import ACCELERATOR, GPUS
 from .workspace import Workspace, here
@@ -13,8 +14,7 @@ from .workspace import Workspace, here
 # rich markup, whatever typer's default: a `[` in a help text is written `\[` (tests/test_cli.py tries every --help)
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode='rich',
                   help="Road to the Top for Paddy Doctor: experiments → train → TTA → ensemble → submission.")
-# noise from an import, not the user's doing
-warnings.filterwarnings('ignore', category=FutureWarning, module='torch.jit')
+stops.quiet('import')
 
 # options that several commands share, defined once
 DATA = Annotated[Optional[Path], typer.Option(
@@ -48,10 +48,7 @@ def plain_logs():
     """Into a file or pipe (a sweep's log, CI), keep fastai's epoch table but not its bars: fastprogress 1.x reads
     `stdout.isatty` without calling it, so it would write every bar update into the log, and each bar prints a `█`
     to test the terminal's encoding, through the module's own `print`, which NO_BAR does not stop."""
-    if not sys.stdout.isatty():
-        import fastprogress.fastprogress as fp
-        fp.NO_BAR = True
-        fp.print = lambda *args, **kwargs: None  # its table lines go through WRITER_FN, the builtin print, untouched
+    if not sys.stdout.isatty(): compat.fastprogress_plain()
 
 
 def friendly(fn):
@@ -99,7 +96,7 @@ def train(exp: Annotated[Optional[str],
     from .train import Settings
     from .train.cv import start
     from .owner import die_with_parent
-    from .train.loop import stoppable, stopping
+    from .stops import stoppable, stopping
     plain_logs(); die_with_parent()
     settings = Settings(data=None if data is None else str(data), cache=not no_cache, gpu_cache=not no_gpu_cache,
                         precision=precision,
@@ -327,7 +324,7 @@ def sweep(exps: Annotated[List[str], typer.Argument(help='experiment names or sp
           no_test_preds: NO_TEST_PREDS = False):
     "Train every EXP REPEAT times from a queue, a log file per run; stopped and started again, it skips finished runs."
     from .sweep import sweep
-    from .train.loop import stoppable
+    from .stops import stoppable
     try:
         with stoppable():
             sweep(exps, repeat=repeat, gpus=gpus, sets=set_, data=data, name=name, wandb=wandb, fit_memory=fit_memory,
@@ -421,7 +418,7 @@ def playbook(book: Annotated[str, typer.Argument(
     ones at full size within --hours, ensemble them and check (and with --submit, submit) the CSV. Run it again after
     a stop and it goes on from the first unfinished stage, never retraining a finished run."""
     from .playbook import play, progress
-    from .train.loop import stoppable
+    from .stops import stoppable
     if status: return typer.echo(progress(book, data, name))
     if submit and not message: raise PaddyError("--submit needs a message: -m 'what is in it'")
     from .kaggle.lint import check_file

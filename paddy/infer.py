@@ -16,7 +16,8 @@ BS = 32  # photos a batch: memory stays flat however many there are (and 32 ran 
 class Export:
     "An export folder's network: no pickle, so no --trust."
     def __init__(self, folder: Path, weight: float = 1.0):
-        try: self.net, self.cfg = portable.load(folder)
+        import torch
+        try: self.net, self.cfg = portable.load(folder, 'cuda' if torch.cuda.is_available() else 'cpu')
         except portable.ExportError as e: raise PaddyError(str(e)) from None
         self.labels, self.weight = self.cfg['groups'][0]['labels'], weight
 

@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     if not (argv := sys.argv[1:] if argv is None else argv) or argv[0] in ('-h', '--help'):
         print(__doc__.splitlines()[-1].strip(), file=sys.stderr)
         return 2
-    try: net, cfg = load(Path(__file__).resolve().parent)
+    try: net, cfg = load(Path(__file__).resolve().parent, 'cuda' if torch.cuda.is_available() else 'cpu')
     except ExportError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@ import os, signal, sys
 
 import pytest
 
-from paddy.train.loop import quiet_loaders, stoppable, stopping
+from paddy.stops import quiet_loaders, stoppable, stopping
 
 
 class Raises:

@@ -217,3 +217,17 @@ def test_a_run_stopped_and_resumed_ends_as_an_unbroken_one(comp, tiny_spec, monk
     assert np.array_equal(pa['valid_probs'], pb['valid_probs']) and np.array_equal(pa['test_probs'], pb['test_probs'])
     hist = json.loads(Path(f'models/{run}.json').read_text())['history']
     assert [h['epoch'] for h in hist] == [0, 1, 2]
+
+
+def test_a_checkpoint_that_does_not_fit_its_model_is_one_line(tmp_path):
+    "Another model's weights in a run's state: the damaged-file line, not a TypeError (resume_hint took two arguments)."
+    import torch, torch.nn as nn
+    from types import SimpleNamespace
+    from paddy.files import Damaged
+    from paddy.train.resume import restore
+    pth = tmp_path / 'models' / 'tiny-3f9a1c.state' / 'model.pth'
+    pth.parent.mkdir(parents=True)
+    torch.save(dict(model=nn.Linear(4, 4).state_dict(), opt={}, epochs_done=1), pth)
+    with pytest.raises(Damaged) as e: restore(SimpleNamespace(model=nn.Linear(2, 3), opt=None, cbs=[]), pth)
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and str(pth) in msg and 'paddy train tiny' in msg, msg

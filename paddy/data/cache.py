@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..compat import plain_image
 from ..errors import PaddyError
 from ..files import Damaged, damaged
 from ..owner import if_free, turn
@@ -54,7 +55,7 @@ def decode(fn, item: Item) -> np.ndarray:
         im.draft(None, size)
         im.load()
         # a plain Image, as fastai's `load_image` makes: its transforms keep the type they are given
-        im = im._new(im.im)
+        im = plain_image(im)
     if im.mode != 'RGB': im = im.convert('RGB')  # grayscale, CMYK, RGBA, palette; an RGB convert would only copy
     if item.method == 'pad': im = _resize(item)(im, split_idx=1)
     # squish and crop are one bilinear resize (fastai's squish first crops to the whole photo, which changes nothing)

@@ -6,6 +6,7 @@ import os, socket, sys, uuid
 from pathlib import Path
 
 from ..data import find_data
+from ..compat import ray_auto_address
 from ..errors import PaddyError
 from .jobs import execute
 
@@ -55,10 +56,9 @@ def resolve(address: str | None) -> str:
     if address != 'auto':
         reachable(address)
         return address
-    try:
-        from ray._private.services import canonicalize_bootstrap_address  # Ray's own lookup for `auto`
-        found = canonicalize_bootstrap_address('auto')
-    except ImportError: return 'auto'  # another Ray: let it look
+    lookup = ray_auto_address()
+    if lookup is None: return 'auto'  # another Ray: let it look
+    try: found = lookup('auto')
     except ConnectionError as e:  # several clusters here, say
         raise PaddyError(f"--address auto: {str(e).strip().splitlines()[0]}: give the head node's HOST:PORT "
                          f"({DOCS})") from None

@@ -1,18 +1,18 @@
 """`compile = True`: the model compiled in place by `torch.compile`, so its state dict, freezing and export are those of
 the plain model, and the seconds spent compiling are counted apart from the fit."""
-import contextlib, time
+import time
 
+from ..compat import compile_callbacks, dynamo_backends, uncompiled
 from ..errors import PaddyError
 from ..spec import Experiment
 
 
 def check_compile(exp: Experiment):
     "Raise when `exp.compile_backend` is not one of torch's."
-    import torch._dynamo
     if not exp.compile: return
-    if exp.compile_backend not in torch._dynamo.list_backends(exclude_tags=()):
+    if exp.compile_backend not in dynamo_backends(debug=True):
         # torch's own list, without its debugging backends, and aot_eager, which the tests use
-        named = ', '.join(b for b in torch._dynamo.list_backends() if b != 'inductor')
+        named = ', '.join(b for b in dynamo_backends() if b != 'inductor')
         raise PaddyError(f"{exp.name}: compile_backend='{exp.compile_backend}' is not a torch.compile backend: choose "
                          f"inductor (it makes the fast kernels), {named}, or aot_eager (it only traces)")
 
@@ -31,15 +31,11 @@ class Compiling:
         if self.started: self.seconds += time.perf_counter() - self.started.pop()
 
     def __enter__(self):
-        from torch._dynamo import callback_handler
-        callback_handler.register_start_callback(self.start)
-        callback_handler.register_end_callback(self.end)
+        self.registered = compile_callbacks(self.start, self.end)
+        self.registered.__enter__()
         return self
 
-    def __exit__(self, *exc):
-        from torch._dynamo import callback_handler
-        callback_handler.remove_start_callback(self.start)
-        callback_handler.remove_end_callback(self.end)
+    def __exit__(self, *exc): self.registered.__exit__(*exc)
 
     def record(self, exp: Experiment, in_fit: float) -> dict:
         "What the run's .json keeps: how it compiled, the seconds in all and within the fit, and the graphs made."
@@ -57,10 +53,4 @@ def compile_model(learn, exp: Experiment):
     return learn
 
 
-@contextlib.contextmanager
-def plain(model):
-    "`model` without its compiled call while the block runs: what pickles into an export, and loads without a compiler."
-    compiled = model.__dict__.get('_compiled_call_impl')
-    model._compiled_call_impl = None
-    try: yield model
-    finally: model._compiled_call_impl = compiled
+plain = uncompiled  # `model` without its compiled call while the block runs: what pickles into an export

@@ -2,6 +2,8 @@
 of every epoch's batches; the main one alone saves, exports, predicts and writes the run's files."""
 import contextlib, os, subprocess, sys
 
+from .. import compat, stops
+
 
 def world() -> int: return int(os.environ.get('WORLD_SIZE', 1))
 
@@ -43,16 +45,12 @@ def training(learn):
         yield learn
         return
     import torch
-    from fastai.distributed import DistributedDL  # importing it patches Learner.distrib_ctx in
-    if not torch.cuda.is_available(): DistributedDL._broadcast = _broadcast_cpu
+    if not torch.cuda.is_available(): compat.distributed_broadcast(_broadcast_cpu)
     from accelerate.utils import DistributedDataParallelKwargs
     # fastai keeps the whole timm model as the body but calls only its features, so some parameters (convnext's head
     # norm) never get a gradient, which DDP refuses unless told to look for them
     unused = DistributedDataParallelKwargs(find_unused_parameters=True)
-    import warnings
-    # DDP's note that a conv's gradient strides differ from its bucket's (8 lines an epoch) costs a copy, not
-    # correctness
-    warnings.filterwarnings('ignore', message='Grad strides do not match bucket view strides')
+    stops.quiet('ddp strides')  # DDP's note that a conv's gradient strides differ from its bucket's: 8 lines an epoch
     try:
         with learn.distrib_ctx(sync_bn=torch.cuda.is_available(), kwargs_handlers=[unused]):
             yield learn  # SyncBatchNorm: GPUs alone

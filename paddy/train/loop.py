@@ -1,12 +1,12 @@
 """The fit itself: fastai's fine_tune schedule, gradient accumulation across processes, and a stop that leaves no half
 run."""
-import contextlib, os, sys
-from functools import partial
+import contextlib, sys
 from pathlib import Path
 
 from ..errors import PaddyError
 from ..files import Damaged
 from ..spec import Experiment
+from ..stops import stopping
 from ..workspace import Workspace
 from . import distributed, resume
 
@@ -21,57 +21,6 @@ def accum_setup(exp: Experiment, world: int = 1):
     return exp.bs // exp.accum // world, ([GradientAccumulation(exp.bs // world)] if exp.accum > 1 else [])
 
 
-STOPS = []  # the signals that asked this process to stop
-
-
-@contextlib.contextmanager
-def stoppable():
-    """SIGTERM (a scheduler, `timeout`, a stopping sweep) and SIGINT stop the work as Ctrl-C does, even when started
-    with SIGINT ignored (`cmd &` in a script), so an unfinished run still removes its files. On the way out the
-    process's handlers and hooks are as they were: a test or a notebook runs many commands in one process."""
-    import signal
-
-    owner = os.getpid()
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    hook = sys.unraisablehook
-
-    def stop(signum, frame):
-        # a loader worker forked moments ago still holds this handler: the stop is its end, without a traceback
-        if os.getpid() != owner: os._exit(128 + signum)
-        if STOPS:
-            # already stopping: let the first stop's clean-up finish and say how to go on. Linux sends the parent-death
-            # signal again as each thread of a dying multi-threaded parent (a sweep) lets the run go, so a run orphaned
-            # by a killed sweep gets several SIGTERMs; a second KeyboardInterrupt in the clean-up lost its message
-            STOPS.append(signum)
-            return
-        # a stop sent to the whole process group kills the loader workers too: torch's SIGCHLD handler would raise
-        # their deaths anywhere in the clean-up, and the loaders' own clean-up report them; both are the stop
-        # (a Python no-op, not SIG_DFL: a SIGCHLD already caught would then raise "ignored due to race condition")
-        before[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-        sys.unraisablehook = partial(quiet_loaders, hook)
-        STOPS.append(signum)
-        raise KeyboardInterrupt
-    STOPS.clear()  # a new command starts unstopped
-    for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, stop)
-    try: yield
-    finally:
-        for sig, h in before.items(): signal.signal(sig, h if h is not None else signal.SIG_DFL)
-        # after a stop the dead loaders are reported as their iterators are collected, which may be later: their
-        # reports stay filtered, and every other report goes where it went before
-        if not STOPS: sys.unraisablehook = hook
-
-
-def quiet_loaders(hook, unraisable):
-    "Pass `unraisable` to `hook` unless it is a data loader's report of the workers that a stop killed."
-    o = unraisable.object  # an iterator, or the `__del__` that failed: a stop inside an iterator's __init__ leaves it
-    where = (getattr(type(o), '__module__', None) or '', getattr(o, '__module__', None) or '')  # half built
-    if any(w.startswith('torch.utils.data') for w in where) or issubclass(unraisable.exc_type,
-                                                                         (KeyboardInterrupt, ConnectionError)):
-        return
-    hook(unraisable)
-
-
-def stopping() -> bool: return bool(STOPS)
 
 
 def unfinished(run: str, ws: Workspace):

@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .. import owner
+from ..compat import skip_to
 from ..errors import PaddyError
 from ..files import damaged, is_run_name, read_json, replaced, torch_write, write_json
 from ..spec import Experiment, tuples
@@ -102,7 +103,7 @@ def restore(learn, pth: Path):
             if name in ck.get('cbs', {}): cb.load_saved(ck['cbs'][name], learn)
         if 'rng' in ck: set_random_states(learn, ck['rng'])  # last: nothing above may draw after it
     except (RuntimeError, KeyError, ValueError, TypeError) as e:
-        raise damaged(pth, e, resume_hint(run, pth.parent.parent, pth)) from None
+        raise damaged(pth, e, resume_hint(run, pth)) from None
 
 
 def random_states(learn) -> dict:
@@ -164,7 +165,7 @@ def quiet_skips():
     class QuietSkips(Callback):
         order = 10  # before the recorder writes the epoch's row
         def before_epoch(self):
-            skip = any(isinstance(cb, SkipToEpoch) and self.epoch < cb._skip_to for cb in self.learn.cbs)
+            skip = any(isinstance(cb, SkipToEpoch) and self.epoch < skip_to(cb) for cb in self.learn.cbs)
             if skip and not hasattr(self, 'logger_'): self.logger_, self.learn.logger = self.learn.logger, noop
             elif not skip: self._restore()
         def after_fit(self): self._restore()

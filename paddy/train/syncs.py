@@ -14,6 +14,8 @@ from fastai.callback.progress import ProgressCallback as FastaiProgress
 from fastai.learner import AvgSmoothLoss, Recorder
 from fastai.torch_core import to_detach
 
+from ..compat import progress_state
+
 
 class DeviceSmoothLoss(AvgSmoothLoss):
     "fastai's smooth loss, kept where the loss is: the same value, gathered across processes as fastai's, never read."
@@ -47,7 +49,7 @@ class HostLosses(Callback):
 class ProgressCallback(FastaiProgress):
     """fastai's progress bar (named as fastai's, so `learn.no_bar()` finds it), whose comment is the smooth loss of a
     batch or two before: copied into pinned memory without waiting, and shown once it has landed."""
-    _stateattrs = FastaiProgress._stateattrs + ('slots', 'pending')  # CUDA events do not pickle into an export
+    _stateattrs = progress_state('slots', 'pending')  # CUDA events do not pickle into an export
 
     def before_fit(self):
         super().before_fit()

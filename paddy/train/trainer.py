@@ -1,13 +1,13 @@
 """Fine-tune one experiment, export it under a unique run name with its metadata, then score it with TTA:
 `train` is `prepare` → `fit` → `record`."""
-import dataclasses, os, re, sys, time, warnings
+import dataclasses, os, re, sys, time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .. import wandb_io
+from .. import stops, wandb_io
 from ..data import dataloaders, find_data, num_workers, read_train, split_seed, valid_ids
 from ..data.sizes import against
 from ..data.verify import ensure
@@ -140,7 +140,7 @@ def prepare(exp: Experiment, settings: Settings, ws: Workspace, state: dict | No
     learn = speedups(learner(dls, exp, weights, cbs), settings.precision, settings.channels_last)
     if not valid:  # a final fit: nothing to validate, so the epoch table has no validation columns
         learn.recorder.valid_metrics, learn.metrics = False, []
-        warnings.filterwarnings('ignore', message='Your generator is empty')  # fastprogress, of the empty validation
+        stops.quiet('no validation')
     if exp.compile: compile_model(learn, exp)
     found = None
     if exp.lr == lr_find.FIND:

@@ -1,7 +1,8 @@
-"""The run record, `models/<run>.json`: what a finished run is. Training writes it once and last (its presence marks the
-run finished); results, the report, the sweep, the playbook, predict and curves read it. One dataclass with a schema
-version, one reader and one writer, in the manner of Hugging Face's `TrainerState`: every reader gets fields, never
-string keys with fallbacks."""
+"""The run record, `models/<run>.json`: what a finished run is. Training writes it last (its presence marks the run
+finished); an ensemble that takes a run only screened rewrites it whole once, to say when it made its test predictions
+(`predict.with_test`); results, the report, the sweep, the playbook, predict, export and curves read it. One dataclass
+with a schema version, one reader and one writer, in the manner of Hugging Face's `TrainerState`: every reader gets
+fields, never string keys with fallbacks."""
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 

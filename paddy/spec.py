@@ -218,8 +218,8 @@ def _techniques(exp: Experiment):
     if not 0 <= exp.ema < 1:
         raise PaddyError(f"{exp.name}: ema={exp.ema} must be a decay in [0, 1): 0.999 is usual, 0 is off")
     if not (math.isfinite(exp.lr_mult) and exp.lr_mult >= 1):
-        raise PaddyError(f"{exp.name}: lr_mult={exp.lr_mult} must be ≥ 1: the body's rate is lr / lr_mult (fastai's "
-                         "fine_tune: 100)")
+        raise PaddyError(f"{exp.name}: lr_mult={exp.lr_mult} must be ≥ 1: after the frozen epoch the body trains "
+                         "lr_mult times slower than the head (fastai's fine_tune: 100)")
     if exp.freeze_stride < 0:
         raise PaddyError(f"{exp.name}: freeze_stride={exp.freeze_stride} must be a stride ≥ 0, e.g. 8, or 0 for none")
     sizes = [hw(s) for s in exp.aug_sizes]

@@ -1,6 +1,7 @@
-"""The project folder, which is paddy's database: every artefact's path and every lock's name are made here, and
-nowhere else. A `Workspace` is handed to the library's functions, or taken from `here()`, which the CLI sets from the
-current folder; a test makes one under its own temporary folder.
+"""The project folder, which is paddy's database: the path of every artefact in its top folders, and every lock's name,
+is made here. Some names inside sweep, playbook, fold and state folders are still built where they are used (issue 46
+moves them here). A `Workspace` is handed to the library's functions, or taken from `here()`, which the CLI sets from
+the current folder; a test makes one under its own temporary folder.
 
     models/<run>.json           a finished run's record (written last: it marks the run finished)
     models/<run>.pkl            its exported Learner

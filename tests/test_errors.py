@@ -131,7 +131,7 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['train', '{spec}', '--set', 'label_smoothing=1'], 'label_smoothing=1.0 must be in [0, 1)'),
     (['train', '{spec}', '--set', 'label_smoothing=-0.1'], 'label_smoothing=-0.1 must be in [0, 1)'),
     (['train', '{spec}', '--set', 'ema=1'], 'ema=1.0 must be a decay in [0, 1)'),
-    (['train', '{spec}', '--set', 'lr_mult=0.5'], "lr_mult=0.5 must be ≥ 1: the body's rate is lr / lr_mult"),
+    (['train', '{spec}', '--set', 'lr_mult=0.5'], "lr_mult=0.5 must be ≥ 1: after the frozen epoch the body trains lr_mult times slower"),
     (['train', '{spec}', '--set', 'epochs=3', '--set', 'aug_sizes=[64,32]'],
      'aug_sizes=[64, 32] must grow from each size to the next'),
     (['train', '{spec}', '--set', 'epochs=3', '--set', 'aug_sizes=[(64,48),(64,48)]'],
@@ -274,6 +274,12 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(scene, case, monkeypat
     assert out and all(l.startswith(('paddy: error: ', 'note: ')) for l in out), r.output
     assert 'Traceback' not in r.output and needle in out[0], out
     assert tree() == before
+    # docs/errors.md shows what it printed, so a message that changes changes the doc too
+    shown_line = out[0].removeprefix('paddy: error: ').replace(str(comp), 'comp')
+    assert f"| `{shown(case)}` | 2 | {shown_line} |" in DOC, f"docs/errors.md: | `{shown(case)}` | 2 | {shown_line} |"
+
+
+DOC = (Path(__file__).resolve().parent.parent / 'docs' / 'errors.md').read_text()
 
 
 def test_the_cases_are_distinct_and_documented():

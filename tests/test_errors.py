@@ -131,7 +131,7 @@ CASES = [  # (arguments, text the first line must hold[, environment]); {comp} a
     (['train', '{spec}', '--set', 'label_smoothing=1'], 'label_smoothing=1.0 must be in [0, 1)'),
     (['train', '{spec}', '--set', 'label_smoothing=-0.1'], 'label_smoothing=-0.1 must be in [0, 1)'),
     (['train', '{spec}', '--set', 'ema=1'], 'ema=1.0 must be a decay in [0, 1)'),
-    (['train', '{spec}', '--set', 'lr_mult=0.5'], "lr_mult=0.5 must be ≥ 1: after the frozen epoch the body trains lr_mult times slower"),
+    (['train', '{spec}', '--set', 'lr_mult=0.5'], "lr_mult=0.5 must be ≥ 1: after the frozen epoch the body trains"),
     (['train', '{spec}', '--set', 'epochs=3', '--set', 'aug_sizes=[64,32]'],
      'aug_sizes=[64, 32] must grow from each size to the next'),
     (['train', '{spec}', '--set', 'epochs=3', '--set', 'aug_sizes=[(64,48),(64,48)]'],

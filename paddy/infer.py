@@ -95,7 +95,7 @@ def model(name: str, ws: Workspace, trust: bool = False):
     p = Path(name)
     if p.is_dir() and (p / 'ensemble.json').is_file(): return Ensemble(p)
     if p.is_dir() and (p / 'config.json').is_file(): return Export(p)
-    if p.is_dir(): raise PaddyError(f"{p} holds neither config.json nor ensemble.json: make one with `paddy export`")
+    if p.is_dir(): raise PaddyError(f"{p} holds neither config.json nor ensemble.json: create one with `paddy export`")
     return Run(name, ws, trust)
 
 

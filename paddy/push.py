@@ -13,8 +13,8 @@ def kind(folder: Path) -> str:
             try: fmt = json.loads(f.read_text()).get('format')
             except ValueError: fmt = None
             if fmt == what: return what.removeprefix('paddy-')
-    raise PaddyError(f"{folder} is not a paddy export (no config.json or ensemble.json of paddy's): make one with "
-                     "`paddy export RUN`")
+    raise PaddyError(f"{folder} is not a paddy export (no config.json or ensemble.json of paddy's): create one "
+                     "with `paddy export RUN`")
 
 
 def push(folder: Path, repo: str, private: bool = False, api=None) -> str:

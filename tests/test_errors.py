@@ -274,12 +274,17 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(scene, case, monkeypat
     assert out and all(l.startswith(('paddy: error: ', 'note: ')) for l in out), r.output
     assert 'Traceback' not in r.output and needle in out[0], out
     assert tree() == before
-    # docs/errors.md shows what it printed, so a message that changes changes the doc too
+    # docs/errors.md shows what it printed, so a message that changes changes the doc too (but where it names a
+    # temporary path or a time this machine measured)
     shown_line = out[0].removeprefix('paddy: error: ').replace(str(comp), 'comp')
-    assert f"| `{shown(case)}` | 2 | {shown_line} |" in DOC, f"docs/errors.md: | `{shown(case)}` | 2 | {shown_line} |"
+    if shown(case) not in VARIES:
+        row = f"| `{shown(case)}` | 2 | {shown_line} |"
+        assert row in DOC, f"docs/errors.md should hold: {row}"
 
 
 DOC = (Path(__file__).resolve().parent.parent / 'docs' / 'errors.md').read_text()
+VARIES = {'paddy playbook specs/tinybook.py --data {comp} --hours 0.00001',  # a probe's seconds
+          'paddy kaggle run demo_lite0 --set pretrained={spec}'}  # the test's own temporary folder
 
 
 def test_the_cases_are_distinct_and_documented():

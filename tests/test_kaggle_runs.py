@@ -1,5 +1,6 @@
 """`paddy kaggle run/status/pull` through the real kaggle client against the stand-in; the kernel's script run here."""
 import csv, json, os, shutil, subprocess, sys
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,9 @@ def test_push_versions_the_dataset_only_when_it_changed(stub):
             + ['CreateDataset', 'GetDatasetStatus', 'ListDatasetFiles', 'SaveKernel', 'GetAcceleratorQuotaStatistics'])
     files, = stub.datasets['tester/paddy-lib']
     manifest = json.loads(next(v for k, v in files.items() if k.startswith('paddy-') and k.endswith('.json')))
-    assert set(files) == {'paddy-0.1.0-py3-none-any.whl', 'demo_scratch.py', f"paddy-{manifest['bundle']}.json"}
-    assert b'epochs = 1\n' in files['demo_scratch.py'] and files['paddy-0.1.0-py3-none-any.whl'][:2] == b'PK'
+    wheel = f"paddy-{version('paddy')}-py3-none-any.whl"
+    assert set(files) == {wheel, 'demo_scratch.py', f"paddy-{manifest['bundle']}.json"}
+    assert b'epochs = 1\n' in files['demo_scratch.py'] and files[wheel][:2] == b'PK'
     create = dict(stub.calls)['CreateDataset']
     assert create['isPrivate'] is True and create['ownerSlug'] == 'tester' and create['slug'] == 'paddy-lib'
     push = dict(stub.calls)['SaveKernel']

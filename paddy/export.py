@@ -135,6 +135,14 @@ def write_export(learn, rec, dest: Path, ws: Workspace, data=None) -> dict:
     return cfg
 
 
+def cpu_learner(pkl: Path):
+    "Run `pkl`'s Learner on the CPU, where the export is checked: a GPU's kernels would differ in the last bits."
+    learn = load_model(pkl, ours=True)
+    learn.model.cpu()
+    learn.dls.cpu()
+    return learn
+
+
 def write(path: Path, d: dict): Path(path).write_text(json.dumps(d, indent=1, default=str) + '\n')
 
 
@@ -145,9 +153,7 @@ def export(run: str, ws: Workspace, out: Path | None = None, data=None) -> Path:
     rec = read_record(pkl.with_suffix('.json'))
     out = Path(out) if out else ws.export(run)
     never_overwrite(out, hint='pass --out OTHER, or move it aside')  # before loading anything
-    learn = load_model(pkl, ours=True)
-    learn.model.cpu()
-    learn.dls.cpu()
+    learn = cpu_learner(pkl)
     with folder_once(out, hint='pass --out OTHER, or move it aside') as tmp: write_export(learn, rec, tmp, ws, data)
     print(f"{run}: wrote {out}/ (model.safetensors, config.json, README.md, predict.py)")
     return out
@@ -169,9 +175,7 @@ def export_ensemble(name: str, ws: Workspace, out: Path | None = None, data=None
         for k, run in enumerate(weights, 1):
             print(f"[{k}/{len(weights)}] {run}")
             pkl, _ = model_file(run, ws)
-            learn = load_model(pkl, ours=True)
-            learn.model.cpu()
-            learn.dls.cpu()
+            learn = cpu_learner(pkl)
             (tmp / 'members' / run).mkdir(parents=True)
             write_export(learn, read_record(pkl.with_suffix('.json')), tmp / 'members' / run, ws, data)
         write(tmp / 'ensemble.json', dict(format='paddy-ensemble', schema=portable.SCHEMA, name=name,

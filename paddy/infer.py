@@ -7,7 +7,7 @@ import numpy as np
 
 from . import portable
 from .errors import PaddyError
-from .files import never_overwrite
+from .files import never_overwrite, written_once
 from .workspace import Workspace
 
 BS = 32  # photos a batch: memory stays flat however many there are (and 32 ran faster than 64 on 2 CPU cores)
@@ -127,9 +127,7 @@ def predict_folder(name: str, folder: Path, ws: Workspace, out: Path | None = No
     if not 1 <= top_k <= len(m.labels): raise PaddyError(f"--top-k {top_k}: give 1 to {len(m.labels)}")
     head = ['filename'] + [c + ('' if k == 0 else f'_{k + 1}') for k in range(top_k) for c in ('label', 'probability')]
     head += [f'p_{c}' for c in m.labels] * probs + ['error']
-    out.parent.mkdir(parents=True, exist_ok=True)
     failed = 0
-    from .files import written_once
     with written_once(out, hint='pass --out OTHER.csv') as tmp, open(tmp, 'w', newline='') as fh:
         w = csv.writer(fh)
         w.writerow(head)
